@@ -1,0 +1,27 @@
+/* EAL for unit tests: no hugepages, no PCI, a prefix of our own, optional vdevs. */
+#ifndef FERRY_EAL_TEST_H
+#define FERRY_EAL_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <rte_eal.h>
+
+static inline void ferry_test_eal_init(const char *name, const char *const *vdevs, int n_vdevs)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "ferry-test-%s-%d", name, getpid());
+	const char *argv[32] = { "test", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
+				 "--log-level", "error", "-l", "0", "--file-prefix", prefix };
+	int argc = 12;
+	for (int i = 0; i < n_vdevs && argc < 30; i++) {
+		argv[argc++] = "--vdev";
+		argv[argc++] = vdevs[i];
+	}
+	if (rte_eal_init(argc, (char **)argv) < 0) {
+		fprintf(stderr, "EAL init failed\n");
+		exit(1);
+	}
+}
+
+#endif

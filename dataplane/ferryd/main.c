@@ -1,0 +1,302 @@
+/* ferryd: Ferry's dataplane. EAL arguments first, then "--" and ferryd's own:
+ *   ferryd -l 0,1 --vdev net_af_packet0,iface=veth0 ... -- --shm-name ferry0
+ * The main lcore serves the control channel and housekeeping; every other lcore
+ * is a worker. SIGINT/SIGTERM stop it cleanly (ports stopped, segment unlinked, 0). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include "ferry_proto.h"
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../ctl/ctl.h"
+#include "../ctl/shm.h"
+#include "../classifier/flow_table.h"
+#include "../ports/ports.h"
+#include "../pipeline/worker.h"
+
+#define FERRY_VERSION "0.1.0"
+
+struct options {
+	const char *shm_name;
+	uint32_t max_flows;
+	uint16_t nb_rxd;
+	uint16_t nb_txd;
+	uint32_t pmd_sleep_us;
+	uint32_t housekeeping_us;
+	uint32_t ctl_idle_us;
+};
+
+static volatile bool quit;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	quit = true;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferryd [EAL options] -- --shm-name NAME [options]\n"
+		"  --shm-name NAME        POSIX shared memory segment /NAME for ferry-control (required)\n"
+		"  --max-flows N          flow table size (default %u)\n"
+		"  --rxd N / --txd N      rx / tx descriptors per queue (default 1024)\n"
+		"  --pmd-sleep-us N       workers nap N us after a run of empty polls (default 0: pure polling)\n"
+		"  --housekeeping-us N    heartbeat, link and hw-stats period (default 10000)\n"
+		"  --version, --help\n"
+		"Every lcore but the main one is a worker; every probed ethdev is a port.\n",
+		FERRY_DEFAULT_MAX_FLOWS);
+}
+
+static int parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi) {
+		fprintf(stderr, "ferryd: %s: '%s' is not a number in %u..%u\n", opt, s, lo, hi);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { O_SHM = 256, O_FLOWS, O_RXD, O_TXD, O_SLEEP, O_HK, O_VERSION, O_HELP };
+	static const struct option longopts[] = {
+		{ "shm-name", required_argument, NULL, O_SHM },
+		{ "max-flows", required_argument, NULL, O_FLOWS },
+		{ "rxd", required_argument, NULL, O_RXD },
+		{ "txd", required_argument, NULL, O_TXD },
+		{ "pmd-sleep-us", required_argument, NULL, O_SLEEP },
+		{ "housekeeping-us", required_argument, NULL, O_HK },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint32_t v;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_SHM: o->shm_name = optarg; break;
+		case O_FLOWS:
+			if (parse_u32("--max-flows", optarg, 1, 1u << 24, &o->max_flows)) return -1;
+			break;
+		case O_RXD:
+			if (parse_u32("--rxd", optarg, 32, 32768, &v)) return -1;
+			o->nb_rxd = (uint16_t)v;
+			break;
+		case O_TXD:
+			if (parse_u32("--txd", optarg, 32, 32768, &v)) return -1;
+			o->nb_txd = (uint16_t)v;
+			break;
+		case O_SLEEP:
+			if (parse_u32("--pmd-sleep-us", optarg, 0, 100000, &o->pmd_sleep_us)) return -1;
+			break;
+		case O_HK:
+			if (parse_u32("--housekeeping-us", optarg, 1000, 1000000, &o->housekeeping_us)) return -1;
+			break;
+		case O_VERSION: printf("ferryd %s (ABI %u)\n", FERRY_VERSION, FERRY_ABI_VERSION); exit(0);
+		case O_HELP: usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->shm_name == NULL) {
+		fprintf(stderr, "ferryd: --shm-name is required (after the EAL options and '--')\n");
+		return -1;
+	}
+	return 0;
+}
+
+struct slot_reset_ctx {
+	struct ferry_shm *shm;
+};
+
+static void reset_flow_slot(void *arg, uint32_t slot)
+{
+	struct ferry_shm *shm = arg;
+	for (uint32_t w = 0; w < shm->geo.n_workers; w++)
+		memset(ferry_shm_flow_stats(shm, w, slot), 0, sizeof(struct ferry_flow_stats));
+}
+
+static void housekeeping(struct ferry_shm *shm, const struct ferry_ports *ports)
+{
+	uint64_t now = ferry_monotonic_ns();
+	ferry_ports_publish_info(ports, shm->port_info);
+	ferry_ports_publish_stats(ports, shm->port_hw, now);
+	__atomic_store_n(&shm->hdr->heartbeat_ns, now, __ATOMIC_RELEASE);
+	__atomic_store_n(&shm->hdr->heartbeat, shm->hdr->heartbeat + 1, __ATOMIC_RELEASE);
+}
+
+static void nap_us(uint32_t us)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)us * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	static struct ferry_ports ports;
+	static struct ferry_flow_table flows;
+	static struct ferry_shm shm;
+	static struct ferry_ctl ctl;
+	static struct ferry_worker workers[RTE_MAX_LCORE];
+	char err[512] = "";
+	struct options opt = {
+		.max_flows = FERRY_DEFAULT_MAX_FLOWS,
+		.nb_rxd = 1024,
+		.nb_txd = 1024,
+		.housekeeping_us = 10000,
+		.ctl_idle_us = 100,
+	};
+
+	int eal_args = rte_eal_init(argc, argv);
+	if (eal_args < 0) {
+		fprintf(stderr, "ferryd: EAL init failed: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	argc -= eal_args;
+	argv += eal_args;
+	argv[0] = "ferryd";
+	if (parse_options(argc, argv, &opt) < 0) {
+		rte_eal_cleanup();
+		return 2;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	uint16_t n_workers = (uint16_t)rte_lcore_count() - 1;
+	if (n_workers == 0 || n_workers > FERRY_MAX_WORKERS) {
+		fprintf(stderr, "ferryd: needs 1..%u worker lcores besides the main lcore (e.g. -l 0,1); "
+			"got %u\n", FERRY_MAX_WORKERS, n_workers);
+		rte_eal_cleanup();
+		return 1;
+	}
+
+	int rc = 1;
+	struct ferry_ports_config pcfg = {
+		.n_workers = n_workers, .nb_rxd = opt.nb_rxd, .nb_txd = opt.nb_txd, .extra_mbufs = 0,
+	};
+	if (ferry_ports_setup(&ports, &pcfg, err, sizeof(err)) != 0)
+		goto fail_ports;
+
+	struct ferry_shm_geometry geo = {
+		.n_ports = ports.n_ports, .n_workers = n_workers, .max_flows = opt.max_flows,
+	};
+	if (ferry_shm_create(&shm, opt.shm_name, &geo, err, sizeof(err)) != 0)
+		goto fail_ports;
+	shm.hdr->tsc_hz = rte_get_tsc_hz();
+	shm.hdr->start_ns = ferry_monotonic_ns();
+	shm.hdr->housekeeping_us = opt.housekeeping_us;
+
+	size_t qsz = rte_rcu_qsbr_get_memsize(n_workers);
+	struct rte_rcu_qsbr *qsv = rte_zmalloc("ferry_rcu", qsz, RTE_CACHE_LINE_SIZE);
+	if (qsv == NULL || rte_rcu_qsbr_init(qsv, n_workers) != 0) {
+		snprintf(err, sizeof(err), "RCU state: out of memory");
+		goto fail_shm;
+	}
+	if (ferry_flow_table_init(&flows, opt.max_flows, ports.n_ports, qsv, reset_flow_slot, &shm) != 0) {
+		snprintf(err, sizeof(err), "flow table of %u flows: out of memory (raise EAL -m or lower "
+			 "--max-flows)", opt.max_flows);
+		goto fail_rcu;
+	}
+	ferry_ctl_init(&ctl, &shm, &flows);
+
+	/* rx queue q of every port goes to worker q % n_workers */
+	unsigned lcore, wi = 0;
+	RTE_LCORE_FOREACH_WORKER(lcore) {
+		struct ferry_worker *w = &workers[wi];
+		w->id = (uint16_t)wi;
+		w->txq = (uint16_t)wi;
+		w->lcore = lcore;
+		w->n_ports = ports.n_ports;
+		w->sleep_us = opt.pmd_sleep_us;
+		w->stats = &shm.workers[wi];
+		w->flow_stats = ferry_shm_flow_stats(&shm, wi, 0);
+		w->flows = &flows;
+		w->qsv = qsv;
+		w->quit = &quit;
+		ferry_tsc_clock_init(&w->clock);
+		wi++;
+	}
+	for (uint16_t p = 0; p < ports.n_ports; p++) {
+		for (uint16_t q = 0; q < ports.port[p].n_rxq; q++) {
+			struct ferry_worker *w = &workers[q % n_workers];
+			if (w->n_rxq == FERRY_MAX_RXQ_PER_WORKER) {
+				snprintf(err, sizeof(err), "worker %u would poll more than %u queues", w->id,
+					 FERRY_MAX_RXQ_PER_WORKER);
+				goto fail_flows;
+			}
+			w->rxq[w->n_rxq++] = (struct ferry_rxq){ .port = p, .queue = q };
+		}
+	}
+
+	if (ferry_ports_start(&ports, err, sizeof(err)) != 0)
+		goto fail_flows;
+	housekeeping(&shm, &ports);
+
+	for (unsigned i = 0; i < n_workers; i++)
+		rte_eal_remote_launch(ferry_worker_main, &workers[i], workers[i].lcore);
+
+	for (uint16_t p = 0; p < ports.n_ports; p++) {
+		const struct ferry_port *pt = &ports.port[p];
+		printf("ferryd: port %u %s (%s) rxq %u txq %u rxd %u txd %u%s\n", p, pt->name,
+		       pt->info.driver_name, pt->n_rxq, pt->n_txq, pt->nb_rxd, pt->nb_txd,
+		       pt->rss ? " rss" : "");
+	}
+	__atomic_store_n(&shm.hdr->state, FERRY_DP_STATE_RUNNING, __ATOMIC_RELEASE);
+	printf("ferryd: running: %u port(s), %u worker(s), shared memory %s (%zu bytes), pid %d\n",
+	       ports.n_ports, n_workers, shm.name, shm.size, getpid());
+	fflush(stdout);
+
+	uint64_t hk_period = (uint64_t)opt.housekeeping_us * 1000;
+	uint64_t next_hk = ferry_monotonic_ns() + hk_period;
+	while (!quit) {
+		uint32_t handled = ferry_ctl_poll(&ctl, UINT32_MAX);
+		uint64_t now = ferry_monotonic_ns();
+		if (now >= next_hk) {
+			housekeeping(&shm, &ports);
+			next_hk = now + hk_period;
+		}
+		if (handled == 0)
+			nap_us(opt.ctl_idle_us);
+	}
+
+	printf("ferryd: stopping\n");
+	__atomic_store_n(&shm.hdr->state, FERRY_DP_STATE_STOPPING, __ATOMIC_RELEASE);
+	rte_eal_mp_wait_lcore();
+	ferry_ports_stop(&ports);
+	rc = 0;
+fail_flows:
+	ferry_flow_table_fini(&flows);
+fail_rcu:
+	rte_free(qsv);
+fail_shm:
+	ferry_shm_destroy(&shm);
+fail_ports:
+	if (rc != 0) {
+		fprintf(stderr, "ferryd: %s\n", err);
+		if (ports.n_ports)
+			ferry_ports_stop(&ports);
+	}
+	rte_eal_cleanup();
+	return rc;
+}
