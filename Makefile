@@ -1,0 +1,44 @@
+# Ferry: `make demo` and `make test` are all a new machine needs (Debian, as root).
+SHELL := /bin/bash
+DP_BUILD := dataplane/build
+FERRYD := $(DP_BUILD)/ferryd
+export npm_config_nodedir := $(if $(wildcard /usr/include/node),/usr,)
+
+.PHONY: all deps build dataplane control test test-c test-layout test-ts test-integration \
+        demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps dataplane control
+
+dataplane:
+	@if [ ! -f $(DP_BUILD)/build.ninja ]; then meson setup $(DP_BUILD) dataplane >/dev/null; fi
+	@ninja -C $(DP_BUILD) >/dev/null
+
+control:
+	@node proto/gen.mjs --ts control/src/gen/proto.ts
+	@npx tsc -p tsconfig.json
+
+test: build
+	@scripts/run-tests.sh
+
+test-c: build
+	@meson test -C $(DP_BUILD) --print-errorlogs
+
+test-ts: build
+	@node --test build/control/test/
+
+test-integration: build
+	@node --test build/tests/integration/
+
+demo: build
+	@scripts/demo.sh
+
+bench: build
+	@node build/bench/bench.js
+
+clean:
+	rm -rf $(DP_BUILD) build

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# make test: every suite, each reported; fails if any fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+failed=()
+
+section() { printf '\n==== %s\n' "$1"; }
+
+section "C unit tests (meson)"
+meson test -C dataplane/build --print-errorlogs || failed+=("C unit tests")
+
+section "TypeScript unit tests and the layout check"
+node --test --test-reporter=spec build/tests/layout/ build/control/test/ || failed+=("TS unit/layout tests")
+
+section "integration: ferryd + ferry-control in network namespaces"
+node --test --test-reporter=spec --test-concurrency=1 build/tests/integration/ || failed+=("integration tests")
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "make test: FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "make test: all suites passed"
