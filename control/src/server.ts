@@ -1,0 +1,43 @@
+// The HTTP API: fastify 5 + TypeBox, one plugin per resource, problem+json errors.
+import Fastify, { FastifyInstance, FastifyServerOptions, LogController } from 'fastify';
+import { TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import type { FerrydConnection } from './ferryd';
+import { FlowService } from './flows/service';
+import { flowRoutes } from './flows/routes';
+import { portRoutes } from './routes/ports';
+import { healthRoutes } from './routes/health';
+import { FerryMetrics } from './metrics';
+import { registerProblemHandlers } from './problem';
+
+export interface ServerOptions {
+  ferryd: FerrydConnection;
+  /** Defaults to a new FlowService over an in-memory store (registers ferryd's replay handler). */
+  flows?: FlowService;
+  metrics?: FerryMetrics;
+  /** fastify logger option (default: off). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    logController: new LogController({ disableRequestLogging: true }), // no per-request lines
+    bodyLimit: 1024 * 1024,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  // TypeBox checks bodies strictly (no coercion) and converts query/params strings.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  registerProblemHandlers(app);
+
+  const ferryd = opts.ferryd;
+  const flows = opts.flows ?? new FlowService(ferryd, undefined, app.log);
+  const metrics = opts.metrics ?? new FerryMetrics(ferryd);
+
+  await app.register(healthRoutes, { ferryd });
+  await app.register(portRoutes, { ferryd });
+  await app.register(flowRoutes, { flows });
+  app.get('/metrics', async (_req, reply) => {
+    const body = await metrics.render();
+    return reply.type(metrics.contentType).send(body);
+  });
+  return app;
+}

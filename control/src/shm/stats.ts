@@ -1,0 +1,203 @@
+// Reading ferryd's statistics regions: seqlocked port info/hw stats, single-writer worker counters.
+import {
+  PORT_INFO, PORT_HW_STATS, WORKER_STATS, WORKER_PORT_STATS, FLOW_STATS, DropReason,
+  readPortInfo, readPortHwStats, PortInfo, PortHwStats,
+} from '../gen/proto';
+import type { Segment, LiveHeader } from './segment';
+
+const SEQLOCK_RETRIES = 64;
+const WS = WORKER_STATS.fields;
+const WPS = WORKER_PORT_STATS.fields;
+const FS = FLOW_STATS.fields;
+const N_DROP_REASONS = Object.keys(DropReason).length;
+
+export interface PortCounters {
+  rx_packets: bigint;
+  rx_bytes: bigint;
+  tx_packets: bigint;
+  tx_bytes: bigint;
+  rx_dropped: bigint;
+  tx_dropped: bigint;
+}
+export type PortHwCounters = Omit<PortHwStats, 'seq' | 'pad0'>;
+
+export interface PortSnapshot {
+  port_id: number;
+  name: string;
+  driver: string;
+  mac: string;
+  socket_id: number;
+  link: { up: boolean; speed_mbps: number; full_duplex: boolean };
+  mtu: number;
+  rx_queues: number;
+  tx_queues: number;
+  rx_desc: number;
+  tx_desc: number;
+  rss: boolean;
+  promiscuous: boolean;
+  /** Summed over workers. */
+  sw: PortCounters;
+  hw: PortHwCounters;
+  /** false if the seqlock never settled within the retry budget (values may be torn). */
+  consistent: boolean;
+}
+
+export interface WorkerSnapshot {
+  worker: number;
+  lcore_id: number;
+  n_rxq: number;
+  loops: bigint;
+  busy_loops: bigint;
+  busy_cycles: bigint;
+  idle_cycles: bigint;
+  rx_packets: bigint;
+  rx_bursts: bigint;
+  /** Indexed by DropReason. */
+  drops: bigint[];
+}
+
+export interface RingSnapshot {
+  depth: number;
+  full_events: number;
+}
+
+export interface Snapshot {
+  /** process.hrtime.bigint() when taken (same clock as ferryd's CLOCK_MONOTONIC). */
+  takenNs: bigint;
+  header: LiveHeader;
+  ports: PortSnapshot[];
+  workers: WorkerSnapshot[];
+  rings: { request: RingSnapshot; response: RingSnapshot; event: RingSnapshot };
+  /** Counters of a flow stats slot summed over workers (reads the live segment). */
+  flowCounters(slot: number): FlowCounters;
+}
+
+export interface FlowCounters {
+  packets: bigint;
+  bytes: bigint;
+  /** Latest hit over all workers, CLOCK_MONOTONIC ns; 0n if never hit. */
+  lastHitNs: bigint;
+}
+
+/** Reads a seqlocked struct: seq even and unchanged across the copy, else retry (bounded). */
+function seqlockRead<T>(seg: Segment, off: number, read: () => T): { value: T; consistent: boolean } {
+  const u32 = seg.view.u32;
+  const idx = off >>> 2; // seq is the first field of both seqlocked structs
+  let value = read();
+  for (let i = 0; i < SEQLOCK_RETRIES; i++) {
+    const s1 = Atomics.load(u32, idx);
+    if (s1 & 1) continue;
+    value = read();
+    const s2 = Atomics.load(u32, idx);
+    if (s1 === s2) return { value, consistent: true };
+  }
+  return { value, consistent: false };
+}
+
+const macString = (b: number[]): string => b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+
+function readWorkerPort(seg: Segment, off: number): PortCounters {
+  return {
+    rx_packets: seg.loadU64(off + WPS.rx_packets.offset),
+    rx_bytes: seg.loadU64(off + WPS.rx_bytes.offset),
+    tx_packets: seg.loadU64(off + WPS.tx_packets.offset),
+    tx_bytes: seg.loadU64(off + WPS.tx_bytes.offset),
+    rx_dropped: seg.loadU64(off + WPS.rx_dropped.offset),
+    tx_dropped: seg.loadU64(off + WPS.tx_dropped.offset),
+  };
+}
+
+export function readSnapshot(seg: Segment): Snapshot {
+  const { info, view } = seg;
+  const takenNs = process.hrtime.bigint();
+  const header = seg.header();
+
+  const workers: WorkerSnapshot[] = [];
+  const swTotals: PortCounters[] = [];
+  for (let p = 0; p < info.nPorts; p++) {
+    swTotals.push({ rx_packets: 0n, rx_bytes: 0n, tx_packets: 0n, tx_bytes: 0n, rx_dropped: 0n, tx_dropped: 0n });
+  }
+  for (let w = 0; w < info.nWorkers; w++) {
+    const base = info.workerStatsOff + w * WORKER_STATS.size;
+    const drops: bigint[] = [];
+    for (let r = 0; r < N_DROP_REASONS; r++) drops.push(seg.loadU64(base + WS.drops.offset + r * 8));
+    workers.push({
+      worker: w,
+      lcore_id: view.dv.getUint32(base + WS.lcore_id.offset, true),
+      n_rxq: view.dv.getUint32(base + WS.n_rxq.offset, true),
+      loops: seg.loadU64(base + WS.loops.offset),
+      busy_loops: seg.loadU64(base + WS.busy_loops.offset),
+      busy_cycles: seg.loadU64(base + WS.busy_cycles.offset),
+      idle_cycles: seg.loadU64(base + WS.idle_cycles.offset),
+      rx_packets: seg.loadU64(base + WS.rx_packets.offset),
+      rx_bursts: seg.loadU64(base + WS.rx_bursts.offset),
+      drops,
+    });
+    for (let p = 0; p < info.nPorts; p++) {
+      const c = readWorkerPort(seg, base + WS.ports.offset + p * WORKER_PORT_STATS.size);
+      const t = swTotals[p]!;
+      t.rx_packets += c.rx_packets;
+      t.rx_bytes += c.rx_bytes;
+      t.tx_packets += c.tx_packets;
+      t.tx_bytes += c.tx_bytes;
+      t.rx_dropped += c.rx_dropped;
+      t.tx_dropped += c.tx_dropped;
+    }
+  }
+
+  const ports: PortSnapshot[] = [];
+  for (let p = 0; p < info.nPorts; p++) {
+    const infoOff = info.portInfoOff + p * PORT_INFO.size;
+    const hwOff = info.portHwStatsOff + p * PORT_HW_STATS.size;
+    const pi = seqlockRead<PortInfo>(seg, infoOff, () => readPortInfo(view.dv, infoOff));
+    const hw = seqlockRead<PortHwStats>(seg, hwOff, () => readPortHwStats(view.dv, hwOff));
+    const { seq: _s, pad0: _p, ...hwCounters } = hw.value;
+    const v = pi.value;
+    ports.push({
+      port_id: v.port_id,
+      name: v.name,
+      driver: v.driver,
+      mac: macString(v.mac),
+      socket_id: v.socket_id,
+      link: { up: v.link_up !== 0, speed_mbps: v.link_speed_mbps, full_duplex: v.link_full_duplex !== 0 },
+      mtu: v.mtu,
+      rx_queues: v.n_rxq,
+      tx_queues: v.n_txq,
+      rx_desc: v.nb_rxd,
+      tx_desc: v.nb_txd,
+      rss: v.rss !== 0,
+      promiscuous: v.promiscuous !== 0,
+      sw: swTotals[p]!,
+      hw: hwCounters,
+      consistent: pi.consistent && hw.consistent,
+    });
+  }
+
+  const ring = (r: { depth(): number; fullEvents(): number }): RingSnapshot => ({ depth: r.depth(), full_events: r.fullEvents() });
+  return {
+    takenNs,
+    header,
+    ports,
+    workers,
+    rings: { request: ring(seg.requestRing()), response: ring(seg.responseRing()), event: ring(seg.eventRing()) },
+    flowCounters: (slot) => readFlowCounters(seg, slot),
+  };
+}
+
+export function readFlowCounters(seg: Segment, slot: number): FlowCounters {
+  const { info } = seg;
+  if (!Number.isInteger(slot) || slot < 0 || slot >= info.maxFlows) {
+    return { packets: 0n, bytes: 0n, lastHitNs: 0n };
+  }
+  let packets = 0n;
+  let bytes = 0n;
+  let lastHitNs = 0n;
+  for (let w = 0; w < info.nWorkers; w++) {
+    const off = info.flowStatsOff + (w * info.maxFlows + slot) * FLOW_STATS.size;
+    packets += seg.loadU64(off + FS.packets.offset);
+    bytes += seg.loadU64(off + FS.bytes.offset);
+    const hit = seg.loadU64(off + FS.last_hit_ns.offset);
+    if (hit > lastHitNs) lastHitNs = hit;
+  }
+  return { packets, bytes, lastHitNs };
+}

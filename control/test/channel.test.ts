@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeFerryd, uniqueName } from './fake-ferryd';
+import { attachSegment } from '../src/shm/segment';
+import { ControlChannel } from '../src/channel';
+import { RingFullError, TimeoutError, FerrydDownError } from '../src/errors';
+import { MsgType, REQ_RING_SLOTS, Status, FlowAction } from '../src/gen/proto';
+import { flowAddBody } from '../src/messages';
+import { until } from './helpers';
+
+async function setup(tag: string, respond: 'auto' | 'manual' | 'paused') {
+  const fake = new FakeFerryd({ name: uniqueName(tag), respond }).start();
+  const chan = new ControlChannel(attachSegment(fake.name), { timeoutMs: 300 });
+  return { fake, chan };
+}
+
+test('responses are matched to requests by req_id, in any order', async () => {
+  const { fake, chan } = await setup('ooo', 'manual');
+  try {
+    const ps = [chan.request(MsgType.PING), chan.request(MsgType.PING), chan.request(MsgType.PING)];
+    await until(() => (fake.serve(), fake.received.length === 3));
+    const ids = fake.received.map((r) => r.reqId);
+    assert.equal(new Set(ids).size, 3, 'ids are unique');
+    // answer in reverse order, with aux telling which request each answer was for
+    for (let i = 2; i >= 0; i--) fake.respond(ids[i]!, Status.OK, 100 + i, `answer ${i}`);
+    const rs = await Promise.all(ps);
+    rs.forEach((r, i) => {
+      assert.equal(r.reqId, Number(ids[i]));
+      assert.equal(r.aux, 100 + i);
+      assert.equal(r.message, `answer ${i}`);
+      assert.equal(r.statusName, 'OK');
+    });
+    assert.equal(chan.pendingCount, 0);
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('the request record carries type, len and the body', async () => {
+  const { fake, chan } = await setup('body', 'auto');
+  try {
+    const r = await chan.request(MsgType.FLOW_ADD, flowAddBody({ id: 0xfeedfacecafebeefn, priority: 7, tableId: 3, action: FlowAction.OUTPUT, inPort: 0, outPort: 1 }));
+    assert.equal(r.status, Status.OK);
+    const got = fake.received[0]!;
+    assert.equal(got.type, MsgType.FLOW_ADD);
+    assert.equal(got.len, 24);
+    assert.deepEqual(got.flowAdd, { id: 0xfeedfacecafebeefn, priority: 7, table_id: 3, action: FlowAction.OUTPUT, in_port: 0, out_port: 1 });
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('an unanswered request rejects with TimeoutError; a late answer is ignored', async () => {
+  const { fake, chan } = await setup('timeout', 'manual');
+  try {
+    const t0 = Date.now();
+    await assert.rejects(chan.request(MsgType.PING, undefined, { timeoutMs: 100 }), TimeoutError);
+    assert.ok(Date.now() - t0 >= 95, 'not before the deadline');
+    fake.serve();
+    fake.respond(fake.received[0]!.reqId, Status.OK);
+    const p = chan.request(MsgType.PING);
+    fake.serve();
+    fake.respond(fake.received[1]!.reqId, Status.OK, 42);
+    assert.equal((await p).aux, 42);
+    assert.equal(chan.stats.orphanResponses, 1);
+    assert.equal(chan.stats.timeouts, 1);
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('a full request ring rejects at once with RingFullError', async () => {
+  const { fake, chan } = await setup('full', 'paused');
+  try {
+    const { submitted, responses } = chan.requestMany(Array.from({ length: REQ_RING_SLOTS + 5 }, () => ({ type: MsgType.PING })));
+    assert.equal(submitted, REQ_RING_SLOTS);
+    assert.equal(responses.length, REQ_RING_SLOTS);
+    await assert.rejects(chan.request(MsgType.PING), RingFullError);
+    // ferryd catches up: everything submitted is answered
+    fake.respondMode = 'auto';
+    fake.serve();
+    const rs = await Promise.all(responses);
+    assert.equal(rs.length, REQ_RING_SLOTS);
+    assert.ok(rs.every((r) => r.status === Status.OK));
+    assert.equal((await chan.request(MsgType.PING)).status, Status.OK);
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('close() fails pending and later requests', async () => {
+  const { fake, chan } = await setup('close', 'manual');
+  try {
+    const p = chan.request(MsgType.PING);
+    chan.close(new FerrydDownError('ferryd is not running: test'));
+    await assert.rejects(p, /ferryd is not running: test/);
+    await assert.rejects(chan.request(MsgType.PING), FerrydDownError);
+  } finally {
+    await fake.stop();
+  }
+});
