@@ -22,24 +22,39 @@ static inline void flush_flow(struct ferry_worker *w, const struct ferry_rule *r
 	fs->last_hit_ns = now_ns;
 }
 
-void ferry_worker_process_burst(struct ferry_worker *w, const struct ferry_classifier *cls,
-				uint16_t in_port, struct rte_mbuf **pkts, uint16_t n, uint64_t now_ns)
+/* Sends pkts[0..n) of bytes total on out and counts what the NIC did not take. */
+static inline void transmit(struct ferry_worker *w, uint16_t out, struct rte_mbuf **pkts,
+			    uint16_t n, uint64_t bytes)
 {
-	const struct ferry_rule *rule[FERRY_BURST];
+	uint16_t sent = rte_eth_tx_burst(out, w->txq, pkts, n);
+	struct ferry_worker_port_stats *ps = &w->stats->ports[out];
+	if (unlikely(sent < n)) {
+		/* the NIC is full: the rest are ours to count and free */
+		for (uint16_t i = sent; i < n; i++) {
+			bytes -= pkts[i]->pkt_len;
+			drop(w, pkts[i], FERRY_DROP_REASON_TX_FULL);
+		}
+		ps->tx_dropped += n - sent;
+	}
+	ps->tx_packets += sent;
+	ps->tx_bytes += bytes;
+}
+
+/* The general path: packets of one burst hit different rules. */
+static void process_mixed(struct ferry_worker *w, struct rte_mbuf **pkts, uint16_t n,
+			  const struct ferry_rule **rule, struct ferry_worker_port_stats *in,
+			  uint64_t now_ns)
+{
 	uint64_t out_mask = 0; /* bit p: tx[p] has packets (FERRY_MAX_PORTS <= 64) */
-	uint64_t rx_bytes = 0;
 	uint64_t dropped = 0;
 	/* flow counters accumulate over runs of packets hitting the same rule */
 	const struct ferry_rule *run_rule = NULL;
 	uint64_t run_pkts = 0, run_bytes = 0;
 
-	ferry_classifier_lookup_burst(cls, pkts, n, rule);
-
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		const struct ferry_rule *r = rule[i];
 		uint32_t len = m->pkt_len;
-		rx_bytes += len;
 		if (unlikely(r == NULL)) {
 			drop(w, m, FERRY_DROP_REASON_TABLE_MISS);
 			dropped++;
@@ -66,32 +81,47 @@ void ferry_worker_process_burst(struct ferry_worker *w, const struct ferry_class
 	}
 	if (run_rule != NULL)
 		flush_flow(w, run_rule, run_pkts, run_bytes, now_ns);
-
-	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
-	in->rx_packets += n;
-	in->rx_bytes += rx_bytes;
 	in->rx_dropped += dropped;
 
 	while (out_mask != 0) {
 		uint16_t out = (uint16_t)__builtin_ctzll(out_mask);
 		out_mask &= out_mask - 1;
-		uint16_t cnt = w->tx_n[out];
-		uint16_t sent = rte_eth_tx_burst(out, w->txq, w->tx[out], cnt);
-		uint64_t bytes = w->tx_bytes[out];
-		struct ferry_worker_port_stats *ps = &w->stats->ports[out];
-		if (unlikely(sent < cnt)) {
-			/* the NIC is full: the rest are ours to count and free */
-			for (uint16_t i = sent; i < cnt; i++) {
-				bytes -= w->tx[out][i]->pkt_len;
-				drop(w, w->tx[out][i], FERRY_DROP_REASON_TX_FULL);
-			}
-			ps->tx_dropped += cnt - sent;
-		}
-		ps->tx_packets += sent;
-		ps->tx_bytes += bytes;
+		transmit(w, out, w->tx[out], w->tx_n[out], w->tx_bytes[out]);
 		w->tx_n[out] = 0;
 		w->tx_bytes[out] = 0;
 	}
+}
+
+void ferry_worker_process_burst(struct ferry_worker *w, const struct ferry_classifier *cls,
+				uint16_t in_port, struct rte_mbuf **pkts, uint16_t n, uint64_t now_ns)
+{
+	const struct ferry_rule *rule[FERRY_BURST];
+	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
+	uint64_t bytes = 0;
+	uint32_t mixed = 0;
+
+	ferry_classifier_lookup_burst(cls, pkts, n, rule);
+	const struct ferry_rule *r0 = rule[0];
+	for (uint16_t i = 0; i < n; i++) {
+		bytes += pkts[i]->pkt_len;
+		mixed |= rule[i] != r0;
+	}
+	in->rx_packets += n;
+	in->rx_bytes += bytes;
+
+	if (unlikely(mixed != 0 || r0 == NULL)) {
+		process_mixed(w, pkts, n, rule, in, now_ns);
+		return;
+	}
+	/* the whole burst hit one rule (the common case): act on the array as received */
+	flush_flow(w, r0, n, bytes, now_ns);
+	if (likely(r0->action == FERRY_FLOW_ACTION_OUTPUT)) {
+		transmit(w, r0->out_port, pkts, n, bytes);
+		return;
+	}
+	for (uint16_t i = 0; i < n; i++)
+		drop(w, pkts[i], FERRY_DROP_REASON_ACTION_DROP);
+	in->rx_dropped += n;
 }
 
 int ferry_worker_main(void *arg)
