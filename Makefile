@@ -29,10 +29,10 @@ test-c: build
 	@meson test -C $(DP_BUILD) --print-errorlogs
 
 test-ts: build
-	@node --test build/control/test/
+	@node --test build/tests/layout/*.test.js build/control/test/*.test.js
 
 test-integration: build
-	@node --test build/tests/integration/
+	@node --test --test-concurrency=1 build/tests/integration/*.test.js
 
 demo: build
 	@scripts/demo.sh

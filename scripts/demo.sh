@@ -56,6 +56,10 @@ curl -s "$API/v1/ports" | node -e '
 echo "demo: before any flow, ferryd drops everything (table miss):"
 ip netns exec "$P-vm1" ping -c 1 -W 1 10.250.0.2 >/dev/null 2>&1 && echo "  ping crossed?!" || echo "  ping 10.250.0.1 -> 10.250.0.2: no answer, as expected"
 
+# that failed ARP left vm1's neighbour entry INCOMPLETE; start afresh so the next ping
+# does not wait out the kernel's 1 s ARP retransmit
+ip -n "$P-vm1" neigh flush all
+
 echo "demo: installing flows over REST"
 for f in '{"priority":100,"match":{"in_port":0},"actions":[{"type":"output","port":1}]}' \
          '{"priority":100,"match":{"in_port":1},"actions":[{"type":"output","port":0}]}'; do

@@ -10,10 +10,10 @@ section "C unit tests (meson)"
 meson test -C dataplane/build --print-errorlogs || failed+=("C unit tests")
 
 section "TypeScript unit tests and the layout check"
-node --test --test-reporter=spec build/tests/layout/ build/control/test/ || failed+=("TS unit/layout tests")
+node --test --test-reporter=spec build/tests/layout/*.test.js build/control/test/*.test.js || failed+=("TS unit/layout tests")
 
 section "integration: ferryd + ferry-control in network namespaces"
-node --test --test-reporter=spec --test-concurrency=1 build/tests/integration/ || failed+=("integration tests")
+node --test --test-reporter=spec --test-concurrency=1 build/tests/integration/*.test.js || failed+=("integration tests")
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then
