@@ -9,9 +9,9 @@ import { freePort, waitFor } from '../tests/integration/harness';
 const root = path.resolve(__dirname, '../..');
 const FERRYD = path.join(root, 'dataplane/build/ferryd');
 const CONTROL = path.join(root, 'control/bin/ferry-control.js');
-const SECONDS = Number(process.env.FERRY_BENCH_SECONDS ?? 6);
+const SECONDS = Number(process.env.FERRY_BENCH_SECONDS ?? 5);
 const WARMUP = 2;
-const ROUNDS = Number(process.env.FERRY_BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.FERRY_BENCH_ROUNDS ?? 3);
 const EAL = ['--no-huge', '-m', '512', '--no-pci', '-l', '0,1', '--vdev', 'net_null0', '--vdev', 'net_null1', '--log-level=error'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,11 +98,13 @@ async function ferrydForward(): Promise<number[]> {
   }
 }
 
-interface Row { metric: string; ferry: number; baseline: number; baselineName: string; unit: string }
+/** ferry and baseline medians over all samples; ratio = median of the per-round ratios, so
+ * drift of the machine between rounds cancels out. */
+interface Row { metric: string; ferry: number; baseline: number; baselineName: string; unit: string; ratio: number }
 
 function printTable(rows: Row[]): void {
   const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
-  const cells = rows.map((r) => [r.metric, `${fmt(r.ferry)} ${r.unit}`, `${fmt(r.baseline)} ${r.unit} (${r.baselineName})`, `${fmt(r.ferry / r.baseline)}x`]);
+  const cells = rows.map((r) => [r.metric, `${fmt(r.ferry)} ${r.unit}`, `${fmt(r.baseline)} ${r.unit} (${r.baselineName})`, `${fmt(r.ratio)}x`]);
   const head = ['metric', 'Ferry', 'baseline (same run)', 'ratio'];
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => '| ' + c.map((x, i) => x.padEnd(w[i]!)).join(' | ') + ' |';
@@ -114,16 +116,20 @@ function printTable(rows: Row[]): void {
 async function main(): Promise<void> {
   const ferry: number[] = [];
   const base: number[] = [];
+  const ratios: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    process.stderr.write(`bench: round ${r + 1}/${ROUNDS}: testpmd io...\n`);
-    base.push(...(await testpmdIo()));
-    process.stderr.write(`bench: round ${r + 1}/${ROUNDS}: ferryd...\n`);
-    ferry.push(...(await ferrydForward()));
+    process.stderr.write(`bench: round ${r + 1}/${ROUNDS}: testpmd io, then ferryd\n`);
+    const b = await testpmdIo();
+    const f = await ferrydForward();
+    base.push(...b);
+    ferry.push(...f);
+    ratios.push(median(f) / median(b));
   }
-  process.stderr.write(`bench: samples (Mpps) testpmd ${base.map((v) => (v / 1e6).toFixed(1)).join(' ')}; ferryd ${ferry.map((v) => (v / 1e6).toFixed(1)).join(' ')}\n`);
+  process.stderr.write(`bench: samples (Mpps) testpmd ${base.map((v) => (v / 1e6).toFixed(1)).join(' ')}; ferryd ${ferry.map((v) => (v / 1e6).toFixed(1)).join(' ')}; per-round ratios ${ratios.map((v) => v.toFixed(2)).join(' ')}\n`);
   printTable([{
     metric: 'forwarding 2x net_null, 64 B, 1 worker core',
     ferry: median(ferry) / 1e6, baseline: median(base) / 1e6, baselineName: 'testpmd io', unit: 'Mpps',
+    ratio: median(ratios),
   }]);
 }
 

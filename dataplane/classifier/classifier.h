@@ -28,10 +28,15 @@ struct ferry_classifier *ferry_classifier_build(const struct ferry_rule *rules, 
 						uint16_t n_ports);
 void ferry_classifier_free(struct ferry_classifier *cls);
 
-/* For each packet, the winning rule (highest priority, then the exact in_port over the
- * wildcard) or NULL on a table miss. */
-void ferry_classifier_lookup_burst(const struct ferry_classifier *cls, struct rte_mbuf **pkts,
-				   uint16_t n, const struct ferry_rule **out);
+/* Looks up a burst received on in_port (like OVS's dp_netdev_input, a burst comes from
+ * one port). For each packet the winning rule (highest priority, then the exact in_port
+ * over the wildcard) or NULL on a table miss. Returns FERRY_CLS_UNIFORM when every
+ * packet hits the rule in out[0] (only out[0] is then written), FERRY_CLS_MIXED when
+ * out[0..n) hold each packet's own rule. */
+enum ferry_cls_result { FERRY_CLS_MIXED = 0, FERRY_CLS_UNIFORM = 1 };
+enum ferry_cls_result ferry_classifier_lookup_burst(const struct ferry_classifier *cls, uint16_t in_port,
+						    struct rte_mbuf **pkts, uint16_t n,
+						    const struct ferry_rule **out);
 
 /* Rules the table holds. */
 uint32_t ferry_classifier_size(const struct ferry_classifier *cls);

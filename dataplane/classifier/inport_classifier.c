@@ -58,11 +58,13 @@ uint32_t ferry_classifier_size(const struct ferry_classifier *cls)
 	return cls ? cls->n_rules : 0;
 }
 
-void ferry_classifier_lookup_burst(const struct ferry_classifier *cls, struct rte_mbuf **pkts,
-				   uint16_t n, const struct ferry_rule **out)
+enum ferry_cls_result ferry_classifier_lookup_burst(const struct ferry_classifier *cls, uint16_t in_port,
+						    struct rte_mbuf **pkts, uint16_t n,
+						    const struct ferry_rule **out)
 {
-	for (uint16_t i = 0; i < n; i++) {
-		uint16_t port = pkts[i]->port;
-		out[i] = likely(port < RTE_MAX_ETHPORTS) ? cls->by_port[port] : NULL;
-	}
+	(void)pkts;
+	(void)n;
+	/* the only field this table matches is the burst's in_port */
+	out[0] = likely(in_port < RTE_MAX_ETHPORTS) ? cls->by_port[in_port] : NULL;
+	return FERRY_CLS_UNIFORM;
 }

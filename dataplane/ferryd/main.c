@@ -35,7 +35,8 @@ struct options {
 	uint16_t nb_txd;
 	uint32_t pmd_sleep_us;
 	uint32_t housekeeping_us;
-	uint32_t ctl_idle_us;
+	uint32_t ctl_idle_min_us;
+	uint32_t ctl_idle_max_us;
 };
 
 static volatile bool quit;
@@ -165,7 +166,8 @@ int main(int argc, char **argv)
 		.nb_rxd = 1024,
 		.nb_txd = 1024,
 		.housekeeping_us = 10000,
-		.ctl_idle_us = 100,
+		.ctl_idle_min_us = 50,
+		.ctl_idle_max_us = 1000,
 	};
 
 	int eal_args = rte_eal_init(argc, argv);
@@ -269,6 +271,10 @@ int main(int argc, char **argv)
 
 	uint64_t hk_period = (uint64_t)opt.housekeeping_us * 1000;
 	uint64_t next_hk = ferry_monotonic_ns() + hk_period;
+	/* The main lcore naps between polls of the request ring: briefly while requests
+	 * are flowing, up to ctl_idle_max_us when the channel is quiet, so an idle control
+	 * plane does not keep waking the core a worker may share with it. */
+	uint32_t idle_us = opt.ctl_idle_min_us;
 	while (!quit) {
 		uint32_t handled = ferry_ctl_poll(&ctl, UINT32_MAX);
 		uint64_t now = ferry_monotonic_ns();
@@ -276,8 +282,12 @@ int main(int argc, char **argv)
 			housekeeping(&shm, &ports);
 			next_hk = now + hk_period;
 		}
-		if (handled == 0)
-			nap_us(opt.ctl_idle_us);
+		if (handled != 0) {
+			idle_us = opt.ctl_idle_min_us;
+			continue;
+		}
+		nap_us(idle_us);
+		idle_us = idle_us * 2 > opt.ctl_idle_max_us ? opt.ctl_idle_max_us : idle_us * 2;
 	}
 
 	printf("ferryd: stopping\n");

@@ -88,23 +88,21 @@ static void test_tx_full_is_counted(void)
 	CHECK_EQ(wstats.ports[0].rx_packets, 8 + 32);
 }
 
-/* One burst whose packets hit different rules: output, drop, miss, output. */
-static void test_mixed_burst(void)
+/* A burst belongs to the port it was received on (as in OVS's dp_netdev_input): the
+ * rule is the in_port's, whatever the mbufs' port fields say. */
+static void test_burst_takes_its_in_port(void)
 {
 	struct ferry_worker_stats before = wstats;
 	uint64_t out_before = fstats[slot_out].packets;
 	struct rte_mbuf *pk[4] = { mk(0, 70), mk(1, 80), mk(2, 90), mk(0, 100) };
 	ferry_worker_process_burst(&w, ferry_flow_table_current(&ft), 0, pk, 4, 777);
-	CHECK_EQ(drain(1), 2);
+	CHECK_EQ(drain(1), 4);
 	CHECK_EQ(drain(0) + drain(2), 0);
 	CHECK_EQ(wstats.ports[0].rx_packets - before.ports[0].rx_packets, 4);
 	CHECK_EQ(wstats.ports[0].rx_bytes - before.ports[0].rx_bytes, 340);
-	CHECK_EQ(wstats.ports[0].rx_dropped - before.ports[0].rx_dropped, 2);
-	CHECK_EQ(wstats.ports[1].tx_packets - before.ports[1].tx_packets, 2);
-	CHECK_EQ(wstats.ports[1].tx_bytes - before.ports[1].tx_bytes, 170);
-	CHECK_EQ(wstats.drops[FERRY_DROP_REASON_ACTION_DROP] - before.drops[FERRY_DROP_REASON_ACTION_DROP], 1);
-	CHECK_EQ(wstats.drops[FERRY_DROP_REASON_TABLE_MISS] - before.drops[FERRY_DROP_REASON_TABLE_MISS], 1);
-	CHECK_EQ(fstats[slot_out].packets - out_before, 2);
+	CHECK_EQ(wstats.ports[1].tx_bytes - before.ports[1].tx_bytes, 340);
+	CHECK_EQ(wstats.ports[1].rx_packets, before.ports[1].rx_packets);
+	CHECK_EQ(fstats[slot_out].packets - out_before, 4);
 	CHECK_EQ(fstats[slot_out].last_hit_ns, 777);
 }
 
@@ -165,7 +163,7 @@ int main(void)
 	RUN(test_output_and_counters);
 	RUN(test_drop_action_and_table_miss);
 	RUN(test_tx_full_is_counted);
-	RUN(test_mixed_burst);
+	RUN(test_burst_takes_its_in_port);
 	RUN(test_flow_change_takes_effect);
 
 	/* every mbuf the tests made went back to its pool */

@@ -98,18 +98,18 @@ void ferry_worker_process_burst(struct ferry_worker *w, const struct ferry_class
 	const struct ferry_rule *rule[FERRY_BURST];
 	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
 	uint64_t bytes = 0;
-	uint32_t mixed = 0;
 
-	ferry_classifier_lookup_burst(cls, pkts, n, rule);
+	enum ferry_cls_result how = ferry_classifier_lookup_burst(cls, in_port, pkts, n, rule);
 	const struct ferry_rule *r0 = rule[0];
-	for (uint16_t i = 0; i < n; i++) {
+	for (uint16_t i = 0; i < n; i++)
 		bytes += pkts[i]->pkt_len;
-		mixed |= rule[i] != r0;
-	}
 	in->rx_packets += n;
 	in->rx_bytes += bytes;
 
-	if (unlikely(mixed != 0 || r0 == NULL)) {
+	if (unlikely(how != FERRY_CLS_UNIFORM || r0 == NULL)) {
+		if (how == FERRY_CLS_UNIFORM)
+			for (uint16_t i = 1; i < n; i++)
+				rule[i] = r0;
 		process_mixed(w, pkts, n, rule, in, now_ns);
 		return;
 	}
