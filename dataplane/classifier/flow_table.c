@@ -1,10 +1,39 @@
 #include "flow_table.h"
 
+#include <errno.h>
 #include <stdio.h>
-#include <rte_errno.h>
+#include <string.h>
 #include <rte_hash.h>
 #include <rte_jhash.h>
 #include <rte_malloc.h>
+
+static int grow_array(void **arr, uint32_t *cap, uint32_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	uint32_t n = *cap ? *cap : 64;
+	while (n < need)
+		n *= 2;
+	void *p = rte_realloc(*arr, (size_t)n * elem, 0);
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+static void retire(void *ctx, void *ptr)
+{
+	struct ferry_flow_table *ft = ctx;
+	if (grow_array((void **)&ft->limbo, &ft->cap_limbo, ft->n_limbo + 1, sizeof(void *)) != 0) {
+		/* cannot defer: wait for the workers now, then free */
+		if (ft->qsv)
+			rte_rcu_qsbr_synchronize(ft->qsv, RTE_QSBR_THRID_INVALID);
+		rte_free(ptr);
+		return;
+	}
+	ft->limbo[ft->n_limbo++] = ptr;
+}
 
 int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint16_t n_ports,
 			  struct rte_rcu_qsbr *qsv, ferry_slot_reset_fn reset_slot, void *reset_arg)
@@ -18,9 +47,11 @@ int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint1
 	ft->qsv = qsv;
 	ft->reset_slot = reset_slot;
 	ft->reset_arg = reset_arg;
-	ft->rules = rte_zmalloc("ferry_rules", (size_t)max_flows * sizeof(*ft->rules), 0);
+	ft->visible_version = 1;
+	tss_init(&ft->tss, retire, ft);
+	ft->slot_rule = rte_zmalloc("ferry_slots", (size_t)max_flows * sizeof(ft->slot_rule[0]), 0);
 	ft->free_slots = rte_malloc("ferry_free", (size_t)max_flows * sizeof(uint32_t), 0);
-	ft->pending = rte_malloc("ferry_pend", (size_t)max_flows * sizeof(uint32_t), 0);
+	ft->dead_slots = rte_malloc("ferry_dead", (size_t)max_flows * sizeof(uint32_t), 0);
 	snprintf(name, sizeof(name), "ferry_flows_%u", instance++);
 	struct rte_hash_parameters hp = {
 		.name = name,
@@ -30,126 +61,347 @@ int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint1
 		.socket_id = (int)rte_socket_id(),
 	};
 	ft->by_id = rte_hash_create(&hp);
-	if (!ft->rules || !ft->free_slots || !ft->pending || !ft->by_id) {
+	if (!ft->slot_rule || !ft->free_slots || !ft->dead_slots || !ft->by_id) {
 		ferry_flow_table_fini(ft);
 		return -ENOMEM;
 	}
-	/* pop order 0, 1, 2...: slots stay dense */
 	for (uint32_t i = 0; i < max_flows; i++)
-		ft->free_slots[i] = max_flows - 1 - i;
+		ft->free_slots[i] = max_flows - 1 - i; /* pop order 0, 1, 2, ... */
 	ft->n_free = max_flows;
-	ft->published = ferry_classifier_build(ft->rules, 0, n_ports);
-	return ft->published ? 0 : -ENOMEM;
+	return 0;
 }
 
 void ferry_flow_table_fini(struct ferry_flow_table *ft)
 {
-	ferry_classifier_free(ft->published);
+	if (ft->slot_rule) {
+		for (uint32_t s = 0; s < ft->max_flows; s++)
+			rte_free(ft->slot_rule[s]);
+	}
+	for (uint32_t i = 0; i < ft->n_dead; i++)
+		rte_free(ft->dead[i]);
+	tss_fini(&ft->tss);
+	for (uint32_t i = 0; i < ft->n_limbo; i++)
+		rte_free(ft->limbo[i]);
+	rte_free(ft->limbo);
+	rte_free(ft->dead);
+	rte_free(ft->batch.ops);
+	rte_free(ft->bundle.ops);
 	rte_hash_free(ft->by_id);
-	rte_free(ft->rules);
+	rte_free(ft->slot_rule);
 	rte_free(ft->free_slots);
-	rte_free(ft->pending);
+	rte_free(ft->dead_slots);
 	memset(ft, 0, sizeof(*ft));
 }
 
-static const char *validate(const struct ferry_flow_table *ft, const struct ferry_rule *r, int *status)
+/* ---- ties: two live rules of one table with the same priority must not overlap ---- */
+
+static bool keys_overlap(const struct ferry_rule *a, const struct ferry_flow_key *bk,
+			 const struct ferry_flow_key *bm)
 {
-	*status = FERRY_STATUS_EINVAL;
-	if (r->action != FERRY_FLOW_ACTION_DROP && r->action != FERRY_FLOW_ACTION_OUTPUT)
-		return "action: unknown action";
-	if (r->table_id != 0) {
-		*status = FERRY_STATUS_EUNSUPPORTED;
-		return "table_id: only table 0 exists in this dataplane";
+	const uint64_t *ak = ferry_key_words(&a->key), *am = ferry_key_words(&a->mask);
+	const uint64_t *k = ferry_key_words(bk), *m = ferry_key_words(bm);
+	for (unsigned w = 0; w < FERRY_KEY_WORDS; w++)
+		if ((ak[w] ^ k[w]) & am[w] & m[w])
+			return false;
+	return true;
+}
+
+static bool rule_live(const struct ferry_rule *r)
+{
+	return r->remove_version == FERRY_VERSION_NEVER && !r->staged_delete;
+}
+
+/* A live rule other than id, same table and priority, that some packet could match
+ * together with the template: OpenFlow leaves such ties undefined, Ferry refuses them. */
+static const struct ferry_rule *find_tie(const struct ferry_flow_table *ft, const struct ferry_rule *t)
+{
+	const struct tss_sublist *l = ft->tss.table[t->table_id].list;
+	for (uint32_t i = 0; l && i < l->n; i++) {
+		const struct tss_subtable *s = l->s[i];
+		if (s->max_priority < t->priority)
+			break; /* sorted best first: nothing further holds this priority */
+		if (memcmp(&s->mask, &t->mask, sizeof(t->mask)) == 0) {
+			/* same mask: overlap means the same match, hence the same id (a replace) */
+			continue;
+		}
+		const struct tss_buckets *b = s->buckets;
+		for (uint32_t j = 0; j <= b->mask; j++)
+			for (const struct tss_node *n = b->head[j]; n; n = n->next) {
+				const struct ferry_rule *r = n->rule;
+				if (r->priority == t->priority && r->id != t->id && rule_live(r) &&
+				    keys_overlap(r, &t->key, &t->mask))
+					return r;
+			}
 	}
-	if (r->in_port != FERRY_PORT_ANY && r->in_port >= ft->n_ports) {
-		*status = FERRY_STATUS_ENOPORT;
-		return "in_port: no such port";
-	}
-	if (r->action == FERRY_FLOW_ACTION_OUTPUT && r->out_port >= ft->n_ports) {
-		*status = FERRY_STATUS_ENOPORT;
-		return "out_port: no such port";
-	}
-	*status = FERRY_STATUS_OK;
 	return NULL;
 }
 
-int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *rule,
-			 uint32_t *slot, const char **why)
+/* ---- staging ---- */
+
+static struct ferry_staging *staging_for(struct ferry_flow_table *ft, bool in_bundle, int *status,
+					 char *why, size_t whylen)
+{
+	*status = FERRY_STATUS_OK;
+	if (in_bundle) {
+		ft->bundle_open = true;
+		if (ft->bundle.failed) {
+			*status = FERRY_STATUS_EBUNDLE;
+			snprintf(why, whylen, "bundle already failed: %.100s", ft->bundle.why);
+			return NULL;
+		}
+		return &ft->bundle;
+	}
+	if (ft->bundle_open) {
+		*status = FERRY_STATUS_EBUNDLE;
+		snprintf(why, whylen, "a bundle is open: commit or abort it first");
+		return NULL;
+	}
+	return &ft->batch;
+}
+
+static struct ferry_flow_op *push_op(struct ferry_staging *st)
+{
+	if (grow_array((void **)&st->ops, &st->cap, st->n_ops + 1, sizeof(st->ops[0])) != 0)
+		return NULL;
+	struct ferry_flow_op *op = &st->ops[st->n_ops++];
+	memset(op, 0, sizeof(*op));
+	return op;
+}
+
+int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *tmpl, bool in_bundle,
+			 uint32_t *slot_out, char *why, size_t whylen)
 {
 	int status;
-	*why = validate(ft, rule, &status);
-	if (status != FERRY_STATUS_OK)
+	struct ferry_staging *st = staging_for(ft, in_bundle, &status, why, whylen);
+	if (st == NULL)
 		return status;
+	const struct ferry_rule *tie = find_tie(ft, tmpl);
+	if (tie != NULL) {
+		snprintf(why, whylen, "priority: overlaps flow %016llx at the same priority %u in table %u",
+			 (unsigned long long)tie->id, tmpl->priority, tmpl->table_id);
+		return FERRY_STATUS_EEXIST;
+	}
+	struct ferry_rule *r = rte_malloc("ferry_rule", sizeof(*r), RTE_CACHE_LINE_SIZE);
+	struct ferry_flow_op *op = r ? push_op(st) : NULL;
+	if (op == NULL) {
+		rte_free(r);
+		snprintf(why, whylen, "out of memory");
+		return FERRY_STATUS_EINTERNAL;
+	}
+	*r = *tmpl;
+	r->add_version = FERRY_VERSION_NEVER;
+	r->remove_version = FERRY_VERSION_NEVER;
+	r->staged_delete = false;
+	r->linked = false;
+	r->subtable = NULL;
 
 	void *data;
 	uint32_t s;
-	if (rte_hash_lookup_data(ft->by_id, &rule->id, &data) >= 0) {
-		s = (uint32_t)(uintptr_t)data; /* replace in place; counters kept, as OVS does */
+	op->id = r->id;
+	op->added = r;
+	if (rte_hash_lookup_data(ft->by_id, &r->id, &data) >= 0) {
+		s = (uint32_t)(uintptr_t)data; /* replace: same slot, counters kept (as OVS) */
+		op->id_was_mapped = true;
+		op->removed = ft->slot_rule[s];
+		if (op->removed)
+			op->removed->staged_delete = true;
 	} else {
 		if (ft->n_free == 0) {
-			*why = "flow table full (--max-flows)";
+			st->n_ops--;
+			rte_free(r);
+			snprintf(why, whylen, "flow table full (--max-flows %u)", ft->max_flows);
 			return FERRY_STATUS_ENOSPC;
 		}
 		s = ft->free_slots[--ft->n_free];
-		if (rte_hash_add_key_data(ft->by_id, &rule->id, (void *)(uintptr_t)s) < 0) {
-			ft->free_slots[ft->n_free++] = s;
-			*why = "flow id index full";
-			return FERRY_STATUS_ENOSPC;
-		}
-		/* the slot is unreachable by workers (never published or reclaimed after a
-		 * grace period), so its counters can be reset without racing a writer */
+		rte_hash_add_key_data(ft->by_id, &r->id, (void *)(uintptr_t)s);
 		if (ft->reset_slot)
-			ft->reset_slot(ft->reset_arg, s);
+			ft->reset_slot(ft->reset_arg, s); /* unreachable by workers since its last grace period */
+		op->slot_new = true;
 		ft->n_active++;
 	}
-	ft->rules[s] = *rule;
-	ft->rules[s].slot = s;
-	ft->rules[s].in_use = 1;
-	ft->dirty = true;
-	*slot = s;
+	op->slot = s;
+	r->slot = s;
+	ft->slot_rule[s] = r;
+	if (tss_insert(&ft->tss, r) != 0) {
+		/* undo just this op */
+		if (op->removed)
+			op->removed->staged_delete = false;
+		ft->slot_rule[s] = op->removed;
+		if (op->slot_new) {
+			rte_hash_del_key(ft->by_id, &r->id);
+			ft->free_slots[ft->n_free++] = s;
+			ft->n_active--;
+		}
+		st->n_ops--;
+		rte_free(r);
+		snprintf(why, whylen, "out of memory linking the flow");
+		return FERRY_STATUS_EINTERNAL;
+	}
+	*slot_out = s;
 	return FERRY_STATUS_OK;
 }
 
-static void remove_slot(struct ferry_flow_table *ft, uint32_t s)
+int ferry_flow_table_del(struct ferry_flow_table *ft, uint64_t id, bool in_bundle)
 {
-	rte_hash_del_key(ft->by_id, &ft->rules[s].id);
-	ft->rules[s].in_use = 0;
-	ft->pending[ft->n_pending++] = s;
-	ft->n_active--;
-	ft->dirty = true;
-}
-
-int ferry_flow_table_del(struct ferry_flow_table *ft, uint64_t id)
-{
+	int status;
+	char why[FERRY_ERR_MSG_LEN];
+	struct ferry_staging *st = staging_for(ft, in_bundle, &status, why, sizeof(why));
+	if (st == NULL)
+		return status;
 	void *data;
 	if (rte_hash_lookup_data(ft->by_id, &id, &data) < 0)
 		return FERRY_STATUS_ENOENT;
-	remove_slot(ft, (uint32_t)(uintptr_t)data);
+	struct ferry_flow_op *op = push_op(st);
+	if (op == NULL)
+		return FERRY_STATUS_EINTERNAL;
+	uint32_t s = (uint32_t)(uintptr_t)data;
+	op->id = id;
+	op->slot = s;
+	op->id_was_mapped = true;
+	op->removed = ft->slot_rule[s];
+	if (op->removed)
+		op->removed->staged_delete = true;
+	ft->slot_rule[s] = NULL;
+	rte_hash_del_key(ft->by_id, &id);
+	ft->n_active--;
 	return FERRY_STATUS_OK;
 }
 
-void ferry_flow_table_clear(struct ferry_flow_table *ft)
+uint32_t ferry_flow_table_clear(struct ferry_flow_table *ft)
 {
-	for (uint32_t s = 0; s < ft->max_flows; s++)
-		if (ft->rules[s].in_use)
-			remove_slot(ft, s);
+	uint32_t n = 0;
+	for (uint32_t s = 0; s < ft->max_flows; s++) {
+		struct ferry_rule *r = ft->slot_rule[s];
+		if (r != NULL && ferry_flow_table_del(ft, r->id, false) == FERRY_STATUS_OK)
+			n++;
+	}
+	return n;
 }
 
-int ferry_flow_table_publish(struct ferry_flow_table *ft)
+static int push_dead(struct ferry_flow_table *ft, struct ferry_rule *r)
 {
-	if (!ft->dirty)
-		return FERRY_STATUS_OK;
-	struct ferry_classifier *next = ferry_classifier_build(ft->rules, ft->max_flows, ft->n_ports);
-	if (next == NULL)
-		return FERRY_STATUS_EINTERNAL;
-	struct ferry_classifier *old = ft->published;
-	__atomic_store_n(&ft->published, next, __ATOMIC_RELEASE);
+	if (grow_array((void **)&ft->dead, &ft->cap_dead, ft->n_dead + 1, sizeof(ft->dead[0])) != 0)
+		return -ENOMEM;
+	ft->dead[ft->n_dead++] = r;
+	return 0;
+}
+
+static void synchronize(struct ferry_flow_table *ft)
+{
 	if (ft->qsv != NULL)
 		rte_rcu_qsbr_synchronize(ft->qsv, RTE_QSBR_THRID_INVALID);
-	ferry_classifier_free(old);
-	while (ft->n_pending > 0)
-		ft->free_slots[ft->n_free++] = ft->pending[--ft->n_pending];
-	ft->generation++;
-	ft->dirty = false;
+}
+
+void ferry_flow_table_reclaim(struct ferry_flow_table *ft)
+{
+	if (ft->n_dead == 0 && ft->n_limbo == 0 && ft->n_dead_slots == 0)
+		return;
+	/* 1: no worker still looks up at a version that could see the dead rules */
+	synchronize(ft);
+	for (uint32_t i = 0; i < ft->n_dead; i++) {
+		tss_remove(&ft->tss, ft->dead[i]); /* retires its node */
+		retire(ft, ft->dead[i]);
+	}
+	ft->n_dead = 0;
+	while (ft->n_dead_slots > 0)
+		ft->free_slots[ft->n_free++] = ft->dead_slots[--ft->n_dead_slots];
+	/* 2: no worker still walks a chain through what was just unlinked */
+	synchronize(ft);
+	for (uint32_t i = 0; i < ft->n_limbo; i++)
+		rte_free(ft->limbo[i]);
+	ft->n_limbo = 0;
+}
+
+static int commit(struct ferry_flow_table *ft, struct ferry_staging *st)
+{
+	if (st->n_ops == 0)
+		return FERRY_STATUS_OK;
+	uint64_t v = ft->visible_version + 1;
+	for (uint32_t i = 0; i < st->n_ops; i++) {
+		struct ferry_flow_op *op = &st->ops[i];
+		if (op->added)
+			op->added->add_version = v;
+		if (op->removed) {
+			if (op->removed->add_version == FERRY_VERSION_NEVER)
+				op->removed->add_version = v; /* added and removed in one staging */
+			op->removed->remove_version = v;
+			op->removed->staged_delete = false;
+			/* without memory for the dead list it just stays linked, invisible */
+			(void)push_dead(ft, op->removed);
+		}
+		if (op->added == NULL && !op->slot_new)
+			ft->dead_slots[ft->n_dead_slots++] = op->slot;
+	}
+	__atomic_store_n(&ft->visible_version, v, __ATOMIC_RELEASE);
+	st->n_ops = 0;
+	ft->commits++;
+	ferry_flow_table_reclaim(ft);
 	return FERRY_STATUS_OK;
+}
+
+static void rollback(struct ferry_flow_table *ft, struct ferry_staging *st)
+{
+	for (uint32_t i = st->n_ops; i-- > 0;) {
+		struct ferry_flow_op *op = &st->ops[i];
+		if (op->added) {
+			tss_remove(&ft->tss, op->added);
+			retire(ft, op->added);
+		}
+		if (op->removed)
+			op->removed->staged_delete = false;
+		ft->slot_rule[op->slot] = op->removed;
+		if (op->slot_new) {
+			rte_hash_del_key(ft->by_id, &op->id);
+			ft->free_slots[ft->n_free++] = op->slot;
+			ft->n_active--;
+		} else if (op->added == NULL) {
+			rte_hash_add_key_data(ft->by_id, &op->id, (void *)(uintptr_t)op->slot);
+			ft->n_active++;
+		}
+	}
+	st->n_ops = 0;
+	st->failed = false;
+	st->why[0] = '\0';
+	ferry_flow_table_reclaim(ft);
+}
+
+int ferry_flow_table_commit_batch(struct ferry_flow_table *ft)
+{
+	return commit(ft, &ft->batch);
+}
+
+void ferry_flow_table_bundle_fail(struct ferry_flow_table *ft, const char *why)
+{
+	if (!ft->bundle.failed) {
+		ft->bundle.failed = true;
+		snprintf(ft->bundle.why, sizeof(ft->bundle.why), "%s", why);
+	}
+	ft->bundle_open = true;
+}
+
+int ferry_flow_table_commit_bundle(struct ferry_flow_table *ft, char *why, size_t whylen)
+{
+	if (ft->bundle.failed) {
+		snprintf(why, whylen, "bundle rolled back: %s", ft->bundle.why);
+		rollback(ft, &ft->bundle);
+		ft->bundle_open = false;
+		return FERRY_STATUS_EBUNDLE;
+	}
+	int st = commit(ft, &ft->bundle);
+	ft->bundle_open = false;
+	return st;
+}
+
+void ferry_flow_table_abort_bundle(struct ferry_flow_table *ft)
+{
+	rollback(ft, &ft->bundle);
+	ft->bundle_open = false;
+}
+
+const struct ferry_rule *ferry_flow_table_get(const struct ferry_flow_table *ft, uint64_t id)
+{
+	void *data;
+	if (rte_hash_lookup_data(ft->by_id, &id, &data) < 0)
+		return NULL;
+	return ft->slot_rule[(uint32_t)(uintptr_t)data];
 }

@@ -1,57 +1,97 @@
-/* The dataplane's rule set, owned by the main lcore: rules by id, each in a stats slot,
- * changed a batch at a time and published to the workers as a freshly built classifier.
- * Workers read the published pointer once per burst and report quiescence every loop
- * (rte_rcu_qsbr), so an old table, and the slots of deleted rules, are reclaimed only
- * when no worker can still hold them. */
+/* The dataplane's flows, owned by the main lcore: ids, stats slots, the classifier,
+ * and the versions that make a batch of changes visible at once.
+ *
+ * Every change is staged first (its rules linked but invisible) and then committed:
+ * commit stamps the staged adds and removes with version V+1 and publishes V+1 with
+ * one release store, so workers (who read the version once per burst) see all of a
+ * batch or none of it. A bundle is a staging that lives across requests until
+ * BUNDLE_COMMIT; BUNDLE_ABORT, or a failed op inside it, rolls every op back from an
+ * undo log. Removed rules are unlinked one grace period after the version that hides
+ * them, and freed one grace period after that. */
 #ifndef FERRY_FLOW_TABLE_H
 #define FERRY_FLOW_TABLE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <rte_rcu_qsbr.h>
-#include "classifier.h"
+#include "rule.h"
+#include "tss.h"
 
 typedef void (*ferry_slot_reset_fn)(void *arg, uint32_t slot);
 
+struct ferry_flow_op {          /* one staged change, with what it replaced */
+	struct ferry_rule *added;   /* new object, or NULL for a delete */
+	struct ferry_rule *removed; /* object it hides at commit, or NULL */
+	uint64_t id;
+	uint32_t slot;
+	bool slot_new;              /* slot allocated by this op */
+	bool id_was_mapped;
+};
+
+struct ferry_staging {
+	struct ferry_flow_op *ops;
+	uint32_t n_ops;
+	uint32_t cap;
+	bool failed;
+	char why[FERRY_ERR_MSG_LEN];
+};
+
 struct ferry_flow_table {
 	/* read by workers */
-	struct ferry_classifier *published __rte_cache_aligned;
+	uint64_t visible_version __rte_cache_aligned;
+	struct tss tss;
 	/* main lcore only */
-	struct ferry_rule *rules __rte_cache_aligned; /* [max_flows], indexed by slot */
+	struct ferry_rule **slot_rule __rte_cache_aligned; /* [max_flows]: newest object per slot */
 	uint32_t max_flows;
-	uint32_t n_active;
-	uint32_t generation;
+	uint32_t n_active;          /* ids mapped */
 	uint16_t n_ports;
-	bool dirty;
-	struct rte_hash *by_id;
-	uint32_t *free_slots;  /* stack */
+	struct rte_hash *by_id;     /* id -> slot */
+	uint32_t *free_slots;
 	uint32_t n_free;
-	uint32_t *pending;     /* slots freed since the last publish */
-	uint32_t n_pending;
-	struct rte_rcu_qsbr *qsv; /* NULL: no workers to wait for (tests) */
+	struct ferry_staging batch;  /* plain requests, committed per drained batch */
+	struct ferry_staging bundle; /* open bundle */
+	bool bundle_open;
+	struct rte_rcu_qsbr *qsv;   /* NULL: no workers (tests) */
 	ferry_slot_reset_fn reset_slot;
 	void *reset_arg;
+	/* retirement: pointers freed, rules unlinked, slots released after grace periods */
+	void **limbo;
+	uint32_t n_limbo, cap_limbo;
+	struct ferry_rule **dead;
+	uint32_t n_dead, cap_dead;
+	uint32_t *dead_slots;
+	uint32_t n_dead_slots;
+	uint64_t commits;
 };
 
 int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint16_t n_ports,
 			  struct rte_rcu_qsbr *qsv, ferry_slot_reset_fn reset_slot, void *reset_arg);
 void ferry_flow_table_fini(struct ferry_flow_table *ft);
 
-/* Adds or replaces (same id) a rule; validates it. Returns a FERRY_STATUS_* and the slot. */
-int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *rule,
-			 uint32_t *slot, const char **why);
-int ferry_flow_table_del(struct ferry_flow_table *ft, uint64_t id);
-void ferry_flow_table_clear(struct ferry_flow_table *ft);
+/* Stages an add or replace (same id) of a validated rule template; in_bundle selects
+ * the open bundle. FERRY_STATUS_* with a reason naming the field; the slot on OK. */
+int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *tmpl, bool in_bundle,
+			 uint32_t *slot, char *why, size_t whylen);
+int ferry_flow_table_del(struct ferry_flow_table *ft, uint64_t id, bool in_bundle);
+/* Stages deleting every flow (plain batch only). Returns how many. */
+uint32_t ferry_flow_table_clear(struct ferry_flow_table *ft);
 
-/* Makes every change since the last call visible to all workers at once, then
- * reclaims what they can no longer see. FERRY_STATUS_OK or EINTERNAL (no memory: the
- * previous table stays in force and the next publish tries again). */
-int ferry_flow_table_publish(struct ferry_flow_table *ft);
+/* Makes the plain batch visible (one version). OK or EINTERNAL. */
+int ferry_flow_table_commit_batch(struct ferry_flow_table *ft);
+/* Bundle: commit (EBUNDLE and rolled back when an op failed), or abort. */
+int ferry_flow_table_commit_bundle(struct ferry_flow_table *ft, char *why, size_t whylen);
+void ferry_flow_table_abort_bundle(struct ferry_flow_table *ft);
+void ferry_flow_table_bundle_fail(struct ferry_flow_table *ft, const char *why);
 
-static inline const struct ferry_classifier *
-ferry_flow_table_current(const struct ferry_flow_table *ft)
+/* Waits for the workers and frees what the last commits retired. */
+void ferry_flow_table_reclaim(struct ferry_flow_table *ft);
+
+/* The current visible rule for id, or NULL (main lcore). */
+const struct ferry_rule *ferry_flow_table_get(const struct ferry_flow_table *ft, uint64_t id);
+
+static inline uint64_t ferry_flow_table_version(const struct ferry_flow_table *ft)
 {
-	return __atomic_load_n(&ft->published, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&ft->visible_version, __ATOMIC_ACQUIRE);
 }
 
 #endif

@@ -1,30 +1,20 @@
-/* The in_port classifier against a linear scan of the same rules, and the flow
- * table's slot bookkeeping. */
+/* Tuple space search against a linear scan of the same rules, on 100,000 random
+ * (flow set, packet) cases; and the flow table's versions: staged changes invisible
+ * until committed, bundles all or nothing, ties refused, slots reused only after
+ * their grace period. */
 #include <string.h>
 #include "../common/eal_test.h"
 #include "../common/ftest.h"
-#include "classifier.h"
 #include "flow_table.h"
+#include "tss.h"
+#include <rte_hash_crc.h>
 
-#define N_PORTS 6
+#define N_PORTS 4
+#define MAX_FLOWS 4096
 
-/* Reference: the rule a packet from port hits, by scanning every rule. */
-static const struct ferry_rule *linear(const struct ferry_rule *rules, uint32_t n, uint16_t port)
-{
-	const struct ferry_rule *best = NULL;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct ferry_rule *r = &rules[i];
-		if (!r->in_use || r->table_id != 0 || (r->in_port != FERRY_PORT_ANY && r->in_port != port))
-			continue;
-		if (best == NULL || r->priority > best->priority ||
-		    (r->priority == best->priority && r->in_port != FERRY_PORT_ANY &&
-		     best->in_port == FERRY_PORT_ANY))
-			best = r;
-	}
-	return best;
-}
-
+static struct ferry_flow_table ft;
 static uint64_t rng = 88172645463325252ull;
+
 static uint32_t rnd(uint32_t n)
 {
 	rng ^= rng << 13;
@@ -33,102 +23,323 @@ static uint32_t rnd(uint32_t n)
 	return (uint32_t)(rng % n);
 }
 
-static void test_priorities(void)
+/* ---- random masks and keys over a few fields, with small value domains so that
+ * packets do hit rules and masks overlap ---- */
+
+static void set_prefix(uint8_t *m, unsigned bits)
 {
-	struct ferry_rule rules[3] = {
-		{ .id = 1, .priority = 10, .in_port = FERRY_PORT_ANY, .action = FERRY_FLOW_ACTION_DROP, .in_use = 1 },
-		{ .id = 2, .priority = 20, .in_port = 1, .action = FERRY_FLOW_ACTION_OUTPUT, .out_port = 2, .in_use = 1 },
-		{ .id = 3, .priority = 10, .in_port = 3, .action = FERRY_FLOW_ACTION_OUTPUT, .out_port = 0, .in_use = 1 },
-	};
-	struct ferry_classifier *cls = ferry_classifier_build(rules, 3, N_PORTS);
-	const struct ferry_rule *out[5];
-	uint16_t ports[5] = { 0, 1, 3, 5, 200 };
-	for (int i = 0; i < 5; i++)
-		CHECK_EQ(ferry_classifier_lookup_burst(cls, ports[i], NULL, 1, &out[i]), FERRY_CLS_UNIFORM);
-	CHECK(out[0] && out[0]->id == 1);
-	CHECK(out[1] && out[1]->id == 2);
-	CHECK(out[2] && out[2]->id == 3); /* exact in_port beats the wildcard at equal priority */
-	CHECK(out[3] && out[3]->id == 1);
-	CHECK(out[4] == NULL);            /* a port the table does not know misses */
-	CHECK_EQ(ferry_classifier_size(cls), 3);
-	ferry_classifier_free(cls);
+	memset(m, 0, 4);
+	for (unsigned i = 0; i < bits; i++)
+		m[i / 8] |= (uint8_t)(0x80 >> (i % 8));
 }
+
+static void random_mask(struct ferry_flow_key *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (rnd(2)) m->in_port = UINT32_MAX;
+	if (rnd(2)) m->eth_type = 0xffff;
+	if (rnd(2)) set_prefix(m->nw_src, 8 * rnd(5));
+	if (rnd(3) == 0) set_prefix(m->nw_dst, 16 + 8 * rnd(3));
+	if (rnd(3) == 0) m->nw_proto = 0xff;
+	if (rnd(3) == 0) m->tp_dst = rnd(2) ? 0xffff : 0xff00;
+	if (rnd(4) == 0) m->reg[0] = 0x0f;
+	if (rnd(4) == 0) m->metadata = 0xff00000000000000ull;
+	if (rnd(5) == 0) m->vlan_tci = 0x1fff;
+}
+
+static void random_key(struct ferry_flow_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->in_port = rnd(N_PORTS);
+	k->eth_type = rnd(2) ? 0x0800 : 0x86dd;
+	k->nw_src[0] = (uint8_t)(10 + rnd(2));
+	k->nw_src[1] = (uint8_t)rnd(3);
+	k->nw_src[2] = (uint8_t)rnd(2);
+	k->nw_src[3] = (uint8_t)rnd(4);
+	k->nw_dst[0] = 192;
+	k->nw_dst[1] = 168;
+	k->nw_dst[2] = (uint8_t)rnd(3);
+	k->nw_dst[3] = (uint8_t)rnd(3);
+	k->nw_proto = rnd(2) ? 6 : 17;
+	k->tp_dst = (uint16_t)(rnd(3) << 8 | rnd(2));
+	k->reg[0] = rnd(4);
+	k->metadata = (uint64_t)rnd(3) << 56;
+	k->vlan_tci = rnd(2) ? 0 : (uint16_t)(0x1000 | rnd(3));
+}
+
+static void mask_key(struct ferry_flow_key *k, const struct ferry_flow_key *m)
+{
+	uint64_t *kw = (uint64_t *)(void *)k;
+	const uint64_t *mw = ferry_key_words(m);
+	for (unsigned w = 0; w < FERRY_KEY_WORDS; w++)
+		kw[w] &= mw[w];
+}
+
+static int matches(const struct ferry_rule *r, const struct ferry_flow_key *k)
+{
+	const uint64_t *kw = ferry_key_words(k), *rw = ferry_key_words(&r->key), *mw = ferry_key_words(&r->mask);
+	for (unsigned w = 0; w < FERRY_KEY_WORDS; w++)
+		if ((kw[w] & mw[w]) != rw[w])
+			return 0;
+	return 1;
+}
+
+static int overlap(const struct ferry_rule *a, const struct ferry_rule *b)
+{
+	const uint64_t *ak = ferry_key_words(&a->key), *am = ferry_key_words(&a->mask);
+	const uint64_t *bk = ferry_key_words(&b->key), *bm = ferry_key_words(&b->mask);
+	for (unsigned w = 0; w < FERRY_KEY_WORDS; w++)
+		if ((ak[w] ^ bk[w]) & am[w] & bm[w])
+			return 0;
+	return 1;
+}
+
+static struct ferry_rule accepted[512];
 
 static void test_random_against_linear_scan(void)
 {
-	enum { CASES = 2000, MAX_RULES = 40 };
-	unsigned mismatches = 0;
-	for (int c = 0; c < CASES; c++) {
-		struct ferry_rule rules[MAX_RULES];
-		uint32_t n = 1 + rnd(MAX_RULES);
-		memset(rules, 0, sizeof(rules));
-		for (uint32_t i = 0; i < n; i++) {
-			rules[i].id = i;
-			rules[i].priority = rnd(4); /* few priorities: many ties */
-			rules[i].in_port = rnd(3) == 0 ? FERRY_PORT_ANY : (uint16_t)rnd(N_PORTS);
-			rules[i].in_use = rnd(8) != 0;
-			rules[i].table_id = rnd(10) == 0 ? 1 : 0;
+	enum { SETS = 1000, PACKETS = 100 };
+	unsigned mismatches = 0, wrong_ties = 0, cases = 0, hits = 0;
+	static struct ferry_rule r;
+	char why[128];
+	for (int set = 0; set < SETS; set++) {
+		ferry_flow_table_clear(&ft);
+		ferry_flow_table_commit_batch(&ft);
+		struct ferry_flow_key masks[10];
+		unsigned n_masks = 1 + rnd(10), n_acc = 0;
+		for (unsigned i = 0; i < n_masks; i++)
+			random_mask(&masks[i]);
+		unsigned n_rules = 1 + rnd(200);
+		for (unsigned i = 0; i < n_rules && n_acc < 512; i++) {
+			memset(&r, 0, sizeof(r));
+			r.mask = masks[rnd(n_masks)];
+			random_key(&r.key);
+			mask_key(&r.key, &r.mask);
+			r.priority = (uint16_t)rnd(60);
+			r.table_id = (uint8_t)rnd(2);
+			/* the id stands for (table, priority, match), as ferry-control derives it */
+			r.id = rte_hash_crc(&r.key, sizeof(r.key), rte_hash_crc(&r.mask, sizeof(r.mask),
+					    (uint32_t)r.priority << 8 | r.table_id)) | (uint64_t)r.priority << 32 |
+			       (uint64_t)r.table_id << 48;
+			uint32_t slot;
+			int st = ferry_flow_table_add(&ft, &r, false, &slot, why, sizeof(why));
+			/* a refusal must be a real tie, an acceptance must not create one */
+			int tie = 0;
+			for (unsigned j = 0; j < n_acc; j++)
+				if (accepted[j].table_id == r.table_id && accepted[j].priority == r.priority &&
+				    accepted[j].id != r.id && overlap(&accepted[j], &r))
+					tie = 1;
+			if (st == FERRY_STATUS_EEXIST) {
+				wrong_ties += !tie;
+				continue;
+			}
+			wrong_ties += tie;
+			if (st != FERRY_STATUS_OK)
+				continue;
+			unsigned j;
+			for (j = 0; j < n_acc && accepted[j].id != r.id; j++)
+				;
+			accepted[j] = r; /* a replace of the same id keeps one entry */
+			if (j == n_acc)
+				n_acc++;
 		}
-		/* equal (priority, match) cannot coexist: the id is derived from them */
-		for (uint32_t i = 0; i < n; i++)
-			for (uint32_t j = 0; j < i; j++)
-				if (rules[j].in_use && rules[i].priority == rules[j].priority &&
-				    rules[i].in_port == rules[j].in_port && rules[i].table_id == rules[j].table_id)
-					rules[i].in_use = 0;
-		struct ferry_classifier *cls = ferry_classifier_build(rules, n, N_PORTS);
-		for (uint16_t p = 0; p < N_PORTS; p++) {
-			const struct ferry_rule *got;
-			ferry_classifier_lookup_burst(cls, p, NULL, 1, &got);
-			const struct ferry_rule *want = linear(rules, n, p);
+		ferry_flow_table_commit_batch(&ft);
+		uint64_t v = ferry_flow_table_version(&ft);
+		for (int p = 0; p < PACKETS; p++) {
+			struct ferry_flow_key k;
+			random_key(&k);
+			uint8_t table = (uint8_t)rnd(2);
+			const struct ferry_rule *want = NULL;
+			for (unsigned j = 0; j < n_acc; j++)
+				if (accepted[j].table_id == table && matches(&accepted[j], &k) &&
+				    (want == NULL || accepted[j].priority > want->priority))
+					want = &accepted[j];
+			const struct ferry_rule *got = tss_lookup(&ft.tss, table, &k, v, NULL);
 			if ((got == NULL) != (want == NULL) || (got && got->id != want->id))
 				mismatches++;
+			hits += want != NULL;
+			cases++;
 		}
-		ferry_classifier_free(cls);
 	}
+	CHECK_EQ(cases, SETS * PACKETS);
 	CHECK_EQ(mismatches, 0);
+	CHECK_EQ(wrong_ties, 0);
+	CHECK(hits > cases / 10); /* the domains are small enough that rules really match */
+	printf("  %u cases, %u hits\n", cases, hits);
 }
 
-static unsigned resets;
-static void count_reset(void *arg, uint32_t slot) { (void)arg; (void)slot; resets++; }
+/* ---- versions ---- */
 
-static void test_flow_table_slots(void)
+static struct ferry_rule mk(uint64_t id, uint16_t prio, uint32_t in_port)
 {
-	struct ferry_flow_table ft;
-	CHECK(ferry_flow_table_init(&ft, 4, N_PORTS, NULL, count_reset, NULL) == 0);
-	const char *why;
-	uint32_t slot[5];
-	for (uint64_t i = 0; i < 4; i++) {
-		struct ferry_rule r = { .id = i + 1, .priority = (uint32_t)i, .in_port = 0,
-					.action = FERRY_FLOW_ACTION_DROP };
-		CHECK_EQ(ferry_flow_table_add(&ft, &r, &slot[i], &why), FERRY_STATUS_OK);
+	struct ferry_rule r;
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.priority = prio;
+	r.key.in_port = in_port;
+	r.mask.in_port = UINT32_MAX;
+	return r;
+}
+
+static const struct ferry_rule *lookup_port(uint32_t port)
+{
+	struct ferry_flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.in_port = port;
+	return tss_lookup(&ft.tss, 0, &k, ferry_flow_table_version(&ft), NULL);
+}
+
+static void test_staged_invisible_until_commit(void)
+{
+	char why[128];
+	uint32_t slot;
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	struct ferry_rule a = mk(1, 10, 1);
+	CHECK_EQ(ferry_flow_table_add(&ft, &a, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK(lookup_port(1) == NULL);
+	uint64_t v = ferry_flow_table_version(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(ferry_flow_table_version(&ft), v + 1);
+	CHECK(lookup_port(1) && lookup_port(1)->id == 1);
+	/* replace: same slot, new object, old one gone after the commit */
+	struct ferry_rule a2 = mk(1, 10, 1);
+	a2.cookie = 77;
+	uint32_t slot2;
+	CHECK_EQ(ferry_flow_table_add(&ft, &a2, false, &slot2, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(slot2, slot);
+	CHECK(lookup_port(1) && lookup_port(1)->cookie == 0);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK(lookup_port(1) && lookup_port(1)->cookie == 77);
+	CHECK_EQ(ft.n_active, 1);
+}
+
+static void test_ties_are_refused(void)
+{
+	char why[128];
+	uint32_t slot;
+	struct ferry_rule wide = mk(50, 10, 0);
+	wide.mask.in_port = 0;
+	wide.key.in_port = 0; /* every port, priority 10: overlaps rule 1 */
+	CHECK_EQ(ferry_flow_table_add(&ft, &wide, false, &slot, why, sizeof(why)), FERRY_STATUS_EEXIST);
+	CHECK(strstr(why, "priority") != NULL);
+	wide.priority = 11;
+	CHECK_EQ(ferry_flow_table_add(&ft, &wide, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK(lookup_port(1)->id == 50);
+	CHECK_EQ(ferry_flow_table_del(&ft, 50, false), FERRY_STATUS_OK);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK(lookup_port(1)->id == 1);
+}
+
+static void test_bundle_all_or_nothing(void)
+{
+	char why[128];
+	uint32_t slot;
+	struct ferry_rule b = mk(2, 10, 2), c = mk(3, 10, 3);
+	CHECK_EQ(ferry_flow_table_add(&ft, &b, true, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(ferry_flow_table_del(&ft, 1, true), FERRY_STATUS_OK);
+	/* plain changes wait for the bundle */
+	CHECK_EQ(ferry_flow_table_add(&ft, &c, false, &slot, why, sizeof(why)), FERRY_STATUS_EBUNDLE);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK(lookup_port(2) == NULL);
+	CHECK(lookup_port(1) != NULL);
+	uint64_t v = ferry_flow_table_version(&ft);
+	CHECK_EQ(ferry_flow_table_commit_bundle(&ft, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(ferry_flow_table_version(&ft), v + 1); /* one version for the whole bundle */
+	CHECK(lookup_port(2) && lookup_port(2)->id == 2);
+	CHECK(lookup_port(1) == NULL);
+
+	/* a failing op rolls the whole bundle back, the replaced and deleted flows included */
+	struct ferry_rule b2 = mk(2, 10, 2), d = mk(4, 10, 0);
+	b2.cookie = 9;
+	CHECK_EQ(ferry_flow_table_add(&ft, &b2, true, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(ferry_flow_table_add(&ft, &d, true, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(ferry_flow_table_del(&ft, 4, true), FERRY_STATUS_OK);
+	ferry_flow_table_bundle_fail(&ft, "actions[0]: output port 9 does not exist");
+	struct ferry_rule e = mk(5, 10, 3);
+	CHECK_EQ(ferry_flow_table_add(&ft, &e, true, &slot, why, sizeof(why)), FERRY_STATUS_EBUNDLE);
+	CHECK_EQ(ferry_flow_table_commit_bundle(&ft, why, sizeof(why)), FERRY_STATUS_EBUNDLE);
+	CHECK(strstr(why, "port 9") != NULL);
+	CHECK(lookup_port(2) && lookup_port(2)->cookie == 0);
+	CHECK(lookup_port(0) == NULL);
+	CHECK_EQ(ft.n_active, 1);
+	CHECK(ferry_flow_table_get(&ft, 2) != NULL && ferry_flow_table_get(&ft, 4) == NULL);
+
+	/* abort */
+	CHECK_EQ(ferry_flow_table_del(&ft, 2, true), FERRY_STATUS_OK);
+	ferry_flow_table_abort_bundle(&ft);
+	CHECK(lookup_port(2) != NULL);
+	CHECK_EQ(ferry_flow_table_add(&ft, &c, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK(lookup_port(3) != NULL);
+}
+
+static void test_slots_and_capacity(void)
+{
+	struct ferry_flow_table small;
+	char why[128];
+	uint32_t s[4];
+	CHECK(ferry_flow_table_init(&small, 3, N_PORTS, NULL, NULL, NULL) == 0);
+	for (uint64_t i = 0; i < 3; i++) {
+		struct ferry_rule r = mk(i + 1, (uint16_t)i, (uint32_t)i);
+		CHECK_EQ(ferry_flow_table_add(&small, &r, false, &s[i], why, sizeof(why)), FERRY_STATUS_OK);
 	}
-	struct ferry_rule r5 = { .id = 5, .in_port = 0, .action = FERRY_FLOW_ACTION_DROP };
-	CHECK_EQ(ferry_flow_table_add(&ft, &r5, &slot[4], &why), FERRY_STATUS_ENOSPC);
-	CHECK(why != NULL);
-	CHECK_EQ(resets, 4);
-	CHECK_EQ(ferry_flow_table_publish(&ft), FERRY_STATUS_OK);
-	CHECK_EQ(ferry_classifier_size(ferry_flow_table_current(&ft)), 4);
-	/* a deleted slot is reused only after the publish that retires it */
-	CHECK_EQ(ferry_flow_table_del(&ft, 2), FERRY_STATUS_OK);
-	CHECK_EQ(ferry_flow_table_add(&ft, &r5, &slot[4], &why), FERRY_STATUS_ENOSPC);
-	CHECK_EQ(ferry_flow_table_publish(&ft), FERRY_STATUS_OK);
-	CHECK_EQ(ferry_flow_table_add(&ft, &r5, &slot[4], &why), FERRY_STATUS_OK);
-	CHECK_EQ(slot[4], slot[1]);
-	CHECK_EQ(resets, 5);
-	CHECK_EQ(ferry_flow_table_publish(&ft), FERRY_STATUS_OK);
-	CHECK_EQ(ft.generation, 3);
-	/* publishing with nothing changed does not rebuild */
-	CHECK_EQ(ferry_flow_table_publish(&ft), FERRY_STATUS_OK);
-	CHECK_EQ(ft.generation, 3);
-	ferry_flow_table_fini(&ft);
+	struct ferry_rule x = mk(9, 9, 0);
+	CHECK_EQ(ferry_flow_table_add(&small, &x, false, &s[3], why, sizeof(why)), FERRY_STATUS_ENOSPC);
+	CHECK(strstr(why, "max-flows") != NULL);
+	ferry_flow_table_commit_batch(&small);
+	CHECK_EQ(ferry_flow_table_del(&small, 2, false), FERRY_STATUS_OK);
+	/* the slot of a deleted flow comes back only once its commit is done */
+	CHECK_EQ(ferry_flow_table_add(&small, &x, false, &s[3], why, sizeof(why)), FERRY_STATUS_ENOSPC);
+	ferry_flow_table_commit_batch(&small);
+	CHECK_EQ(ferry_flow_table_add(&small, &x, false, &s[3], why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(s[3], s[1]);
+	ferry_flow_table_fini(&small);
+}
+
+static void test_subtables_visited_in_priority_order(void)
+{
+	char why[128];
+	uint32_t slot;
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	/* 8 masks; the best-priority subtable matching stops the search */
+	for (unsigned i = 0; i < 8; i++) {
+		struct ferry_rule r;
+		memset(&r, 0, sizeof(r));
+		r.id = 100 + i;
+		r.priority = (uint16_t)(100 - i);
+		set_prefix(r.mask.nw_src, 8 + i);
+		r.key.nw_src[0] = 10;
+		CHECK_EQ(ferry_flow_table_add(&ft, &r, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	}
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(tss_n_subtables(&ft.tss, 0), 8);
+	struct ferry_flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.nw_src[0] = 10;
+	uint32_t visited = 0;
+	const struct ferry_rule *r = tss_lookup(&ft.tss, 0, &k, ferry_flow_table_version(&ft), &visited);
+	CHECK(r && r->id == 100);
+	CHECK_EQ(visited, 1);
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(tss_n_subtables(&ft.tss, 0), 0); /* empty subtables go away */
 }
 
 int main(void)
 {
 	ferry_test_eal_init("classifier", NULL, 0);
-	RUN(test_priorities);
+	if (ferry_flow_table_init(&ft, MAX_FLOWS, N_PORTS, NULL, NULL, NULL) != 0)
+		return 1;
 	RUN(test_random_against_linear_scan);
-	RUN(test_flow_table_slots);
+	RUN(test_staged_invisible_until_commit);
+	RUN(test_ties_are_refused);
+	RUN(test_bundle_all_or_nothing);
+	RUN(test_slots_and_capacity);
+	RUN(test_subtables_visited_in_priority_order);
+	ferry_flow_table_fini(&ft);
 	rte_eal_cleanup();
 	return ftest_finish();
 }

@@ -2,14 +2,22 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <rte_ring.h>
+#include "../common/clock.h"
+#include "../pipeline/actions.h"
+#include "../pipeline/worker.h"
 
 #define CTL_MAX_BATCH 256u
+#define NS_PER_SEC 1000000000ull
 
-void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows)
+void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows,
+		    struct ferry_worker *workers, uint16_t n_workers)
 {
 	memset(ctl, 0, sizeof(*ctl));
 	ctl->shm = shm;
 	ctl->flows = flows;
+	ctl->workers = workers;
+	ctl->n_workers = n_workers;
 }
 
 static void reply(struct ferry_response *resp, uint32_t status, const char *msg)
@@ -19,27 +27,59 @@ static void reply(struct ferry_response *resp, uint32_t status, const char *msg)
 		snprintf(resp->message, sizeof(resp->message), "%s", msg);
 }
 
-static int handle_flow_add(struct ferry_ctl *ctl, const struct ferry_flow_add *m,
+/* Field-level checks of a FLOW_ADD before anything is staged. */
+static int check_flow(const struct ferry_ctl *ctl, const struct ferry_flow_add *m, char *why, size_t whylen)
+{
+	if (m->table_id >= FERRY_N_TABLES) {
+		snprintf(why, whylen, "table_id: %u is not a table (0..%u)", m->table_id, FERRY_N_TABLES - 1);
+		return FERRY_STATUS_ENOTABLE;
+	}
+	const uint64_t *k = ferry_key_words(&m->key), *mk = ferry_key_words(&m->mask);
+	for (unsigned w = 0; w < FERRY_KEY_WORDS; w++) {
+		if (k[w] & ~mk[w]) {
+			snprintf(why, whylen, "key: bits outside the mask in word %u", w);
+			return FERRY_STATUS_EINVAL;
+		}
+	}
+	if (m->mask.in_port != 0 && (m->mask.in_port != UINT32_MAX || m->key.in_port >= ctl->flows->n_ports)) {
+		snprintf(why, whylen, "match in_port: port %u does not exist", m->key.in_port);
+		return FERRY_STATUS_ENOPORT;
+	}
+	if (m->actions_len > sizeof(m->actions)) {
+		snprintf(why, whylen, "actions_len: %u is more than %zu", m->actions_len, sizeof(m->actions));
+		return FERRY_STATUS_EINVAL;
+	}
+	return ferry_actions_validate(m->actions, m->actions_len, m->table_id, ctl->flows->n_ports, why, whylen);
+}
+
+static int handle_flow_add(struct ferry_ctl *ctl, const struct ferry_flow_add *m, bool in_bundle,
 			   struct ferry_response *resp)
 {
-	struct ferry_rule r = {
-		.id = m->id,
-		.priority = m->priority,
-		.table_id = m->table_id,
-		.action = m->action,
-		.in_port = m->in_port,
-		.out_port = m->out_port,
-	};
-	if (m->priority > UINT16_MAX) {
-		reply(resp, FERRY_STATUS_EINVAL, "priority: must be 0..65535");
-		return 0;
+	static struct ferry_rule tmpl; /* main lcore only; too big for the stack budget we like */
+	char why[FERRY_ERR_MSG_LEN] = "";
+	int st = check_flow(ctl, m, why, sizeof(why));
+	if (st == FERRY_STATUS_OK) {
+		memset(&tmpl, 0, sizeof(tmpl));
+		tmpl.id = m->id;
+		tmpl.cookie = m->cookie;
+		tmpl.priority = m->priority;
+		tmpl.table_id = m->table_id;
+		tmpl.flags = m->flags;
+		tmpl.idle_timeout = m->idle_timeout;
+		tmpl.hard_timeout = m->hard_timeout;
+		tmpl.actions_len = m->actions_len;
+		tmpl.key = m->key;
+		tmpl.mask = m->mask;
+		memcpy(tmpl.actions, m->actions, m->actions_len);
+		tmpl.created_ns = ferry_monotonic_ns();
+		uint32_t slot = 0;
+		st = ferry_flow_table_add(ctl->flows, &tmpl, in_bundle, &slot, why, sizeof(why));
+		resp->aux = slot;
 	}
-	uint32_t slot = 0;
-	const char *why = NULL;
-	int st = ferry_flow_table_add(ctl->flows, &r, &slot, &why);
-	reply(resp, (uint32_t)st, why);
-	resp->aux = slot;
-	return st == FERRY_STATUS_OK;
+	reply(resp, (uint32_t)st, why[0] ? why : NULL);
+	if (st != FERRY_STATUS_OK && in_bundle && st != FERRY_STATUS_EBUNDLE)
+		ferry_flow_table_bundle_fail(ctl->flows, why);
+	return st == FERRY_STATUS_OK && !in_bundle;
 }
 
 int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len,
@@ -60,21 +100,26 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 		reply(resp, FERRY_STATUS_EINVAL, "len: body longer than a record");
 		return 0;
 	}
+	if (h.flags & ~(uint16_t)FERRY_MSG_FLAG_IN_BUNDLE) {
+		reply(resp, FERRY_STATUS_EINVAL, "flags: unknown bits");
+		return 0;
+	}
+	bool in_bundle = h.flags & FERRY_MSG_FLAG_IN_BUNDLE;
 	const uint8_t *body = rec + sizeof(h);
 
 	switch (h.type) {
 	case FERRY_MSG_TYPE_PING:
 		reply(resp, FERRY_STATUS_OK, NULL);
-		resp->value = ctl->flows->generation;
+		resp->value = ferry_flow_table_version(ctl->flows);
 		return 0;
 	case FERRY_MSG_TYPE_FLOW_ADD: {
-		struct ferry_flow_add m;
+		static struct ferry_flow_add m;
 		if (h.len != sizeof(m)) {
 			reply(resp, FERRY_STATUS_EINVAL, "len: FLOW_ADD body has the wrong size");
 			return 0;
 		}
 		memcpy(&m, body, sizeof(m));
-		return handle_flow_add(ctl, &m, resp);
+		return handle_flow_add(ctl, &m, in_bundle, resp);
 	}
 	case FERRY_MSG_TYPE_FLOW_DEL: {
 		struct ferry_flow_del m;
@@ -83,23 +128,47 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 			return 0;
 		}
 		memcpy(&m, body, sizeof(m));
-		int st = ferry_flow_table_del(ctl->flows, m.id);
-		reply(resp, (uint32_t)st, st == FERRY_STATUS_ENOENT ? "id: no such flow" : NULL);
-		return st == FERRY_STATUS_OK;
+		int st = ferry_flow_table_del(ctl->flows, m.id, in_bundle);
+		reply(resp, (uint32_t)st, st == FERRY_STATUS_ENOENT ? "id: no such flow" :
+				      st == FERRY_STATUS_EBUNDLE ? "a bundle is open: commit or abort it first" : NULL);
+		if (st != FERRY_STATUS_OK && in_bundle)
+			ferry_flow_table_bundle_fail(ctl->flows, resp->message);
+		return st == FERRY_STATUS_OK && !in_bundle;
 	}
 	case FERRY_MSG_TYPE_FLOW_CLEAR:
-		if (h.len != 0) {
-			reply(resp, FERRY_STATUS_EINVAL, "len: FLOW_CLEAR has no body");
+		if (h.len != 0 || in_bundle) {
+			reply(resp, FERRY_STATUS_EINVAL, h.len ? "len: FLOW_CLEAR has no body" : "flags: FLOW_CLEAR is not bundled");
 			return 0;
 		}
-		resp->value = ctl->flows->n_active;
-		ferry_flow_table_clear(ctl->flows);
+		if (ctl->flows->bundle_open) {
+			reply(resp, FERRY_STATUS_EBUNDLE, "a bundle is open: commit or abort it first");
+			return 0;
+		}
+		resp->value = ferry_flow_table_clear(ctl->flows);
 		reply(resp, FERRY_STATUS_OK, NULL);
 		return 1;
+	case FERRY_MSG_TYPE_BUNDLE_COMMIT: {
+		char why[FERRY_ERR_MSG_LEN] = "";
+		int st = ferry_flow_table_commit_bundle(ctl->flows, why, sizeof(why));
+		reply(resp, (uint32_t)st, why[0] ? why : NULL);
+		resp->value = ferry_flow_table_version(ctl->flows);
+		return 0;
+	}
+	case FERRY_MSG_TYPE_BUNDLE_ABORT:
+		ferry_flow_table_abort_bundle(ctl->flows);
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return 0;
 	default:
 		reply(resp, FERRY_STATUS_EINVAL, "type: unknown request type");
 		return 0;
 	}
+}
+
+static void publish_header(struct ferry_ctl *ctl)
+{
+	ctl->shm->hdr->flows_active = ctl->flows->n_active;
+	ctl->shm->hdr->flows_generation = (uint32_t)ctl->flows->commits;
+	__atomic_store_n(&ctl->shm->hdr->visible_version, ferry_flow_table_version(ctl->flows), __ATOMIC_RELEASE);
 }
 
 uint32_t ferry_ctl_poll(struct ferry_ctl *ctl, uint32_t max)
@@ -124,31 +193,104 @@ uint32_t ferry_ctl_poll(struct ferry_ctl *ctl, uint32_t max)
 		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
 		struct ferry_response *body = (struct ferry_response *)(out + sizeof(*rh));
 		/* copy the record out first: the peer may scribble on the slot meanwhile */
-		uint8_t rec[FERRY_MSG_SLOT_SIZE];
+		static uint8_t rec[FERRY_MSG_SLOT_SIZE];
 		memcpy(rec, ferry_ring_peek(req, i), sizeof(rec));
-		int c = ferry_ctl_handle(ctl, rec, sizeof(rec), rh, body);
-		changed |= c;
+		changed |= ferry_ctl_handle(ctl, rec, sizeof(rec), rh, body);
 		ctl->requests++;
 		ctl->bad_requests += body->status == FERRY_STATUS_EINVAL;
 	}
 	ferry_ring_release(req, n);
-
-	if (changed) {
-		int st = ferry_flow_table_publish(ctl->flows);
-		if (st != FERRY_STATUS_OK) {
-			/* the batch's changes are held but not in force; say so to each */
-			for (uint32_t i = 0; i < n; i++) {
-				struct ferry_response *body = (struct ferry_response *)
-					(ferry_ring_prepare(resp, i) + sizeof(struct ferry_msg_hdr));
-				if (body->status == FERRY_STATUS_OK)
-					reply(body, FERRY_STATUS_EINTERNAL,
-					      "out of memory publishing the flow table; retried on the next change");
-			}
-		}
-		ctl->shm->hdr->flows_active = ctl->flows->n_active;
-		__atomic_store_n(&ctl->shm->hdr->flows_generation, ctl->flows->generation,
-				 __ATOMIC_RELEASE);
-	}
+	if (changed)
+		ferry_flow_table_commit_batch(ctl->flows);
+	publish_header(ctl);
 	ferry_ring_publish(resp, n);
+	return n;
+}
+
+static int push_event(struct ferry_ctl *ctl, uint16_t type, const void *body, uint32_t len, uint64_t now_ns)
+{
+	struct ferry_ring *ev = &ctl->shm->events;
+	if (ferry_ring_free(ev) == 0) {
+		ctl->events_lost++;
+		ev->ctl->full_events = ++ev->full_events;
+		return -1;
+	}
+	uint8_t *slot = ferry_ring_prepare(ev, 0);
+	struct ferry_event_hdr h = { .type = type, .len = len, .seq = ++ctl->event_seq, .time_ns = now_ns };
+	memcpy(slot, &h, sizeof(h));
+	memcpy(slot + sizeof(h), body, len);
+	ferry_ring_publish(ev, 1);
+	return 0;
+}
+
+uint32_t ferry_ctl_expire(struct ferry_ctl *ctl, uint64_t now_ns)
+{
+	struct ferry_flow_table *ft = ctl->flows;
+	if (ft->bundle_open)
+		return 0; /* the next sweep will do */
+	uint32_t n = 0;
+	for (uint32_t s = 0; s < ft->max_flows; s++) {
+		const struct ferry_rule *r = ft->slot_rule[s];
+		if (r == NULL || (r->idle_timeout == 0 && r->hard_timeout == 0) ||
+		    r->add_version == FERRY_VERSION_NEVER)
+			continue;
+		uint64_t last = r->created_ns, packets = 0, bytes = 0;
+		for (uint16_t w = 0; w < ctl->shm->geo.n_workers; w++) {
+			const struct ferry_flow_stats *fs = ferry_shm_flow_stats(ctl->shm, w, s);
+			if (fs->last_hit_ns > last)
+				last = fs->last_hit_ns;
+			packets += fs->packets;
+			bytes += fs->bytes;
+		}
+		uint8_t reason;
+		if (r->hard_timeout && now_ns - r->created_ns >= r->hard_timeout * NS_PER_SEC)
+			reason = FERRY_REMOVED_REASON_HARD_TIMEOUT;
+		else if (r->idle_timeout && now_ns > last && now_ns - last >= r->idle_timeout * NS_PER_SEC)
+			reason = FERRY_REMOVED_REASON_IDLE_TIMEOUT;
+		else
+			continue;
+		struct ferry_event_flow_removed ev = {
+			.id = r->id, .cookie = r->cookie, .packets = packets, .bytes = bytes,
+			.duration_ns = now_ns - r->created_ns, .reason = reason, .table_id = r->table_id,
+			.priority = r->priority,
+		};
+		if (ferry_flow_table_del(ft, r->id, false) == FERRY_STATUS_OK) {
+			push_event(ctl, FERRY_EVENT_TYPE_FLOW_REMOVED, &ev, sizeof(ev), now_ns);
+			n++;
+		}
+	}
+	if (n) {
+		ferry_flow_table_commit_batch(ft);
+		publish_header(ctl);
+	}
+	return n;
+}
+
+uint32_t ferry_ctl_drain_punts(struct ferry_ctl *ctl, uint64_t now_ns)
+{
+	uint32_t n = 0;
+	for (uint16_t w = 0; w < ctl->n_workers; w++) {
+		struct ferry_punt p;
+		while (rte_ring_sc_dequeue_elem(ctl->workers[w].punts, &p, sizeof(p)) == 0) {
+			struct ferry_event_packet_in ev;
+			memset(&ev, 0, sizeof(ev));
+			uint32_t max = p.max_len ? p.max_len : sizeof(ev.data);
+			if (max > sizeof(ev.data))
+				max = sizeof(ev.data);
+			uint32_t len = rte_pktmbuf_pkt_len(p.m) < max ? rte_pktmbuf_pkt_len(p.m) : max;
+			const void *d = rte_pktmbuf_read(p.m, 0, len, ev.data);
+			if (d != ev.data && d != NULL)
+				memcpy(ev.data, d, len);
+			ev.cookie = p.cookie;
+			ev.in_port = p.in_port;
+			ev.total_len = rte_pktmbuf_pkt_len(p.m);
+			ev.table_id = p.table_id;
+			ev.reason = p.reason;
+			ev.data_len = (uint16_t)len;
+			push_event(ctl, FERRY_EVENT_TYPE_PACKET_IN, &ev, sizeof(ev), now_ns);
+			rte_pktmbuf_free(p.m);
+			n++;
+		}
+	}
 	return n;
 }

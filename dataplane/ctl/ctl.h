@@ -1,7 +1,9 @@
 /* The main lcore's side of the control channel: drains the request ring, validates
  * every field of every record (a buggy or hostile control process must not crash
- * ferryd), applies a whole batch, publishes it once, then answers. Answers come only
- * after the change is visible to every worker. */
+ * ferryd), stages the changes, commits the batch as one flow-table version, then
+ * answers: an answer means the change is visible to every worker. Bundles stage
+ * across requests until BUNDLE_COMMIT. The main lcore also expires flows whose idle
+ * or hard timeout passed, and forwards the workers' punted packets as events. */
 #ifndef FERRY_CTL_H
 #define FERRY_CTL_H
 
@@ -9,23 +11,36 @@
 #include "shm.h"
 #include "../classifier/flow_table.h"
 
+struct ferry_worker;
+
 struct ferry_ctl {
 	struct ferry_shm *shm;
 	struct ferry_flow_table *flows;
+	struct ferry_worker *workers;
+	uint16_t n_workers;
 	uint64_t requests;
 	uint64_t bad_requests;
+	uint64_t event_seq;
+	uint64_t events_lost;
 };
 
-void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows);
+void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows,
+		    struct ferry_worker *workers, uint16_t n_workers);
 
 /* Handles up to max requests (bounded by the room in the response ring: a full
  * response ring pushes back on the request ring instead of losing answers).
  * Returns how many were handled. */
 uint32_t ferry_ctl_poll(struct ferry_ctl *ctl, uint32_t max);
 
-/* Decodes one request record into a response (exposed for the unit and fuzz tests).
- * Returns 1 when the flow table changed. */
+/* Decodes and stages one request record, filling its response (exposed for the unit
+ * and fuzz tests). Returns 1 when the plain batch changed and needs a commit. */
 int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len,
 		     struct ferry_msg_hdr *resp_hdr, struct ferry_response *resp);
+
+/* Removes flows past their idle or hard timeout (FLOW_REMOVED events). Returns how many. */
+uint32_t ferry_ctl_expire(struct ferry_ctl *ctl, uint64_t now_ns);
+
+/* Moves packets the workers punted to the controller into the event ring. */
+uint32_t ferry_ctl_drain_punts(struct ferry_ctl *ctl, uint64_t now_ns);
 
 #endif

@@ -35,6 +35,9 @@ size_t ferry_shm_layout(const struct ferry_shm_geometry *geo, struct ferry_shm_h
 	h->flow_stats_off = off;
 	off = align_up(off + (size_t)geo->n_workers * geo->max_flows * sizeof(struct ferry_flow_stats),
 		       REGION_ALIGN);
+	h->table_stats_off = off;
+	off = align_up(off + (size_t)geo->n_workers * FERRY_N_TABLES * sizeof(struct ferry_table_stats),
+		       REGION_ALIGN);
 	return off;
 }
 
@@ -131,6 +134,7 @@ int ferry_shm_create(struct ferry_shm *shm, const char *name, const struct ferry
 	shm->port_hw = (struct ferry_port_hw_stats *)(b + layout.port_hw_stats_off);
 	shm->workers = (struct ferry_worker_stats *)(b + layout.worker_stats_off);
 	shm->flow_stats = (struct ferry_flow_stats *)(b + layout.flow_stats_off);
+	shm->table_stats = (struct ferry_table_stats *)(b + layout.table_stats_off);
 
 	/* magic last: a reader that sees it sees a laid-out segment */
 	__atomic_store_n(&shm->hdr->magic, FERRY_SHM_MAGIC, __ATOMIC_RELEASE);

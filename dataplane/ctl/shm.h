@@ -26,6 +26,7 @@ struct ferry_shm {
 	struct ferry_port_hw_stats *port_hw;
 	struct ferry_worker_stats *workers;
 	struct ferry_flow_stats *flow_stats; /* [n_workers][max_flows] */
+	struct ferry_table_stats *table_stats; /* [n_workers][N_TABLES] */
 	struct ferry_shm_geometry geo;
 };
 

@@ -24,9 +24,11 @@
 #include "../ctl/shm.h"
 #include "../classifier/flow_table.h"
 #include "../ports/ports.h"
+#include "../pipeline/l2.h"
 #include "../pipeline/worker.h"
 
-#define FERRY_VERSION "0.1.0"
+#define FERRY_VERSION "0.2.0"
+#define EXPIRY_PERIOD_NS 100000000ull /* idle/hard timeouts are checked every 100 ms */
 
 struct options {
 	const char *shm_name;
@@ -220,7 +222,12 @@ int main(int argc, char **argv)
 			 "--max-flows)", opt.max_flows);
 		goto fail_rcu;
 	}
-	ferry_ctl_init(&ctl, &shm, &flows);
+	ferry_ctl_init(&ctl, &shm, &flows, workers, n_workers);
+	struct ferry_l2 *l2 = rte_zmalloc("ferry_l2", sizeof(*l2), RTE_CACHE_LINE_SIZE);
+	if (l2 == NULL) {
+		snprintf(err, sizeof(err), "MAC learning table: out of memory");
+		goto fail_flows;
+	}
 
 	/* rx queue q of every port goes to worker q % n_workers */
 	unsigned lcore, wi = 0;
@@ -234,9 +241,18 @@ int main(int argc, char **argv)
 		w->stats = &shm.workers[wi];
 		w->flow_stats = ferry_shm_flow_stats(&shm, wi, 0);
 		w->flows = &flows;
+		w->table_stats = &shm.table_stats[(size_t)wi * FERRY_N_TABLES];
+		w->l2 = l2;
 		w->qsv = qsv;
 		w->quit = &quit;
+		int sock = (int)rte_lcore_to_socket_id(lcore);
+		w->pool = ports.pool[sock < FERRY_MAX_SOCKETS && ports.pool[sock] ? sock : 0];
 		ferry_tsc_clock_init(&w->clock);
+		if (ferry_worker_init(w, sock) != 0) {
+			snprintf(err, sizeof(err), "worker %u: exact-match cache of %u entries: out of memory "
+				 "(raise EAL -m)", wi, FERRY_EMC_ENTRIES);
+			goto fail_workers;
+		}
 		wi++;
 	}
 	for (uint16_t p = 0; p < ports.n_ports; p++) {
@@ -245,14 +261,14 @@ int main(int argc, char **argv)
 			if (w->n_rxq == FERRY_MAX_RXQ_PER_WORKER) {
 				snprintf(err, sizeof(err), "worker %u would poll more than %u queues", w->id,
 					 FERRY_MAX_RXQ_PER_WORKER);
-				goto fail_flows;
+				goto fail_workers;
 			}
 			w->rxq[w->n_rxq++] = (struct ferry_rxq){ .port = p, .queue = q };
 		}
 	}
 
 	if (ferry_ports_start(&ports, err, sizeof(err)) != 0)
-		goto fail_flows;
+		goto fail_workers;
 	housekeeping(&shm, &ports);
 
 	for (unsigned i = 0; i < n_workers; i++)
@@ -271,6 +287,7 @@ int main(int argc, char **argv)
 
 	uint64_t hk_period = (uint64_t)opt.housekeeping_us * 1000;
 	uint64_t next_hk = ferry_monotonic_ns() + hk_period;
+	uint64_t next_expiry = ferry_monotonic_ns() + EXPIRY_PERIOD_NS;
 	/* The main lcore naps between polls of the request ring: briefly while requests
 	 * are flowing, up to ctl_idle_max_us when the channel is quiet, so an idle control
 	 * plane does not keep waking the core a worker may share with it. */
@@ -278,9 +295,14 @@ int main(int argc, char **argv)
 	while (!quit) {
 		uint32_t handled = ferry_ctl_poll(&ctl, UINT32_MAX);
 		uint64_t now = ferry_monotonic_ns();
+		handled += ferry_ctl_drain_punts(&ctl, now);
 		if (now >= next_hk) {
 			housekeeping(&shm, &ports);
 			next_hk = now + hk_period;
+		}
+		if (now >= next_expiry) {
+			ferry_ctl_expire(&ctl, now);
+			next_expiry = now + EXPIRY_PERIOD_NS;
 		}
 		if (handled != 0) {
 			idle_us = opt.ctl_idle_min_us;
@@ -293,8 +315,13 @@ int main(int argc, char **argv)
 	printf("ferryd: stopping\n");
 	__atomic_store_n(&shm.hdr->state, FERRY_DP_STATE_STOPPING, __ATOMIC_RELEASE);
 	rte_eal_mp_wait_lcore();
+	ferry_ctl_drain_punts(&ctl, ferry_monotonic_ns()); /* give back punted mbufs */
 	ferry_ports_stop(&ports);
 	rc = 0;
+fail_workers:
+	for (unsigned i = 0; i < n_workers; i++)
+		ferry_worker_fini(&workers[i]);
+	rte_free(l2);
 fail_flows:
 	ferry_flow_table_fini(&flows);
 fail_rcu:

@@ -1,127 +1,400 @@
 #include "worker.h"
 
+#include <stdio.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_malloc.h>
+#include "rewrite.h"
 
 /* Idle loops in a row before a worker with sleep_us set naps; short gaps between
  * bursts must not cost a wake-up. */
 #define IDLE_LOOPS_BEFORE_SLEEP 128u
 
-static inline void drop(struct ferry_worker *w, struct rte_mbuf *m, enum ferry_drop_reason why)
+_Static_assert(sizeof(((struct ferry_program *)0)->exit_meta) == FERRY_KEY_META_BYTES,
+	       "a program keeps exactly the key's metadata bytes");
+
+int ferry_worker_init(struct ferry_worker *w, int socket)
 {
-	w->stats->drops[why]++;
-	rte_pktmbuf_free(m);
+	char name[RTE_RING_NAMESIZE];
+	size_t sz = sizeof(struct ferry_emc) + FERRY_EMC_ENTRIES * sizeof(struct ferry_emc_entry);
+	w->emc = rte_zmalloc_socket("ferry_emc", sz, RTE_CACHE_LINE_SIZE, socket);
+	snprintf(name, sizeof(name), "ferry_punt_%u", w->id);
+	w->punts = rte_ring_create_elem(name, sizeof(struct ferry_punt), FERRY_PUNT_SLOTS, socket,
+					RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (w->emc == NULL || w->punts == NULL) {
+		ferry_worker_fini(w);
+		return -1;
+	}
+	w->emc->mask = FERRY_EMC_ENTRIES - 1;
+	for (uint32_t i = 0; i < FERRY_EMC_ENTRIES; i++)
+		w->emc->e[i].version = 0; /* versions start at 1: every entry misses */
+	if (w->punt_rate == 0)
+		w->punt_rate = FERRY_PUNT_RATE_DEFAULT;
+	return 0;
 }
 
-static inline void flush_flow(struct ferry_worker *w, const struct ferry_rule *r,
-			      uint64_t pkts, uint64_t bytes, uint64_t now_ns)
+void ferry_worker_fini(struct ferry_worker *w)
 {
-	struct ferry_flow_stats *fs = &w->flow_stats[r->slot];
-	fs->packets += pkts;
-	fs->bytes += bytes;
-	fs->last_hit_ns = now_ns;
+	rte_free(w->emc);
+	w->emc = NULL;
+	rte_ring_free(w->punts);
+	w->punts = NULL;
 }
 
-/* Sends pkts[0..n) of bytes total on out and counts what the NIC did not take. */
-static inline void transmit(struct ferry_worker *w, uint16_t out, struct rte_mbuf **pkts,
-			    uint16_t n, uint64_t bytes)
+/* ---- output ---- */
+
+static void flush_port(struct ferry_worker *w, uint16_t out)
 {
-	uint16_t sent = rte_eth_tx_burst(out, w->txq, pkts, n);
+	uint16_t n = w->tx_n[out];
+	uint64_t bytes = w->tx_bytes[out];
+	uint16_t sent = rte_eth_tx_burst(out, w->txq, w->tx[out], n);
 	struct ferry_worker_port_stats *ps = &w->stats->ports[out];
 	if (unlikely(sent < n)) {
 		/* the NIC is full: the rest are ours to count and free */
 		for (uint16_t i = sent; i < n; i++) {
-			bytes -= pkts[i]->pkt_len;
-			drop(w, pkts[i], FERRY_DROP_REASON_TX_FULL);
+			bytes -= w->tx[out][i]->pkt_len;
+			rte_pktmbuf_free(w->tx[out][i]);
 		}
 		ps->tx_dropped += n - sent;
+		w->stats->drops[FERRY_DROP_REASON_TX_FULL] += n - sent;
 	}
 	ps->tx_packets += sent;
 	ps->tx_bytes += bytes;
+	w->tx_n[out] = 0;
+	w->tx_bytes[out] = 0;
 }
 
-/* The general path: packets of one burst hit different rules. */
-static void process_mixed(struct ferry_worker *w, struct rte_mbuf **pkts, uint16_t n,
-			  const struct ferry_rule **rule, struct ferry_worker_port_stats *in,
-			  uint64_t now_ns)
+static void flush_all(struct ferry_worker *w)
 {
-	uint64_t out_mask = 0; /* bit p: tx[p] has packets (FERRY_MAX_PORTS <= 64) */
-	uint64_t dropped = 0;
-	/* flow counters accumulate over runs of packets hitting the same rule */
-	const struct ferry_rule *run_rule = NULL;
+	uint64_t mask = w->tx_mask;
+	while (mask) {
+		uint16_t out = (uint16_t)__builtin_ctzll(mask);
+		mask &= mask - 1;
+		flush_port(w, out);
+	}
+	w->tx_mask = 0;
+}
+
+static inline void stage(struct ferry_worker *w, uint16_t out, struct rte_mbuf *m)
+{
+	if (unlikely(w->tx_n[out] == FERRY_TX_STAGE))
+		flush_port(w, out);
+	w->tx[out][w->tx_n[out]++] = m;
+	w->tx_bytes[out] += m->pkt_len;
+	w->tx_mask |= 1ull << out;
+}
+
+/* The mbuf a consuming op sends: the packet itself for the last one, else a copy
+ * (rewrites follow) or another reference. NULL when no copy could be made. */
+static inline struct rte_mbuf *take(struct ferry_worker *w, struct rte_mbuf *m, int last, int copy)
+{
+	if (last)
+		return m;
+	if (copy) {
+		struct rte_mbuf *c = rte_pktmbuf_copy(m, w->pool, 0, UINT32_MAX);
+		if (c == NULL)
+			w->stats->drops[FERRY_DROP_REASON_NO_MBUF]++;
+		return c;
+	}
+	rte_mbuf_refcnt_update(m, 1);
+	return m;
+}
+
+/* ---- NORMAL: a learning switch over all ports ---- */
+
+static int normal(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_pkt_layout *lay,
+		  uint32_t in_port, int last, int copy)
+{
+	const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t vlan = lay->n_vlans ? (uint16_t)((d[14] << 8 | d[15]) & 0x0fff) : 0;
+	ferry_l2_learn(w->l2, d + 6, vlan, in_port, w->now_ns);
+	uint32_t out = (d[0] & 1) ? FERRY_L2_NO_PORT : ferry_l2_lookup(w->l2, d, vlan, w->now_ns);
+	if (out == in_port)
+		return 0; /* the destination is behind the port it came from */
+	if (out != FERRY_L2_NO_PORT && out < w->n_ports) {
+		struct rte_mbuf *o = take(w, m, last, copy);
+		if (o)
+			stage(w, (uint16_t)out, o);
+		return last;
+	}
+	/* flood: every port but the one it came in on */
+	int consumed = 0;
+	uint16_t final = UINT16_MAX;
+	for (uint16_t p = 0; p < w->n_ports; p++)
+		if (p != (uint16_t)in_port)
+			final = p;
+	for (uint16_t p = 0; p < w->n_ports; p++) {
+		if (p == in_port)
+			continue;
+		int is_last = last && p == final;
+		struct rte_mbuf *o = take(w, m, is_last, copy);
+		if (o)
+			stage(w, p, o);
+		consumed |= is_last;
+	}
+	return consumed;
+}
+
+/* ---- CONTROLLER ---- */
+
+static int punt(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_op *op, uint32_t in_port,
+		int last, int copy)
+{
+	/* token bucket: punt_rate packets per second, bursts up to one second's worth */
+	uint64_t elapsed = w->now_ns - w->punt_refill_ns;
+	if (elapsed >= 1000000) {
+		w->punt_tokens += elapsed * w->punt_rate / 1000000000ull;
+		if (w->punt_tokens > w->punt_rate)
+			w->punt_tokens = w->punt_rate;
+		w->punt_refill_ns = w->now_ns;
+	}
+	if (w->punt_tokens == 0) {
+		w->stats->drops[FERRY_DROP_REASON_CONTROLLER_LIMIT]++;
+		return 0;
+	}
+	const struct ferry_act_controller *a = op->act;
+	struct ferry_punt p = {
+		.cookie = op->rule ? op->rule->cookie : 0,
+		.in_port = in_port,
+		.max_len = a->max_len,
+		.table_id = op->table,
+		.reason = a->reason,
+	};
+	p.m = take(w, m, last, copy);
+	if (p.m == NULL)
+		return 0;
+	if (rte_ring_sp_enqueue_elem(w->punts, &p, sizeof(p)) != 0) {
+		w->stats->drops[FERRY_DROP_REASON_CONTROLLER_LIMIT]++;
+		if (!last)
+			rte_pktmbuf_free(p.m);
+		return last ? -1 : 0; /* -1: consumed nowhere, caller frees */
+	}
+	w->punt_tokens--;
+	w->stats->packet_ins++;
+	return last;
+}
+
+/* ---- ct: executes once the connection tracker lands ---- */
+
+static void ct_stub(const struct ferry_act_ct *a, uint8_t *meta_ct_state, uint16_t *meta_zone,
+		    const struct ferry_flow_key *out_meta)
+{
+	/* Without a tracker every packet is tracked-but-invalid: pipelines that admit
+	 * only +new/+est fail closed. The zone is set as the action says. */
+	*meta_ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
+	if (a->flags & FERRY_CT_FLAG_ZONE_FROM_REG)
+		*meta_zone = (uint16_t)(out_meta->reg[a->zone_reg] >> a->zone_reg_ofs);
+	else
+		*meta_zone = a->zone;
+}
+
+static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_program *p,
+		       const struct ferry_op *op, uint32_t in_port, uint8_t depth, int last, int copy,
+		       const struct ferry_flow_key *exit_meta)
+{
+	if ((unsigned)depth + 1 >= FERRY_MAX_RECIRC) {
+		w->stats->drops[FERRY_DROP_REASON_RECIRC_LIMIT]++;
+		return 0;
+	}
+	if (w->rq_n == FERRY_RECIRC_SLOTS) {
+		w->stats->drops[FERRY_DROP_REASON_RECIRC_LIMIT]++;
+		return 0;
+	}
+	struct rte_mbuf *o = take(w, m, last, copy);
+	if (o == NULL)
+		return 0;
+	struct ferry_recirc *r = &w->rq[w->rq_n++];
+	r->m = o;
+	r->table = p->recirc_table;
+	r->depth = (uint8_t)(depth + 1);
+	r->in_port = in_port;
+	memcpy(r->meta, exit_meta, sizeof(r->meta));
+	struct ferry_flow_key *mk = (struct ferry_flow_key *)(void *)r->meta;
+	uint8_t st;
+	ct_stub(op->act, &st, &mk->ct_zone, exit_meta);
+	mk->ct_state = st;
+	return last;
+}
+
+/* ---- one packet ---- */
+
+struct pkt {
+	struct ferry_flow_key key;
+	struct ferry_pkt_layout lay;
+	uint8_t table;
+	uint8_t depth;
+};
+
+static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, const struct ferry_program *p,
+		    const struct ferry_flow_key *exit_meta)
+{
+	int consumed = 0;
+	uint32_t in_port = pk->key.in_port;
+	for (unsigned i = 0; i < p->n_ops && !consumed; i++) {
+		const struct ferry_op *op = &p->ops[i];
+		switch (op->type) {
+		case FERRY_OP_OUTPUT: {
+			if (unlikely(op->port >= w->n_ports)) {
+				w->stats->drops[FERRY_DROP_REASON_BAD_OUT_PORT]++;
+				break;
+			}
+			struct rte_mbuf *o = take(w, m, op->last, op->copy);
+			if (o)
+				stage(w, (uint16_t)op->port, o);
+			consumed = op->last;
+			break;
+		}
+		case FERRY_OP_SET_FIELD:
+			ferry_rewrite_set_field(m, &pk->lay, op->act);
+			break;
+		case FERRY_OP_PUSH_VLAN:
+			if (ferry_rewrite_push_vlan(m, &pk->lay, ((const struct ferry_act_push_vlan *)op->act)->tpid) != 0)
+				w->stats->drops[FERRY_DROP_REASON_NO_MBUF]++;
+			break;
+		case FERRY_OP_POP_VLAN:
+			ferry_rewrite_pop_vlan(m, &pk->lay);
+			break;
+		case FERRY_OP_DEC_TTL:
+			ferry_rewrite_dec_ttl(m, &pk->lay);
+			break;
+		case FERRY_OP_CT:
+			if (op->port) /* ct(table=): the packet goes round again */
+				consumed = recirculate(w, m, p, op, in_port, pk->depth, op->last, op->copy, exit_meta);
+			break;
+		case FERRY_OP_NORMAL:
+			consumed = normal(w, m, &pk->lay, in_port, op->last, op->copy);
+			break;
+		case FERRY_OP_CONTROLLER: {
+			int r = punt(w, m, op, in_port, op->last, op->copy);
+			consumed = r > 0;
+			break;
+		}
+		default: /* CT_CLEAR, NOTRACK: metadata only (exit_meta) */
+			break;
+		}
+	}
+	if (!consumed) {
+		uint8_t why = p->drop_reason == FERRY_NO_DROP ? FERRY_DROP_REASON_NO_ACTIONS : p->drop_reason;
+		w->stats->drops[why]++;
+		w->stats->ports[in_port < RTE_MAX_ETHPORTS ? in_port : 0].rx_dropped++;
+		rte_pktmbuf_free(m);
+	}
+}
+
+/* Counters of the rules and tables a program went through, for cnt packets. */
+static void account(struct ferry_worker *w, const struct ferry_program *p, uint64_t cnt, uint64_t bytes)
+{
+	for (unsigned i = 0; i < p->n_visits; i++) {
+		struct ferry_table_stats *ts = &w->table_stats[p->visit_table[i]];
+		ts->lookups += cnt;
+		if (p->visit_hit & (1u << i))
+			ts->matches += cnt;
+		else
+			ts->misses += cnt;
+	}
+	for (unsigned i = 0; i < p->n_rules; i++) {
+		struct ferry_flow_stats *fs = &w->flow_stats[p->rules[i]->slot];
+		fs->packets += cnt;
+		fs->bytes += bytes;
+		fs->last_hit_ns = w->now_ns;
+	}
+}
+
+/* One pass of n packets through the pipeline. */
+static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt *pk, uint16_t n)
+{
+	const struct tss *tss = &w->flows->tss;
+	const struct ferry_emc_entry *run = NULL;
 	uint64_t run_pkts = 0, run_bytes = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
-		struct rte_mbuf *m = pkts[i];
-		const struct ferry_rule *r = rule[i];
-		uint32_t len = m->pkt_len;
-		if (unlikely(r == NULL)) {
-			drop(w, m, FERRY_DROP_REASON_TABLE_MISS);
-			dropped++;
-			continue;
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		struct pkt *p = &pk[i];
+		uint32_t h = ferry_key_hash(&p->key, p->table);
+		struct ferry_emc_entry *e = ferry_emc_slot(w->emc, h);
+		if (likely(ferry_emc_hit(e, h, w->version, p->table, &p->key))) {
+			w->stats->emc_hits++;
+		} else {
+			/* translate into the cache slot; a packet of this burst that used the
+			 * slot before has already run its program */
+			if (run == e) {
+				account(w, &run->prog, run_pkts, run_bytes);
+				run = NULL;
+			}
+			w->stats->emc_misses++;
+			e->key = p->key;
+			e->hash = h;
+			e->start_table = p->table;
+			e->version = w->version;
+			struct ferry_flow_key xk = p->key;
+			ferry_xlate(tss, w->version, &xk, p->table, &e->prog);
+			memcpy(&e->prog.exit_meta, &xk, sizeof(e->prog.exit_meta));
 		}
-		if (r != run_rule) {
-			if (run_rule != NULL)
-				flush_flow(w, run_rule, run_pkts, run_bytes, now_ns);
-			run_rule = r;
+		uint32_t len = pkts[i]->pkt_len;
+		if (e != run) {
+			if (run)
+				account(w, &run->prog, run_pkts, run_bytes);
+			run = e;
 			run_pkts = 0;
 			run_bytes = 0;
 		}
 		run_pkts++;
 		run_bytes += len;
-		if (unlikely(r->action != FERRY_FLOW_ACTION_OUTPUT)) {
-			drop(w, m, FERRY_DROP_REASON_ACTION_DROP);
-			dropped++;
-			continue;
-		}
-		uint16_t out = r->out_port; /* < n_ports: checked when the rule was added */
-		w->tx[out][w->tx_n[out]++] = m;
-		w->tx_bytes[out] += len;
-		out_mask |= 1ull << out;
+		execute(w, pkts[i], p, &e->prog, (const struct ferry_flow_key *)(const void *)e->prog.exit_meta);
 	}
-	if (run_rule != NULL)
-		flush_flow(w, run_rule, run_pkts, run_bytes, now_ns);
-	in->rx_dropped += dropped;
+	if (run)
+		account(w, &run->prog, run_pkts, run_bytes);
+}
 
-	while (out_mask != 0) {
-		uint16_t out = (uint16_t)__builtin_ctzll(out_mask);
-		out_mask &= out_mask - 1;
-		transmit(w, out, w->tx[out], w->tx_n[out], w->tx_bytes[out]);
-		w->tx_n[out] = 0;
-		w->tx_bytes[out] = 0;
+static void process_recirculations(struct ferry_worker *w)
+{
+	struct rte_mbuf *pkts[FERRY_BURST];
+	struct pkt pk[FERRY_BURST];
+	while (w->rq_n > 0) {
+		uint16_t n = w->rq_n < FERRY_BURST ? w->rq_n : FERRY_BURST;
+		w->rq_n -= n;
+		for (uint16_t i = 0; i < n; i++) {
+			struct ferry_recirc *r = &w->rq[w->rq_n + i];
+			pkts[i] = r->m;
+			ferry_parse(r->m, r->in_port, &pk[i].key, &pk[i].lay);
+			/* the packet's own fields come from its headers again; its metadata,
+			 * registers, tunnel and ct fields from before the recirculation */
+			uint8_t frag = pk[i].key.nw_frag;
+			uint32_t label = pk[i].key.ipv6_label;
+			memcpy(&pk[i].key, r->meta, sizeof(r->meta));
+			pk[i].key.in_port = r->in_port;
+			pk[i].key.nw_frag = frag;
+			pk[i].key.ipv6_label = label;
+			pk[i].table = r->table;
+			pk[i].depth = r->depth;
+		}
+		w->stats->recirculations += n;
+		run_pass(w, pkts, pk, n);
 	}
 }
 
-void ferry_worker_process_burst(struct ferry_worker *w, const struct ferry_classifier *cls,
-				uint16_t in_port, struct rte_mbuf **pkts, uint16_t n, uint64_t now_ns)
+void ferry_worker_process_burst(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
-	const struct ferry_rule *rule[FERRY_BURST];
+	struct pkt pk[FERRY_BURST];
 	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
 	uint64_t bytes = 0;
 
-	enum ferry_cls_result how = ferry_classifier_lookup_burst(cls, in_port, pkts, n, rule);
-	const struct ferry_rule *r0 = rule[0];
-	for (uint16_t i = 0; i < n; i++)
-		bytes += pkts[i]->pkt_len;
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		bytes += m->pkt_len;
+		uint8_t err = ferry_parse(m, in_port, &pk[i].key, &pk[i].lay);
+		if (unlikely(err != FERRY_PARSE_OK))
+			w->stats->parse_errors[err]++;
+		pk[i].table = 0;
+		pk[i].depth = 0;
+	}
 	in->rx_packets += n;
 	in->rx_bytes += bytes;
-
-	if (unlikely(how != FERRY_CLS_UNIFORM || r0 == NULL)) {
-		if (how == FERRY_CLS_UNIFORM)
-			for (uint16_t i = 1; i < n; i++)
-				rule[i] = r0;
-		process_mixed(w, pkts, n, rule, in, now_ns);
-		return;
-	}
-	/* the whole burst hit one rule (the common case): act on the array as received */
-	flush_flow(w, r0, n, bytes, now_ns);
-	if (likely(r0->action == FERRY_FLOW_ACTION_OUTPUT)) {
-		transmit(w, r0->out_port, pkts, n, bytes);
-		return;
-	}
-	for (uint16_t i = 0; i < n; i++)
-		drop(w, pkts[i], FERRY_DROP_REASON_ACTION_DROP);
-	in->rx_dropped += n;
+	run_pass(w, pkts, pk, n);
+	if (unlikely(w->rq_n))
+		process_recirculations(w);
+	flush_all(w);
 }
 
 int ferry_worker_main(void *arg)
@@ -138,8 +411,9 @@ int ferry_worker_main(void *arg)
 
 	uint64_t prev = rte_rdtsc();
 	while (likely(!*w->quit)) {
-		const struct ferry_classifier *cls = ferry_flow_table_current(w->flows);
-		uint64_t now_ns = ferry_tsc_to_ns(&w->clock, prev);
+		/* one version per loop: a flow change is seen whole or not at all */
+		w->version = ferry_flow_table_version(w->flows);
+		w->now_ns = ferry_tsc_to_ns(&w->clock, prev);
 		uint32_t got = 0;
 
 		for (uint16_t q = 0; q < w->n_rxq; q++) {
@@ -149,9 +423,9 @@ int ferry_worker_main(void *arg)
 				continue;
 			st->rx_bursts++;
 			got += n;
-			ferry_worker_process_burst(w, cls, rq->port, pkts, n, now_ns);
+			ferry_worker_process_burst(w, rq->port, pkts, n);
 		}
-		/* no reference to cls survives this point */
+		/* no reference to a rule or table survives this point */
 		rte_rcu_qsbr_quiescent(w->qsv, w->id);
 
 		uint64_t now = rte_rdtsc();

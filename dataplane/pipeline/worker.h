@@ -1,6 +1,7 @@
-/* A worker lcore: polls its rx queues in run-to-completion bursts (rx -> classify ->
- * act -> tx), on its own tx queue of every port. No locks, syscalls or allocation on
- * that path; its counters live in the shared segment with the worker as sole writer. */
+/* A worker lcore: polls its rx queues in run-to-completion bursts (rx -> parse ->
+ * exact-match cache or translation -> execute -> tx) on its own tx queue of every
+ * port. No locks, syscalls or allocation on that path; counters live in the shared
+ * segment with the worker as sole writer. */
 #ifndef FERRY_WORKER_H
 #define FERRY_WORKER_H
 
@@ -8,16 +9,44 @@
 #include <stdint.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 #include "ferry_proto.h"
 #include "../common/clock.h"
 #include "../classifier/flow_table.h"
+#include "../parse/parse.h"
+#include "emc.h"
+#include "l2.h"
 
 #define FERRY_BURST 32
 #define FERRY_MAX_RXQ_PER_WORKER 64
+#define FERRY_TX_STAGE 64
+#define FERRY_RECIRC_SLOTS 64
+#define FERRY_PUNT_SLOTS 256
+#define FERRY_PUNT_RATE_DEFAULT 1000 /* packets/s per worker to the controller */
+/* bytes of the key kept across a recirculation: metadata, registers, tunnel, ct */
+#define FERRY_KEY_META_BYTES offsetof(struct ferry_flow_key, ct_nw_src)
 
 struct ferry_rxq {
 	uint16_t port;
 	uint16_t queue;
+};
+
+/* a packet for ferry-control (controller action), handed to the main lcore by value */
+struct ferry_punt {
+	struct rte_mbuf *m;
+	uint64_t cookie;
+	uint32_t in_port;
+	uint16_t max_len;
+	uint8_t table_id;
+	uint8_t reason;
+};
+
+struct ferry_recirc {
+	struct rte_mbuf *m;
+	uint8_t table;
+	uint8_t depth;
+	uint32_t in_port;
+	uint8_t meta[FERRY_KEY_META_BYTES] __attribute__((aligned(8)));
 };
 
 struct ferry_worker {
@@ -28,22 +57,38 @@ struct ferry_worker {
 	unsigned lcore;
 	uint32_t sleep_us;       /* sleep when idle (0: pure polling) */
 	struct ferry_rxq rxq[FERRY_MAX_RXQ_PER_WORKER];
-	struct ferry_worker_stats *stats;  /* shared segment */
+	struct ferry_worker_stats *stats;    /* shared segment */
 	struct ferry_flow_stats *flow_stats; /* shared segment, [max_flows] */
+	struct ferry_table_stats *table_stats; /* shared segment, [N_TABLES] */
 	const struct ferry_flow_table *flows;
+	struct ferry_emc *emc;
+	struct ferry_l2 *l2;
+	struct rte_mempool *pool;            /* for copies */
+	struct rte_ring *punts;              /* to the main lcore */
+	uint64_t punt_tokens, punt_refill_ns;
+	uint32_t punt_rate;
 	struct rte_rcu_qsbr *qsv;
 	struct ferry_tsc_clock clock;
 	const volatile bool *quit;
-	/* packets staged per output port within one burst */
+	uint64_t now_ns;                     /* of the current burst */
+	uint64_t version;                    /* of the current burst */
+	/* recirculation queue (ct(table=)) */
+	uint16_t rq_n;
+	struct ferry_recirc rq[FERRY_RECIRC_SLOTS];
+	/* packets staged per output port */
+	uint64_t tx_mask;
 	uint16_t tx_n[RTE_MAX_ETHPORTS];
 	uint64_t tx_bytes[RTE_MAX_ETHPORTS];
-	struct rte_mbuf *tx[RTE_MAX_ETHPORTS][FERRY_BURST];
+	struct rte_mbuf *tx[RTE_MAX_ETHPORTS][FERRY_TX_STAGE];
 } __rte_cache_aligned;
 
-/* Runs one received burst (n <= FERRY_BURST, all from in_port) through the pipeline
- * and transmits what it outputs. */
-void ferry_worker_process_burst(struct ferry_worker *w, const struct ferry_classifier *cls,
-				uint16_t in_port, struct rte_mbuf **pkts, uint16_t n, uint64_t now_ns);
+/* Sets up what a worker owns besides its shared counters: cache, punt ring. */
+int ferry_worker_init(struct ferry_worker *w, int socket);
+void ferry_worker_fini(struct ferry_worker *w);
+
+/* Runs one received burst (n <= FERRY_BURST, all from in_port) through the pipeline,
+ * recirculations included, and transmits what it outputs. */
+void ferry_worker_process_burst(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n);
 
 /* lcore entry point (rte_eal_remote_launch) */
 int ferry_worker_main(void *arg);

@@ -1,0 +1,56 @@
+/* Per-worker exact-match cache: the full key (and start table) of a packet to the
+ * program its translation produced at a table version. An entry from another version
+ * is a miss, so a flow change invalidates the cache at once without touching it. */
+#ifndef FERRY_EMC_H
+#define FERRY_EMC_H
+
+#include <stdint.h>
+#include <string.h>
+#include <rte_hash_crc.h>
+#include "../classifier/rule.h"
+#include "xlate.h"
+
+#define FERRY_EMC_ENTRIES 8192u
+
+struct ferry_emc_entry {
+	uint64_t version;
+	uint32_t hash;
+	uint8_t start_table;
+	uint8_t pad[3];
+	struct ferry_flow_key key;
+	struct ferry_program prog;
+} __rte_cache_aligned;
+
+struct ferry_emc {
+	uint32_t mask;
+	struct ferry_emc_entry e[];
+};
+
+/* Two independent CRC lanes over the key's words: half the dependency chain of one. */
+static inline uint32_t ferry_key_hash(const struct ferry_flow_key *k, uint8_t start_table)
+{
+	const uint64_t *w = ferry_key_words(k);
+	uint32_t a = start_table, b = 0x9e3779b9u;
+	unsigned i = 0;
+	for (; i + 1 < FERRY_KEY_WORDS; i += 2) {
+		a = rte_hash_crc_8byte(w[i], a);
+		b = rte_hash_crc_8byte(w[i + 1], b);
+	}
+	if (i < FERRY_KEY_WORDS)
+		a = rte_hash_crc_8byte(w[i], a);
+	return a ^ (b * 0x85ebca6bu);
+}
+
+static inline struct ferry_emc_entry *ferry_emc_slot(struct ferry_emc *emc, uint32_t hash)
+{
+	return &emc->e[hash & emc->mask];
+}
+
+static inline int ferry_emc_hit(const struct ferry_emc_entry *e, uint32_t hash, uint64_t version,
+				uint8_t start_table, const struct ferry_flow_key *key)
+{
+	return e->hash == hash && e->version == version && e->start_table == start_table &&
+	       memcmp(&e->key, key, sizeof(*key)) == 0;
+}
+
+#endif
