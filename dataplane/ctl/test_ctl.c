@@ -17,10 +17,11 @@ static struct ferry_flow_table flows;
 static struct ferry_ctl ctl;
 static uint64_t next_id = 1;
 
-static void push(uint16_t type, const void *body, uint32_t len, uint32_t claimed_len)
+static void push_flags(uint16_t type, uint16_t flags, const void *body, uint32_t len, uint32_t claimed_len)
 {
-	uint8_t rec[FERRY_MSG_SLOT_SIZE] = {0};
-	struct ferry_msg_hdr h = { .type = type, .len = claimed_len, .req_id = next_id++ };
+	static uint8_t rec[FERRY_MSG_SLOT_SIZE];
+	memset(rec, 0, sizeof(rec));
+	struct ferry_msg_hdr h = { .type = type, .flags = flags, .len = claimed_len, .req_id = next_id++ };
 	memcpy(rec, &h, sizeof(h));
 	if (body)
 		memcpy(rec + sizeof(h), body, len);
@@ -30,9 +31,29 @@ static void push(uint16_t type, const void *body, uint32_t len, uint32_t claimed
 	CHECK(ferry_ring_push(&prod, rec, sizeof(rec)));
 }
 
-static void push_add(const struct ferry_flow_add *m)
+static void push(uint16_t type, const void *body, uint32_t len, uint32_t claimed_len)
 {
-	push(FERRY_MSG_TYPE_FLOW_ADD, m, sizeof(*m), sizeof(*m));
+	push_flags(type, 0, body, len, claimed_len);
+}
+
+/* A flow_add matching in_port (or any port) with one output action (or none). */
+static struct ferry_flow_add flow(uint64_t id, uint16_t prio, int64_t in_port, int64_t out_port)
+{
+	struct ferry_flow_add a;
+	memset(&a, 0, sizeof(a));
+	a.id = id;
+	a.priority = prio;
+	if (in_port >= 0) {
+		a.key.in_port = (uint32_t)in_port;
+		a.mask.in_port = UINT32_MAX;
+	}
+	if (out_port >= 0) {
+		struct ferry_act_output o = { .hdr = { .type = FERRY_ACTION_TYPE_OUTPUT, .len = sizeof(o) },
+					      .port = (uint32_t)out_port };
+		memcpy(a.actions, &o, sizeof(o));
+		a.actions_len = sizeof(o);
+	}
+	return a;
 }
 
 /* Pops one response (the test is the response ring's consumer). */
@@ -56,17 +77,28 @@ static struct ferry_response pop(uint64_t *req_id)
 	return r;
 }
 
-static uint32_t roundtrip_status(uint16_t type, const void *body, uint32_t len, uint32_t claimed,
-				 struct ferry_response *out)
+static uint32_t roundtrip(uint16_t type, uint16_t flags, const void *body, uint32_t len, uint32_t claimed,
+			  struct ferry_response *out)
 {
 	uint64_t sent = next_id, got = 0;
-	push(type, body, len, claimed);
+	push_flags(type, flags, body, len, claimed);
 	CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 1);
 	struct ferry_response r = pop(&got);
 	CHECK_EQ(got, sent);
 	if (out)
 		*out = r;
 	return r.status;
+}
+
+static uint32_t roundtrip_status(uint16_t type, const void *body, uint32_t len, uint32_t claimed,
+				 struct ferry_response *out)
+{
+	return roundtrip(type, 0, body, len, claimed, out);
+}
+
+static uint32_t add(const struct ferry_flow_add *a, uint16_t flags, struct ferry_response *out)
+{
+	return roundtrip(FERRY_MSG_TYPE_FLOW_ADD, flags, a, sizeof(*a), sizeof(*a), out);
 }
 
 static void test_header_is_laid_out(void)
@@ -83,7 +115,7 @@ static void test_header_is_laid_out(void)
 	CHECK_EQ(st.st_mode & 0777, 0600);
 	CHECK_EQ((uint64_t)st.st_size, shm.size);
 	close(fd);
-	CHECK(shm.hdr->flow_stats_off + (uint64_t)2 * 64 * sizeof(struct ferry_flow_stats) <= shm.size);
+	CHECK(shm.hdr->table_stats_off + (uint64_t)2 * FERRY_N_TABLES * sizeof(struct ferry_table_stats) <= shm.size);
 }
 
 static void test_ping(void)
@@ -94,21 +126,20 @@ static void test_ping(void)
 static void test_flow_add_replace_delete(void)
 {
 	struct ferry_response r;
-	struct ferry_flow_add a = { .id = 42, .priority = 10, .in_port = 1,
-				    .action = FERRY_FLOW_ACTION_OUTPUT, .out_port = 2 };
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_OK);
+	struct ferry_flow_add a = flow(42, 10, 1, 2);
+	uint64_t v = shm.hdr->visible_version;
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_OK);
 	uint32_t slot = r.aux;
 	CHECK_EQ(flows.n_active, 1);
 	CHECK_EQ(shm.hdr->flows_active, 1);
-	uint32_t gen = shm.hdr->flows_generation;
-	CHECK(gen >= 1);
+	CHECK_EQ(shm.hdr->visible_version, v + 1); /* answered once visible */
 	/* the same id replaces in place and keeps its slot */
-	a.out_port = 3;
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_OK);
+	a = flow(42, 10, 1, 3);
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_OK);
 	CHECK_EQ(r.aux, slot);
 	CHECK_EQ(flows.n_active, 1);
-	CHECK_EQ(flows.rules[slot].out_port, 3);
-	CHECK_EQ(shm.hdr->flows_generation, gen + 1);
+	const struct ferry_rule *now = ferry_flow_table_get(&flows, 42);
+	CHECK(now != NULL && ((const struct ferry_act_output *)(const void *)now->actions)->port == 3);
 	struct ferry_flow_del d = { .id = 42 };
 	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_DEL, &d, sizeof(d), sizeof(d), NULL), FERRY_STATUS_OK);
 	CHECK_EQ(flows.n_active, 0);
@@ -119,48 +150,82 @@ static void test_flow_add_replace_delete(void)
 static void test_bad_fields_are_refused_by_name(void)
 {
 	struct ferry_response r;
-	struct ferry_flow_add a = { .id = 7, .priority = 1, .in_port = 9, .action = FERRY_FLOW_ACTION_OUTPUT };
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_ENOPORT);
-	CHECK(strncmp(r.message, "in_port", 7) == 0);
-	a.in_port = 0;
-	a.out_port = 4;
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_ENOPORT);
-	CHECK(strncmp(r.message, "out_port", 8) == 0);
-	a.out_port = 1;
-	a.action = 77;
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_EINVAL);
-	CHECK(strncmp(r.message, "action", 6) == 0);
-	a.action = FERRY_FLOW_ACTION_DROP;
-	a.priority = 70000;
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_EINVAL);
-	CHECK(strncmp(r.message, "priority", 8) == 0);
-	a.priority = 1;
-	a.table_id = 3;
-	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_EUNSUPPORTED);
-	a.table_id = 0;
+	struct ferry_flow_add a = flow(7, 1, 9, 1);
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_ENOPORT);
+	CHECK(strstr(r.message, "in_port") != NULL);
+	a = flow(7, 1, 0, 4);
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_ENOPORT);
+	CHECK(strncmp(r.message, "actions[0]", 10) == 0);
+	a = flow(7, 1, 0, 1);
+	a.key.nw_proto = 6; /* not in the mask */
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_EINVAL);
+	CHECK(strncmp(r.message, "key", 3) == 0);
+	a = flow(7, 1, 0, 1);
+	a.table_id = 255;
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_ENOTABLE);
+	CHECK(strncmp(r.message, "table_id", 8) == 0);
+	a = flow(7, 1, 0, -1);
+	struct ferry_act_goto_table g = { .hdr = { .type = FERRY_ACTION_TYPE_GOTO_TABLE, .len = sizeof(g) }, .table_id = 0 };
+	memcpy(a.actions, &g, sizeof(g));
+	a.actions_len = sizeof(g);
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_ENOTABLE); /* goto must go forward */
+	CHECK(strstr(r.message, "goto_table") != NULL);
+	a = flow(7, 1, 0, 1);
+	((struct ferry_act_hdr *)(void *)a.actions)->type = 99;
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_EINVAL);
+	CHECK(strstr(r.message, "unknown action") != NULL);
+	a = flow(7, 1, 0, 1);
+	((struct ferry_act_hdr *)(void *)a.actions)->len = 12;
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_EINVAL);
+	a = flow(7, 1, 0, 1);
+	a.actions_len = 4000;
+	CHECK_EQ(add(&a, 0, &r), FERRY_STATUS_EINVAL);
+	CHECK(strncmp(r.message, "actions_len", 11) == 0);
+	a = flow(7, 1, 0, 1);
 	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), sizeof(a) - 1, &r), FERRY_STATUS_EINVAL);
 	CHECK(strncmp(r.message, "len", 3) == 0);
+	CHECK_EQ(roundtrip(FERRY_MSG_TYPE_FLOW_ADD, 0x80, &a, sizeof(a), sizeof(a), &r), FERRY_STATUS_EINVAL);
+	CHECK(strncmp(r.message, "flags", 5) == 0);
 	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_ADD, &a, sizeof(a), 100000, &r), FERRY_STATUS_EINVAL);
 	CHECK_EQ(roundtrip_status(999, NULL, 0, 0, &r), FERRY_STATUS_EINVAL);
 	CHECK(strncmp(r.message, "type", 4) == 0);
 	CHECK_EQ(flows.n_active, 0); /* nothing half-installed */
 }
 
+static void test_bundles_over_the_ring(void)
+{
+	struct ferry_response r;
+	uint64_t v = shm.hdr->visible_version;
+	struct ferry_flow_add a = flow(201, 5, 0, 1), b = flow(202, 5, 1, 0);
+	CHECK_EQ(add(&a, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(add(&b, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(shm.hdr->visible_version, v); /* staged, not visible */
+	struct ferry_flow_add c = flow(203, 5, 2, 0);
+	CHECK_EQ(add(&c, 0, &r), FERRY_STATUS_EBUNDLE);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_BUNDLE_COMMIT, NULL, 0, 0, &r), FERRY_STATUS_OK);
+	CHECK_EQ(shm.hdr->visible_version, v + 1);
+	CHECK_EQ(flows.n_active, 2);
+	/* one bad op fails the commit and leaves nothing behind */
+	struct ferry_flow_add bad = flow(204, 5, 3, 9);
+	CHECK_EQ(add(&c, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(add(&bad, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_ENOPORT);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_BUNDLE_COMMIT, NULL, 0, 0, &r), FERRY_STATUS_EBUNDLE);
+	CHECK(strstr(r.message, "actions[0]") != NULL);
+	CHECK_EQ(flows.n_active, 2);
+	CHECK(ferry_flow_table_get(&flows, 203) == NULL);
+	/* abort */
+	CHECK_EQ(add(&c, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_BUNDLE_ABORT, NULL, 0, 0, NULL), FERRY_STATUS_OK);
+	CHECK(ferry_flow_table_get(&flows, 203) == NULL);
+	CHECK_EQ(add(&c, 0, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(flows.n_active, 3);
+}
+
 static void test_clear(void)
 {
-	for (uint64_t i = 0; i < 5; i++) {
-		struct ferry_flow_add a = { .id = 100 + i, .priority = (uint32_t)i, .in_port = FERRY_PORT_ANY,
-					    .action = FERRY_FLOW_ACTION_DROP };
-		push_add(&a);
-	}
-	CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 5);
-	uint64_t id;
-	for (int i = 0; i < 5; i++)
-		CHECK_EQ(pop(&id).status, FERRY_STATUS_OK);
-	CHECK_EQ(flows.n_active, 5);
 	struct ferry_response r;
 	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_CLEAR, NULL, 0, 0, &r), FERRY_STATUS_OK);
-	CHECK_EQ(r.value, 5);
+	CHECK_EQ(r.value, 3);
 	CHECK_EQ(flows.n_active, 0);
 }
 
@@ -228,12 +293,13 @@ int main(void)
 	}
 	if (ferry_flow_table_init(&flows, 64, 4, NULL, NULL, NULL) != 0)
 		return 1;
-	ferry_ctl_init(&ctl, &shm, &flows);
+	ferry_ctl_init(&ctl, &shm, &flows, NULL, 0);
 
 	RUN(test_header_is_laid_out);
 	RUN(test_ping);
 	RUN(test_flow_add_replace_delete);
 	RUN(test_bad_fields_are_refused_by_name);
+	RUN(test_bundles_over_the_ring);
 	RUN(test_clear);
 	RUN(test_full_response_ring_pushes_back);
 	RUN(test_stale_segment_is_replaced);
