@@ -120,6 +120,8 @@ static const struct ferry_rule *find_tie(const struct ferry_flow_table *ft, cons
 		const struct tss_subtable *s = l->s[i];
 		if (s->max_priority < t->priority)
 			break; /* sorted best first: nothing further holds this priority */
+		if (s->min_priority > t->priority)
+			continue; /* holds no rule at this priority */
 		if (memcmp(&s->mask, &t->mask, sizeof(t->mask)) == 0) {
 			/* same mask: overlap means the same match, hence the same id (a replace) */
 			continue;

@@ -226,6 +226,7 @@ int tss_insert(struct tss *t, struct ferry_rule *r)
 		if (s == NULL)
 			return -ENOMEM;
 		s->max_priority = r->priority;
+		s->min_priority = r->priority;
 		created = 1;
 	}
 	struct tss_node *n = rte_malloc("tss_node", sizeof(*n), 0);
@@ -238,6 +239,8 @@ int tss_insert(struct tss *t, struct ferry_rule *r)
 	__atomic_store_n(&b->head[n->hash & b->mask], n, __ATOMIC_RELEASE);
 	s->n_nodes++;
 	s->n_rules++;
+	if (r->priority < s->min_priority)
+		s->min_priority = r->priority;
 	r->subtable = s;
 	r->linked = true;
 

@@ -31,6 +31,7 @@ struct tss_subtable {
 	uint8_t words[FERRY_KEY_WORDS];
 	struct ferry_flow_key mask;
 	/* writer only */
+	uint16_t min_priority;        /* with max_priority: the range its rules span (may be wider) */
 	uint32_t n_rules;
 	uint32_t n_nodes;
 };

@@ -41,16 +41,28 @@ static inline uint32_t ferry_key_hash(const struct ferry_flow_key *k, uint8_t st
 	return a ^ (b * 0x85ebca6bu);
 }
 
-static inline struct ferry_emc_entry *ferry_emc_slot(struct ferry_emc *emc, uint32_t hash)
-{
-	return &emc->e[hash & emc->mask];
-}
-
 static inline int ferry_emc_hit(const struct ferry_emc_entry *e, uint32_t hash, uint64_t version,
 				uint8_t start_table, const struct ferry_flow_key *key)
 {
 	return e->hash == hash && e->version == version && e->start_table == start_table &&
 	       memcmp(&e->key, key, sizeof(*key)) == 0;
+}
+
+/* Two ways, as OVS's EMC: the entry for a key is at one of two places its hash
+ * names. Returns the hit, or (through *victim) the place to translate into: a stale
+ * entry if either is, else the second way. */
+static inline struct ferry_emc_entry *ferry_emc_find(struct ferry_emc *emc, uint32_t hash, uint64_t version,
+						     uint8_t start_table, const struct ferry_flow_key *key,
+						     struct ferry_emc_entry **victim)
+{
+	struct ferry_emc_entry *a = &emc->e[hash & emc->mask];
+	struct ferry_emc_entry *b = &emc->e[(hash >> 16 ^ hash * 0x9e37u) & emc->mask];
+	if (ferry_emc_hit(a, hash, version, start_table, key))
+		return a;
+	if (ferry_emc_hit(b, hash, version, start_table, key))
+		return b;
+	*victim = a->version != version ? a : b;
+	return NULL;
 }
 
 #endif

@@ -312,10 +312,12 @@ static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt 
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		struct pkt *p = &pk[i];
 		uint32_t h = ferry_key_hash(&p->key, p->table);
-		struct ferry_emc_entry *e = ferry_emc_slot(w->emc, h);
-		if (likely(ferry_emc_hit(e, h, w->version, p->table, &p->key))) {
+		struct ferry_emc_entry *victim = NULL;
+		struct ferry_emc_entry *e = ferry_emc_find(w->emc, h, w->version, p->table, &p->key, &victim);
+		if (likely(e != NULL)) {
 			w->stats->emc_hits++;
 		} else {
+			e = victim;
 			/* translate into the cache slot; a packet of this burst that used the
 			 * slot before has already run its program */
 			if (run == e) {
