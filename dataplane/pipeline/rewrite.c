@@ -77,6 +77,8 @@ void ferry_rewrite_set_field(struct rte_mbuf *m, struct ferry_pkt_layout *lay, c
 	uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
 	uint8_t *l3 = d + lay->l3_off;
 	uint8_t *l4 = lay->l4_off ? d + lay->l4_off : NULL;
+	if (unlikely(lay->parse_error == FERRY_PARSE_REASON_ETH_SHORT))
+		return; /* not even an Ethernet header */
 	switch (a->field) {
 	case FERRY_FIELD_ID_ETH_DST:
 		masked_write(d, a->value, a->mask, 6, NULL, NULL);
@@ -160,6 +162,8 @@ void ferry_rewrite_set_field(struct rte_mbuf *m, struct ferry_pkt_layout *lay, c
 
 int ferry_rewrite_push_vlan(struct rte_mbuf *m, struct ferry_pkt_layout *lay, uint16_t tpid)
 {
+	if (unlikely(lay->parse_error == FERRY_PARSE_REASON_ETH_SHORT))
+		return 0;
 	uint8_t *old = rte_pktmbuf_mtod(m, uint8_t *);
 	/* the new outer tag copies the current outer TCI, if there is one */
 	uint8_t tci[2] = { 0, 0 };

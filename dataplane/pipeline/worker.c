@@ -41,6 +41,17 @@ void ferry_worker_fini(struct ferry_worker *w)
 	w->punts = NULL;
 }
 
+/* A consuming op's result: 1 consumed, 0 not (the packet goes on), or DROPPED(reason)
+ * when it was the packet's last chance: execute() then frees and counts it once. */
+#define DROPPED(reason) (-1 - (int)(reason))
+
+/* a copy that will not be made: counted here, the packet itself goes on */
+static inline int count_drop(struct ferry_worker *w, enum ferry_drop_reason why)
+{
+	w->stats->drops[why]++;
+	return 0;
+}
+
 /* ---- output ---- */
 
 static void flush_port(struct ferry_worker *w, uint16_t out)
@@ -106,6 +117,8 @@ static int normal(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry
 		  uint32_t in_port, int last, int copy)
 {
 	const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+	if (unlikely(lay->parse_error == FERRY_PARSE_REASON_ETH_SHORT))
+		return 0; /* no Ethernet header to switch on */
 	uint16_t vlan = lay->n_vlans ? (uint16_t)((d[14] << 8 | d[15]) & 0x0fff) : 0;
 	ferry_l2_learn(w->l2, d + 6, vlan, in_port, w->now_ns);
 	uint32_t out = (d[0] & 1) ? FERRY_L2_NO_PORT : ferry_l2_lookup(w->l2, d, vlan, w->now_ns);
@@ -140,18 +153,24 @@ static int normal(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry
 static int punt(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_op *op, uint32_t in_port,
 		int last, int copy)
 {
-	/* token bucket: punt_rate packets per second, bursts up to one second's worth */
+	/* token bucket: punt_rate packets per second, bursts up to one second's worth;
+	 * the refill time advances only by what the tokens added were worth, so slow
+	 * trickles add up instead of rounding to nothing */
 	uint64_t elapsed = w->now_ns - w->punt_refill_ns;
-	if (elapsed >= 1000000) {
-		w->punt_tokens += elapsed * w->punt_rate / 1000000000ull;
-		if (w->punt_tokens > w->punt_rate)
+	if (elapsed > 1000000000ull)
+		elapsed = 1000000000ull;
+	uint64_t add = elapsed * w->punt_rate / 1000000000ull;
+	if (add) {
+		w->punt_tokens += add;
+		if (w->punt_tokens >= w->punt_rate) {
 			w->punt_tokens = w->punt_rate;
-		w->punt_refill_ns = w->now_ns;
+			w->punt_refill_ns = w->now_ns;
+		} else {
+			w->punt_refill_ns += add * 1000000000ull / w->punt_rate;
+		}
 	}
-	if (w->punt_tokens == 0) {
-		w->stats->drops[FERRY_DROP_REASON_CONTROLLER_LIMIT]++;
-		return 0;
-	}
+	if (w->punt_tokens == 0)
+		return last ? DROPPED(FERRY_DROP_REASON_CONTROLLER_LIMIT) : count_drop(w, FERRY_DROP_REASON_CONTROLLER_LIMIT);
 	const struct ferry_act_controller *a = op->act;
 	struct ferry_punt p = {
 		.cookie = op->rule ? op->rule->cookie : 0,
@@ -164,10 +183,11 @@ static int punt(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_o
 	if (p.m == NULL)
 		return 0;
 	if (rte_ring_sp_enqueue_elem(w->punts, &p, sizeof(p)) != 0) {
-		w->stats->drops[FERRY_DROP_REASON_CONTROLLER_LIMIT]++;
-		if (!last)
+		if (!last) {
 			rte_pktmbuf_free(p.m);
-		return last ? -1 : 0; /* -1: consumed nowhere, caller frees */
+			return count_drop(w, FERRY_DROP_REASON_CONTROLLER_LIMIT);
+		}
+		return DROPPED(FERRY_DROP_REASON_CONTROLLER_LIMIT); /* the caller frees and counts */
 	}
 	w->punt_tokens--;
 	w->stats->packet_ins++;
@@ -192,14 +212,8 @@ static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct 
 		       const struct ferry_op *op, uint32_t in_port, uint8_t depth, int last, int copy,
 		       const struct ferry_flow_key *exit_meta)
 {
-	if ((unsigned)depth + 1 >= FERRY_MAX_RECIRC) {
-		w->stats->drops[FERRY_DROP_REASON_RECIRC_LIMIT]++;
-		return 0;
-	}
-	if (w->rq_n == FERRY_RECIRC_SLOTS) {
-		w->stats->drops[FERRY_DROP_REASON_RECIRC_LIMIT]++;
-		return 0;
-	}
+	if ((unsigned)depth + 1 >= FERRY_MAX_RECIRC || w->rq_n == FERRY_RECIRC_SLOTS)
+		return last ? DROPPED(FERRY_DROP_REASON_RECIRC_LIMIT) : count_drop(w, FERRY_DROP_REASON_RECIRC_LIMIT);
 	struct rte_mbuf *o = take(w, m, last, copy);
 	if (o == NULL)
 		return 0;
@@ -229,13 +243,15 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 		    const struct ferry_flow_key *exit_meta)
 {
 	int consumed = 0;
+	uint8_t why = p->drop_reason == FERRY_NO_DROP ? FERRY_DROP_REASON_NO_ACTIONS : p->drop_reason;
 	uint32_t in_port = pk->key.in_port;
-	for (unsigned i = 0; i < p->n_ops && !consumed; i++) {
+	for (unsigned i = 0; i < p->n_ops && consumed == 0; i++) {
 		const struct ferry_op *op = &p->ops[i];
 		switch (op->type) {
 		case FERRY_OP_OUTPUT: {
 			if (unlikely(op->port >= w->n_ports)) {
-				w->stats->drops[FERRY_DROP_REASON_BAD_OUT_PORT]++;
+				consumed = op->last ? DROPPED(FERRY_DROP_REASON_BAD_OUT_PORT)
+						    : count_drop(w, FERRY_DROP_REASON_BAD_OUT_PORT);
 				break;
 			}
 			struct rte_mbuf *o = take(w, m, op->last, op->copy);
@@ -264,17 +280,16 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 		case FERRY_OP_NORMAL:
 			consumed = normal(w, m, &pk->lay, in_port, op->last, op->copy);
 			break;
-		case FERRY_OP_CONTROLLER: {
-			int r = punt(w, m, op, in_port, op->last, op->copy);
-			consumed = r > 0;
+		case FERRY_OP_CONTROLLER:
+			consumed = punt(w, m, op, in_port, op->last, op->copy);
 			break;
-		}
 		default: /* CT_CLEAR, NOTRACK: metadata only (exit_meta) */
 			break;
 		}
 	}
-	if (!consumed) {
-		uint8_t why = p->drop_reason == FERRY_NO_DROP ? FERRY_DROP_REASON_NO_ACTIONS : p->drop_reason;
+	if (consumed < 0)
+		why = (uint8_t)(-1 - consumed);
+	if (consumed <= 0) {
 		w->stats->drops[why]++;
 		w->stats->ports[in_port < RTE_MAX_ETHPORTS ? in_port : 0].rx_dropped++;
 		rte_pktmbuf_free(m);
