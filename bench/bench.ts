@@ -1,13 +1,14 @@
 // make bench: Ferry's figures next to a baseline run in the same invocation, as ratios.
 // Runs interleaved (baseline, Ferry, baseline, Ferry) and reports medians of the
 // per-second samples, because this machine is noisy.
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, waitFor } from '../tests/integration/harness';
 
 const root = path.resolve(__dirname, '../..');
 const FERRYD = path.join(root, 'dataplane/build/ferryd');
+const BENCH_CLASSIFIER = path.join(root, 'dataplane/build/ferry-bench-classifier');
 const CONTROL = path.join(root, 'control/bin/ferry-control.js');
 const SECONDS = Number(process.env.FERRY_BENCH_SECONDS ?? 5);
 const WARMUP = 2;
@@ -113,6 +114,19 @@ function printTable(rows: Row[]): void {
   for (const c of cells) console.log(line(c));
 }
 
+/** Classifier and cache lookups on one core, each next to rte_hash on the same keys. */
+function classifierRows(): Row[] {
+  process.stderr.write('bench: classifier lookups (ferry-bench-classifier)\n');
+  const out = execFileSync(BENCH_CLASSIFIER, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return out.trim().split('\n').map((line) => {
+    const [metric, ferry, base, baseName] = line.split('\t');
+    return {
+      metric: metric!, ferry: Number(ferry), baseline: Number(base), baselineName: baseName!, unit: 'Mpps',
+      ratio: Number(ferry) / Number(base),
+    };
+  });
+}
+
 async function main(): Promise<void> {
   const ferry: number[] = [];
   const base: number[] = [];
@@ -126,11 +140,13 @@ async function main(): Promise<void> {
     ratios.push(median(f) / median(b));
   }
   process.stderr.write(`bench: samples (Mpps) testpmd ${base.map((v) => (v / 1e6).toFixed(1)).join(' ')}; ferryd ${ferry.map((v) => (v / 1e6).toFixed(1)).join(' ')}; per-round ratios ${ratios.map((v) => v.toFixed(2)).join(' ')}\n`);
-  printTable([{
+  const rows: Row[] = [{
     metric: 'forwarding 2x net_null, 64 B, 1 worker core',
     ferry: median(ferry) / 1e6, baseline: median(base) / 1e6, baselineName: 'testpmd io', unit: 'Mpps',
     ratio: median(ratios),
-  }]);
+  }];
+  rows.push(...classifierRows());
+  printTable(rows);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

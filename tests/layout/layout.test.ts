@@ -55,13 +55,21 @@ test('ref-struct-di lays the structs out the same way', () => {
 });
 
 test('the generated readers and writers round-trip a record at its offsets', () => {
-  const buf = Buffer.alloc(proto.FLOW_ADD.size + 16);
+  const buf = Buffer.alloc(proto.ACT_CT.size + 16);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const v = { id: 0x1122334455667788n, priority: 4242, table_id: 3, action: proto.FlowAction.OUTPUT, in_port: 7, out_port: 9 };
-  proto.writeFlowAdd(dv, 16, v);
-  assert.deepEqual(proto.readFlowAdd(dv, 16), v);
-  assert.equal(buf.readBigUInt64LE(16 + proto.FLOW_ADD.fields.id.offset), v.id);
-  assert.equal(buf.readUInt16LE(16 + proto.FLOW_ADD.fields.out_port.offset), 9);
+  const label = Array.from({ length: 16 }, (_, i) => i * 3);
+  const v: proto.ActCt = {
+    hdr: { type: proto.ActionType.CT, len: proto.ACT_CT.size, pad0: 0 },
+    flags: proto.CtFlag.COMMIT | proto.CtFlag.NAT | proto.CtFlag.NAT_SRC, zone: 5, zone_reg: 0, zone_reg_ofs: 0,
+    table_id: 1, alg: proto.CtAlg.FTP, mark: 0xdeadbeef, mark_mask: 0xffffffff, label, label_mask: label.map(() => 255),
+    nat_addr_min: [10, 0, 0, 1, ...Array(12).fill(0)], nat_addr_max: [10, 0, 0, 9, ...Array(12).fill(0)],
+    nat_port_min: 1024, nat_port_max: 65535, nat_is_ipv6: 0, pad0: [0, 0, 0],
+  };
+  proto.writeActCt(dv, 16, v);
+  assert.deepEqual(proto.readActCt(dv, 16), v);
+  assert.equal(buf.readUInt32LE(16 + proto.ACT_CT.fields.mark.offset), 0xdeadbeef);
+  assert.equal(buf.readUInt16LE(16 + proto.ACT_CT.fields.nat_port_min.offset), 1024);
+  assert.equal(buf[16 + proto.ACT_CT.fields.label.offset + 2], 6);
 });
 
 test('any change to the layout changes the hash both sides compare', () => {
@@ -75,9 +83,11 @@ test('any change to the layout changes the hash both sides compare', () => {
     };
     const base = hashOf(layout);
     assert.equal(BigInt(base), proto.LAYOUT_HASH);
-    layout.structs.flow_add.fields[1][1] = 'u16'; // priority u32 -> u16
+    const field = layout.structs.flow_add.fields[1];
+    const was = field[1];
+    field[1] = was === 'u16' ? 'u32' : 'u16'; // one field changes width
     assert.notEqual(hashOf(layout), base);
-    layout.structs.flow_add.fields[1][1] = 'u32';
+    field[1] = was;
     layout.structs.flow_add.doc = 'comments do not count';
     assert.equal(hashOf(layout), base);
   } finally {
