@@ -1,11 +1,12 @@
 # Ferry: `make demo` and `make test` are all a new machine needs (Debian, as root).
 SHELL := /bin/bash
 DP_BUILD := dataplane/build
+DP_ASAN := dataplane/build-asan
 FERRYD := $(DP_BUILD)/ferryd
 export npm_config_nodedir := $(if $(wildcard /usr/include/node),/usr,)
 
-.PHONY: all deps build dataplane control test test-c test-layout test-ts test-integration \
-        demo bench clean
+.PHONY: all deps build dataplane dataplane-asan control test test-c test-layout test-ts \
+        test-integration demo bench clean
 
 all: build
 
@@ -18,11 +19,17 @@ dataplane:
 	@if [ ! -f $(DP_BUILD)/build.ninja ]; then meson setup $(DP_BUILD) dataplane >/dev/null; fi
 	@ninja -C $(DP_BUILD) >/dev/null
 
+# the C unit tests again, under AddressSanitizer and UndefinedBehaviorSanitizer
+dataplane-asan:
+	@if [ ! -f $(DP_ASAN)/build.ninja ]; then meson setup $(DP_ASAN) dataplane -Db_sanitize=address,undefined \
+	  -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; fi
+	@ninja -C $(DP_ASAN) >/dev/null
+
 control:
 	@node proto/gen.mjs --ts control/src/gen/proto.ts
 	@npx tsc -p tsconfig.json
 
-test: build
+test: build dataplane-asan
 	@scripts/run-tests.sh
 
 test-c: build
@@ -41,4 +48,4 @@ bench: build
 	@node build/bench/bench.js
 
 clean:
-	rm -rf $(DP_BUILD) build
+	rm -rf $(DP_BUILD) $(DP_ASAN) build

@@ -9,6 +9,10 @@ section() { printf '\n==== %s\n' "$1"; }
 section "C unit tests (meson)"
 meson test -C dataplane/build --print-errorlogs || failed+=("C unit tests")
 
+section "C unit tests under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  meson test -C dataplane/build-asan --print-errorlogs || failed+=("C unit tests (ASan/UBSan)")
+
 section "TypeScript unit tests and the layout check"
 node --test --test-reporter=spec build/tests/layout/*.test.js build/control/test/*.test.js || failed+=("TS unit/layout tests")
 
