@@ -5,6 +5,7 @@ import { FerrydDownError, RingFullError, TimeoutError } from './errors';
 import type { Segment } from './shm/segment';
 import type { RingConsumer, RingProducer } from './shm/ring';
 import type { BodyWriter } from './messages';
+import { FerryEvent, decodeEvent } from './events';
 
 export type { BodyWriter } from './messages';
 
@@ -23,6 +24,8 @@ export interface RequestSpec {
   type: number;
   body?: BodyWriter;
   timeoutMs?: number;
+  /** msg_hdr.flags (MsgFlag.IN_BUNDLE) */
+  flags?: number;
 }
 
 export interface ChannelOptions {
@@ -96,7 +99,7 @@ export class ControlChannel {
     const len = spec.body ? spec.body(dv, off + MSG_HDR.size) : 0;
     if (len < 0 || len > this.maxBody) throw new Error(`request body of ${len} bytes does not fit a ${this.req.slotSize}-byte slot`);
     dv.setUint16(off + HDR.type.offset, spec.type, true);
-    dv.setUint16(off + HDR.flags.offset, 0, true);
+    dv.setUint16(off + HDR.flags.offset, spec.flags ?? 0, true);
     dv.setUint32(off + HDR.len.offset, len, true);
     dv.setBigUint64(off + HDR.req_id.offset, BigInt(reqId), true);
   }
@@ -111,10 +114,10 @@ export class ControlChannel {
   }
 
   /** Sends one request; resolves with ferryd's response (whatever its status). */
-  request(type: number, body?: BodyWriter, opts: { timeoutMs?: number } = {}): Promise<ChannelResponse> {
+  request(type: number, body?: BodyWriter, opts: { timeoutMs?: number; flags?: number } = {}): Promise<ChannelResponse> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const reqId = nextReqId();
-    const spec: RequestSpec = { type, body, timeoutMs: opts.timeoutMs };
+    const spec: RequestSpec = { type, body, timeoutMs: opts.timeoutMs, flags: opts.flags };
     let written: boolean;
     try {
       written = this.req.tryWrite((dv, off) => this.writeRecord(dv, off, reqId, spec));
@@ -156,6 +159,55 @@ export class ControlChannel {
     return { submitted, responses };
   }
 
+  /**
+   * Like requestMany, but one promise for the whole group (no promise per request: bulk loads send
+   * 10^5 of them). done resolves with the responses in order once all arrived; rejects on the first
+   * timeout or failure.
+   */
+  requestGroup(specs: readonly RequestSpec[]): { submitted: number; done: Promise<ChannelResponse[]> } {
+    if (this.closedWith) throw this.closedWith;
+    const ids: number[] = [];
+    const submitted = this.req.writeBatch(specs.length, (i, dv, off) => {
+      const id = nextReqId();
+      ids.push(id);
+      this.writeRecord(dv, off, id, specs[i]!);
+    });
+    if (submitted < specs.length) this.stats.ringFull++;
+    this.stats.requests += submitted;
+    if (submitted === 0) return { submitted, done: Promise.resolve([]) };
+    const now = performance.now();
+    const results = new Array<ChannelResponse>(submitted);
+    let remaining = submitted;
+    let settled = false;
+    const done = new Promise<ChannelResponse[]>((resolve, reject) => {
+      const fail = (e: Error): void => {
+        if (settled) return;
+        settled = true;
+        for (const id of ids) this.pending.delete(id);
+        reject(e);
+      };
+      ids.forEach((id, i) => {
+        const spec = specs[i]!;
+        const timeoutMs = spec.timeoutMs ?? this.timeoutMs;
+        const deadline = now + timeoutMs;
+        if (deadline < this.nextDeadline) this.nextDeadline = deadline;
+        this.pending.set(id, {
+          type: spec.type, deadline, timeoutMs, reject: fail,
+          resolve: (r) => {
+            results[i] = r;
+            if (--remaining === 0 && !settled) {
+              settled = true;
+              resolve(results);
+            }
+          },
+        });
+      });
+    });
+    this.lastActivity = now;
+    this.schedule();
+    return { submitted, done };
+  }
+
   /** Drains the response ring now, settling matching requests. Returns the records consumed. */
   poll(): number {
     const n = this.resp.drain((dv, off) => {
@@ -175,7 +227,7 @@ export class ControlChannel {
         statusName: StatusName[status] ?? `STATUS_${status}`,
         aux: dv.getUint32(b + RESP.aux.offset, true),
         value: dv.getBigUint64(b + RESP.value.offset, true),
-        message: readCString(dv, b + RESP.message.offset, RESP.message.size),
+        message: dv.getUint8(b + RESP.message.offset) === 0 ? '' : readCString(dv, b + RESP.message.offset, RESP.message.size),
       });
     });
     this.stats.responses += n;
@@ -183,9 +235,14 @@ export class ControlChannel {
     return n;
   }
 
-  /** Drains the event ring (no event types are defined yet); returns the records consumed. */
-  drainEvents(): number {
-    const n = this.events.drain(() => undefined);
+  /** Drains the event ring, handing each decoded record to onEvent; returns the records consumed. */
+  drainEvents(onEvent?: (ev: FerryEvent) => void): number {
+    const slot = this.events.slotSize;
+    const got: FerryEvent[] = [];
+    const n = this.events.drain((dv, off) => {
+      if (onEvent) got.push(decodeEvent(dv, off, slot));
+    });
+    for (const ev of got) onEvent!(ev); // after tail moved on: a throwing handler cannot replay records
     this.stats.events += n;
     return n;
   }

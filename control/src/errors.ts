@@ -35,7 +35,11 @@ export class AttachError extends Error {
 /** ferryd answered with a status other than OK. */
 export class FerrydStatusError extends Error {
   override readonly name = 'FerrydStatusError';
-  constructor(readonly status: number, readonly statusName: string, readonly detail: string) {
-    super(`ferryd refused the request: ${statusName}${detail ? `: ${detail}` : ''}`);
+  /**
+   * pointer: where in the HTTP request the refused item is (e.g. /3 for the 4th flow of a bulk);
+   * where: the same for people (e.g. "line 4: ").
+   */
+  constructor(readonly status: number, readonly statusName: string, readonly detail: string, readonly pointer?: string, where = '') {
+    super(`${where}ferryd refused ${where ? 'it' : 'the request'}: ${statusName}${detail ? `: ${detail}` : ''}`);
   }
 }

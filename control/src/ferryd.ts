@@ -54,7 +54,7 @@ export function pidAlive(pid: number): boolean {
 }
 
 /**
- * Events: 'attached' (segment), 'ready' (after replay), 'down' (reason).
+ * Events: 'attached' (segment), 'ready' (after replay), 'down' (reason), 'event' (FerryEvent from ferryd's event ring).
  */
 export class FerrydConnection extends EventEmitter {
   readonly shmName: string;
@@ -154,7 +154,7 @@ export class FerrydConnection extends EventEmitter {
   }
 
   /** request() on the current channel; rejects with FerrydDownError when ferryd is not ready. */
-  request(type: number, body?: BodyWriter, opts?: { timeoutMs?: number }): Promise<ChannelResponse> {
+  request(type: number, body?: BodyWriter, opts?: { timeoutMs?: number; flags?: number }): Promise<ChannelResponse> {
     try {
       return this.channel().request(type, body, opts);
     } catch (e) {
@@ -218,8 +218,20 @@ export class FerrydConnection extends EventEmitter {
       }
       return;
     }
-    this.chan!.drainEvents();
+    this.drainEvents();
     if (h.state === DpState.RUNNING && !this.replayed && !this.replaying) this.startReplay();
+  }
+
+  /** Hands ferryd's pending events to 'event' listeners (also called by the health watch). */
+  drainEvents(): number {
+    const chan = this.chan;
+    if (!chan) return 0;
+    try {
+      return chan.drainEvents((ev) => this.emit('event', ev));
+    } catch (e) {
+      this.log.warn(`event ring: ${(e as Error).message}`);
+      return 0;
+    }
   }
 
   private note(problem: string): void {

@@ -1,18 +1,23 @@
 // Request bodies: writers for the channel, laid out with the generated offsets.
-import { FLOW_ADD, FLOW_DEL, FlowAction, PORT_ANY } from './gen/proto';
+import { FLOW_ADD, FLOW_DEL } from './gen/proto';
 
 /** Writes a request body at bodyOff and returns its length in bytes. */
 export type BodyWriter = (dv: DataView, bodyOff: number) => number;
 
+/** What FLOW_ADD carries (a compiled flow has all of it). */
 export interface FlowAddBody {
   id: bigint;
+  cookie: bigint;
   priority: number;
-  tableId: number;
-  action: FlowAction;
-  /** PORT_ANY for a wildcard. */
-  inPort: number;
-  /** Ignored by ferryd for DROP; PORT_ANY there by convention. */
-  outPort: number;
+  table: number;
+  flagBits: number;
+  idleTimeout: number;
+  hardTimeout: number;
+  /** flow_key bytes, key already masked */
+  key: Uint8Array;
+  mask: Uint8Array;
+  /** action TLVs; empty = drop */
+  tlv: Uint8Array;
 }
 
 const FA = FLOW_ADD.fields;
@@ -20,13 +25,19 @@ const FD = FLOW_DEL.fields;
 
 export function flowAddBody(f: FlowAddBody): BodyWriter {
   return (dv, off) => {
-    new Uint8Array(dv.buffer, dv.byteOffset + off, FLOW_ADD.size).fill(0); // padding too
+    const bytes = new Uint8Array(dv.buffer, dv.byteOffset + off, FLOW_ADD.size);
+    bytes.fill(0); // padding and unused action bytes too
     dv.setBigUint64(off + FA.id.offset, f.id, true);
-    dv.setUint32(off + FA.priority.offset, f.priority, true);
-    dv.setUint8(off + FA.table_id.offset, f.tableId);
-    dv.setUint8(off + FA.action.offset, f.action);
-    dv.setUint16(off + FA.in_port.offset, f.inPort, true);
-    dv.setUint16(off + FA.out_port.offset, f.action === FlowAction.OUTPUT ? f.outPort : PORT_ANY, true);
+    dv.setBigUint64(off + FA.cookie.offset, f.cookie, true);
+    dv.setUint16(off + FA.priority.offset, f.priority, true);
+    dv.setUint8(off + FA.table_id.offset, f.table);
+    dv.setUint8(off + FA.flags.offset, f.flagBits);
+    dv.setUint16(off + FA.idle_timeout.offset, f.idleTimeout, true);
+    dv.setUint16(off + FA.hard_timeout.offset, f.hardTimeout, true);
+    dv.setUint16(off + FA.actions_len.offset, f.tlv.length, true);
+    bytes.set(f.key, FA.key.offset);
+    bytes.set(f.mask, FA.mask.offset);
+    bytes.set(f.tlv, FA.actions.offset);
     return FLOW_ADD.size;
   };
 }

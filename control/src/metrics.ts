@@ -5,6 +5,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { DropReasonName } from './gen/proto';
 import type { FerrydConnection } from './ferryd';
 import type { Snapshot, PortSnapshot } from './shm/segment';
+import type { FlowService } from './flows/service';
+import type { PacketInLog } from './packet-ins';
 
 export function packageVersion(): string {
   try {
@@ -39,7 +41,7 @@ export class FerryMetrics {
   private last: Promise<unknown> = Promise.resolve();
   private readonly prevCycles = new Map<number, { busy: bigint; idle: bigint }>();
 
-  constructor(private readonly ferryd: FerrydConnection, version = packageVersion()) {
+  constructor(private readonly ferryd: FerrydConnection, version = packageVersion(), extra: { flows?: FlowService; packetIns?: PacketInLog } = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -106,6 +108,24 @@ export class FerryMetrics {
         if (r) for (const [ring, s] of Object.entries(r)) depth.set({ ring }, s.depth);
       },
     });
+
+    const { flows: flowService, packetIns } = extra;
+    if (packetIns) {
+      const pi: Counter = new Counter({
+        name: 'ferry_packet_ins_total', help: 'Packets ferryd sent to ferry-control (controller action)', registers,
+        collect: () => { pi.reset(); pi.inc(packetIns.total); },
+      });
+    }
+    if (flowService) {
+      const removed: Counter = new Counter({
+        name: 'ferry_flows_removed_total', help: 'Flows ferryd removed on a timeout', registers,
+        collect: () => { removed.reset(); removed.inc(flowService.counters.flowsRemoved); },
+      });
+      const desired: Gauge = new Gauge({
+        name: 'ferry_flows_desired', help: 'Flows in ferry-control\'s desired state', registers,
+        collect: () => desired.set(flowService.store.size),
+      });
+    }
 
     const build = new Gauge({ name: 'ferry_build_info', help: 'ferry-control build', labelNames: ['version'], registers });
     build.set({ version }, 1);

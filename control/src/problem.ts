@@ -93,7 +93,7 @@ export function validationErrors(issues: ValidationIssue[], context: string | un
 
 function statusFromFerryd(e: FerrydStatusError): number {
   switch (e.status) {
-    case Status.EINVAL: case Status.ENOPORT: return 400;
+    case Status.EINVAL: case Status.ENOPORT: case Status.ENOTABLE: case Status.EBUNDLE: return 400;
     case Status.ENOENT: return 404;
     case Status.ENOSPC: return 507;
     case Status.EUNSUPPORTED: return 501;
@@ -126,7 +126,8 @@ export function toProblem(err: unknown, instance: string): { problem: Problem; h
     return { problem: mk(504, err.message, 'urn:ferry:problem:ferryd-timeout', 'ferryd did not answer'), headers: {} };
   }
   if (err instanceof FerrydStatusError) {
-    return { problem: mk(statusFromFerryd(err), err.message, `urn:ferry:problem:ferryd-${err.statusName.toLowerCase()}`, 'ferryd refused the request'), headers: {} };
+    const errors = err.pointer !== undefined ? [{ pointer: err.pointer, message: err.detail || err.statusName }] : undefined;
+    return { problem: mk(statusFromFerryd(err), err.message, `urn:ferry:problem:ferryd-${err.statusName.toLowerCase()}`, 'ferryd refused the request', errors), headers: {} };
   }
   const status = typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
   const detail = status < 500 ? (fe?.message ?? 'bad request') : 'internal error; see the ferry-control log';

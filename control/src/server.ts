@@ -6,6 +6,8 @@ import { FlowService } from './flows/service';
 import { flowRoutes } from './flows/routes';
 import { portRoutes } from './routes/ports';
 import { healthRoutes } from './routes/health';
+import { packetInRoutes } from './routes/packet-ins';
+import { PacketInLog } from './packet-ins';
 import { FerryMetrics } from './metrics';
 import { registerProblemHandlers } from './problem';
 
@@ -14,6 +16,7 @@ export interface ServerOptions {
   /** Defaults to a new FlowService over an in-memory store (registers ferryd's replay handler). */
   flows?: FlowService;
   metrics?: FerryMetrics;
+  packetIns?: PacketInLog;
   /** fastify logger option (default: off). */
   logger?: FastifyServerOptions['logger'];
 }
@@ -30,11 +33,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   const ferryd = opts.ferryd;
   const flows = opts.flows ?? new FlowService(ferryd, undefined, app.log);
-  const metrics = opts.metrics ?? new FerryMetrics(ferryd);
+  const packetIns = opts.packetIns ?? new PacketInLog(ferryd);
+  const metrics = opts.metrics ?? new FerryMetrics(ferryd, undefined, { flows, packetIns });
 
   await app.register(healthRoutes, { ferryd });
   await app.register(portRoutes, { ferryd });
   await app.register(flowRoutes, { flows });
+  await app.register(packetInRoutes, { packetIns });
   app.get('/metrics', async (_req, reply) => {
     const body = await metrics.render();
     return reply.type(metrics.contentType).send(body);

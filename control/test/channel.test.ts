@@ -4,7 +4,7 @@ import { FakeFerryd, uniqueName } from './fake-ferryd';
 import { attachSegment } from '../src/shm/segment';
 import { ControlChannel } from '../src/channel';
 import { RingFullError, TimeoutError, FerrydDownError } from '../src/errors';
-import { MsgType, REQ_RING_SLOTS, Status, FlowAction } from '../src/gen/proto';
+import { MsgType, MsgFlag, REQ_RING_SLOTS, Status, FLOW_ADD, FLOW_KEY, readFlowAdd } from '../src/gen/proto';
 import { flowAddBody } from '../src/messages';
 import { until } from './helpers';
 
@@ -39,12 +39,32 @@ test('responses are matched to requests by req_id, in any order', async () => {
 test('the request record carries type, len and the body', async () => {
   const { fake, chan } = await setup('body', 'auto');
   try {
-    const r = await chan.request(MsgType.FLOW_ADD, flowAddBody({ id: 0xfeedfacecafebeefn, priority: 7, tableId: 3, action: FlowAction.OUTPUT, inPort: 0, outPort: 1 }));
+    const key = new Uint8Array(FLOW_KEY.size);
+    const mask = new Uint8Array(FLOW_KEY.size);
+    key[FLOW_KEY.fields.nw_proto.offset] = 6;
+    mask[FLOW_KEY.fields.nw_proto.offset] = 0xff;
+    const tlv = Uint8Array.of(10, 0, 8, 0, 0, 0, 0, 0); // NORMAL
+    const r = await chan.request(MsgType.FLOW_ADD, flowAddBody({
+      id: 0xfeedfacecafebeefn, cookie: 0x1234n, priority: 7, table: 3, flagBits: 1, idleTimeout: 10, hardTimeout: 20, key, mask, tlv,
+    }), { flags: MsgFlag.IN_BUNDLE });
     assert.equal(r.status, Status.OK);
     const got = fake.received[0]!;
     assert.equal(got.type, MsgType.FLOW_ADD);
-    assert.equal(got.len, 24);
-    assert.deepEqual(got.flowAdd, { id: 0xfeedfacecafebeefn, priority: 7, table_id: 3, action: FlowAction.OUTPUT, in_port: 0, out_port: 1 });
+    assert.equal(got.flags, MsgFlag.IN_BUNDLE);
+    assert.equal(got.len, FLOW_ADD.size);
+    const body = got.body!;
+    const f = readFlowAdd(new DataView(body.buffer, body.byteOffset, body.byteLength), 0);
+    assert.equal(f.id, 0xfeedfacecafebeefn);
+    assert.equal(f.cookie, 0x1234n);
+    assert.equal(f.priority, 7);
+    assert.equal(f.table_id, 3);
+    assert.equal(f.flags, 1);
+    assert.equal(f.idle_timeout, 10);
+    assert.equal(f.hard_timeout, 20);
+    assert.equal(f.actions_len, 8);
+    assert.equal(f.key.nw_proto, 6);
+    assert.equal(f.mask.nw_proto, 0xff);
+    assert.deepEqual(f.actions.slice(0, 10), [10, 0, 8, 0, 0, 0, 0, 0, 0, 0]);
   } finally {
     await fake.stop();
   }

@@ -4,12 +4,13 @@
 import * as fs from 'node:fs';
 import { spawn, ChildProcess } from 'node:child_process';
 import {
-  ABI_VERSION, LAYOUT_HASH, SHM_MAGIC, SHM_HEADER, RING_CTL, MSG_HDR, FLOW_ADD, FLOW_DEL, RESPONSE,
-  PORT_INFO, PORT_HW_STATS, WORKER_STATS, WORKER_PORT_STATS, FLOW_STATS,
-  MSG_SLOT_SIZE, EVENT_SLOT_SIZE, REQ_RING_SLOTS, RESP_RING_SLOTS, EVENT_RING_SLOTS, PORT_ANY,
-  DpState, MsgType, Status, FlowAction,
+  ABI_VERSION, LAYOUT_HASH, SHM_MAGIC, SHM_HEADER, RING_CTL, MSG_HDR, FLOW_ADD, FLOW_DEL, RESPONSE, FLOW_KEY,
+  PORT_INFO, PORT_HW_STATS, WORKER_STATS, WORKER_PORT_STATS, FLOW_STATS, TABLE_STATS, N_TABLES, ACT_HDR, ACT_OUTPUT,
+  ACT_GOTO_TABLE, EVENT_HDR, EVENT_FLOW_REMOVED, EVENT_PACKET_IN, PACKET_IN_DATA,
+  MSG_SLOT_SIZE, EVENT_SLOT_SIZE, REQ_RING_SLOTS, RESP_RING_SLOTS, EVENT_RING_SLOTS, PORT_IN_PORT,
+  DpState, MsgType, MsgFlag, Status, ActionType, EventType,
   writeShmHeader, writeRingCtl, writePortInfo, writePortHwStats, writeResponse, writeMsgHdr, writeFlowStats,
-  readFlowAdd, readMsgHdr, PortHwStats, WorkerPortStats,
+  writeEventHdr, writeEventFlowRemoved, readMsgHdr, PortHwStats, WorkerPortStats,
 } from '../src/gen/proto';
 import { shmOpen, mapShared } from '../src/shm/libc';
 
@@ -32,13 +33,37 @@ export interface FakeOptions {
 
 export interface ReceivedRequest {
   type: number;
+  flags: number;
   len: number;
   reqId: bigint;
-  flowAdd?: ReturnType<typeof readFlowAdd>;
-  flowDelId?: bigint;
+  /** FLOW_ADD / FLOW_DEL: the flow id */
+  id?: bigint;
+  /** FLOW_ADD: table_id, priority, cookie */
+  table?: number;
+  priority?: number;
+  cookie?: bigint;
+  /** FLOW_ADD: what ferryd's validation said (null = fine) */
+  verdict?: { status: number; message: string } | null;
+  /** a copy of the body (unless recordBodies is off) */
+  body?: Buffer;
 }
 
-interface Region { reqRing: number; respRing: number; eventRing: number; portInfo: number; portHw: number; workers: number; flowStats: number; size: number }
+/** A flow ferryd holds (committed). */
+export interface FakeFlow {
+  slot: number;
+  table: number;
+  priority: number;
+  cookie: bigint;
+  /** the FLOW_ADD body it came with (unless recordBodies is off) */
+  body?: Buffer;
+}
+
+/** What a test can make ferryd answer for a request instead (null = validate normally). */
+export type Rejecter = (r: ReceivedRequest) => { status: number; message: string } | null;
+
+interface Staged { r: ReceivedRequest; ok: boolean; slot: number }
+
+interface Region { reqRing: number; respRing: number; eventRing: number; portInfo: number; portHw: number; workers: number; flowStats: number; tableStats: number; size: number }
 
 export function computeLayout(nPorts: number, nWorkers: number, maxFlows: number): Region {
   let off = up(SHM_HEADER.size);
@@ -59,7 +84,8 @@ export function computeLayout(nPorts: number, nWorkers: number, maxFlows: number
   const portHw = region(nPorts * PORT_HW_STATS.size);
   const workers = region(nWorkers * WORKER_STATS.size);
   const flowStats = region(nWorkers * maxFlows * FLOW_STATS.size);
-  return { reqRing, respRing, eventRing, portInfo, portHw, workers, flowStats, size: up(off, 4096) };
+  const tableStats = region(nWorkers * N_TABLES * TABLE_STATS.size);
+  return { reqRing, respRing, eventRing, portInfo, portHw, workers, flowStats, tableStats, size: up(off, 4096) };
 }
 
 export class FakeFerryd {
@@ -71,9 +97,21 @@ export class FakeFerryd {
   layout!: Region;
   respondMode: 'auto' | 'manual' | 'paused';
   readonly received: ReceivedRequest[] = [];
-  /** Flow id -> stats slot, as ferryd would keep it. */
-  readonly flows = new Map<bigint, number>();
+  /** Flows ferryd holds (visible to the workers), by id. */
+  readonly flows = new Map<bigint, FakeFlow>();
+  /** The open bundle's staged requests. */
+  staged: Staged[] = [];
+  /** Bundles committed / rolled back / aborted. */
+  readonly bundleStats = { committed: 0, rolledBack: 0, aborted: 0 };
+  /** Keep FLOW_ADD/FLOW_DEL requests (with bodies) in received; off for bulk loads, which only count them. */
+  recordBodies = true;
+  /** FLOW_ADD/FLOW_DEL requests not kept because recordBodies is off */
+  bulkReceived = 0;
+  /** Optional: refuse some requests with a status of the test's choosing. */
+  rejecter: Rejecter | null = null;
+  private freeSlots: number[] = [];
   private nextSlot = 0;
+  private eventSeq = 0n;
   private sleeper: ChildProcess | null = null;
   private loop: NodeJS.Timeout | null = null;
   private beat: NodeJS.Timeout | null = null;
@@ -141,11 +179,16 @@ export class FakeFerryd {
       tsc_hz: 2_000_000_000n, n_ports: ports.length, n_workers: nWorkers, max_flows: maxFlows, housekeeping_us: 100_000,
       req_ring_off: BigInt(L.reqRing), resp_ring_off: BigInt(L.respRing), event_ring_off: BigInt(L.eventRing),
       port_info_off: BigInt(L.portInfo), port_hw_stats_off: BigInt(L.portHw), worker_stats_off: BigInt(L.workers),
-      flow_stats_off: BigInt(L.flowStats), flows_active: 0, flows_generation: 0,
+      flow_stats_off: BigInt(L.flowStats), table_stats_off: BigInt(L.tableStats), flows_active: 0, flows_generation: 0,
+      visible_version: 0n,
     });
     this.dv.setBigUint64(SHM_HEADER.fields.magic.offset, this.opts.magic, true); // magic last, as ferryd does
     this.flows.clear();
+    this.staged = [];
+    this.stagedState.clear();
+    this.freeSlots = [];
     this.nextSlot = 0;
+    this.eventSeq = 0n;
     this.loop = setInterval(() => this.serve(), 1);
     this.startHeartbeat();
     return this;
@@ -226,54 +269,209 @@ export class FakeFerryd {
     const batch: ReceivedRequest[] = [];
     while (tail !== head) {
       const off = this.slotOff(ring, tail);
-      const h = readMsgHdr(this.dv, off);
-      const r: ReceivedRequest = { type: h.type, len: h.len, reqId: h.req_id };
-      if (h.type === MsgType.FLOW_ADD && h.len >= FLOW_ADD.size) r.flowAdd = readFlowAdd(this.dv, off + MSG_HDR.size);
-      if (h.type === MsgType.FLOW_DEL && h.len >= FLOW_DEL.size) r.flowDelId = this.dv.getBigUint64(off + MSG_HDR.size, true);
+      const H = MSG_HDR.fields;
+      const h = { type: this.dv.getUint16(off + H.type.offset, true), flags: this.dv.getUint16(off + H.flags.offset, true), len: this.dv.getUint32(off + H.len.offset, true), req_id: this.dv.getBigUint64(off + H.req_id.offset, true) };
+      const b = off + MSG_HDR.size;
+      const r: ReceivedRequest = { type: h.type, flags: h.flags, len: h.len, reqId: h.req_id };
+      if ((h.type === MsgType.FLOW_ADD && h.len >= FLOW_ADD.size) || (h.type === MsgType.FLOW_DEL && h.len >= FLOW_DEL.size)) {
+        r.id = this.dv.getBigUint64(b, true);
+      }
+      if (h.type === MsgType.FLOW_ADD && h.len >= FLOW_ADD.size) {
+        r.table = this.dv.getUint8(b + FLOW_ADD.fields.table_id.offset);
+        r.priority = this.dv.getUint16(b + FLOW_ADD.fields.priority.offset, true);
+        r.cookie = this.dv.getBigUint64(b + FLOW_ADD.fields.cookie.offset, true);
+        r.verdict = this.validateAdd(b);
+      }
+      if (this.recordBodies) r.body = Buffer.from(this.buf.subarray(b, b + Math.min(h.len, MSG_SLOT_SIZE - MSG_HDR.size)));
       batch.push(r);
       tail = (tail + 1) >>> 0;
     }
     Atomics.store(this.u32, this.idx(ring, 'tail'), tail);
-    this.received.push(...batch);
+    for (const r of batch) {
+      if (this.recordBodies || (r.type !== MsgType.FLOW_ADD && r.type !== MsgType.FLOW_DEL)) this.received.push(r);
+      else this.bulkReceived++;
+    }
     if (this.respondMode === 'auto') for (const r of batch) this.answer(r);
     return batch.length;
   }
 
-  private answer(r: ReceivedRequest): void {
+  /** The FLOW_ADD bodies received (last one last). */
+  flowAdds(): Buffer[] {
+    return this.received.filter((r) => r.type === MsgType.FLOW_ADD && r.body).map((r) => r.body!);
+  }
+
+  /** ferryd's checks of a FLOW_ADD (as the real one does them): tables, ports in the match and in actions. */
+  private validateAdd(base: number): { status: number; message: string } | null {
+    const F0 = FLOW_ADD.fields;
+    const dv = this.dv;
+    const F = {
+      table_id: { offset: base + F0.table_id.offset }, mask: { offset: base + F0.mask.offset }, key: { offset: base + F0.key.offset },
+      actions_len: { offset: base + F0.actions_len.offset }, actions: { offset: base + F0.actions.offset },
+    };
+    const table = dv.getUint8(F.table_id.offset);
+    if (table >= N_TABLES) return { status: Status.ENOTABLE, message: `table ${table} does not exist` };
     const portOk = (p: number): boolean => p < this.opts.ports.length;
+    const inPortMask = dv.getUint32(F.mask.offset + FLOW_KEY.fields.in_port.offset, true);
+    const inPort = dv.getUint32(F.key.offset + FLOW_KEY.fields.in_port.offset, true);
+    if (inPortMask && !portOk(inPort)) return { status: Status.ENOPORT, message: `match: in_port ${inPort} does not exist` };
+    const len = dv.getUint16(F.actions_len.offset, true);
+    let at = 0;
+    for (let i = 0; at < len; i++) {
+      const o = F.actions.offset + at;
+      const type = dv.getUint16(o + ACT_HDR.fields.type.offset, true);
+      const alen = dv.getUint16(o + ACT_HDR.fields.len.offset, true);
+      if (alen < 8 || alen % 8 || at + alen > len) return { status: Status.EINVAL, message: `actions[${i}]: bad length ${alen}` };
+      if (type === ActionType.OUTPUT) {
+        const p = dv.getUint32(o + ACT_OUTPUT.fields.port.offset, true);
+        if (p !== PORT_IN_PORT && !portOk(p)) return { status: Status.ENOPORT, message: `actions[${i}]: output port ${p} does not exist` };
+      }
+      if (type === ActionType.GOTO_TABLE && dv.getUint8(o + ACT_GOTO_TABLE.fields.table_id.offset) <= table) {
+        return { status: Status.EINVAL, message: `actions[${i}]: goto_table must go forward` };
+      }
+      at += alen;
+    }
+    return null;
+  }
+
+  /** The open bundle's view: id -> exists after the staged requests (and the slot a staged add got). */
+  private stagedState = new Map<bigint, { exists: boolean; slot?: number }>();
+
+  private slotFor(id: bigint): number {
+    const have = this.flows.get(id);
+    if (have) return have.slot;
+    const staged = this.stagedState.get(id);
+    if (staged?.slot !== undefined) return staged.slot;
+    return this.freeSlots.pop() ?? this.nextSlot++;
+  }
+
+  private flowOf(r: ReceivedRequest, slot: number): FakeFlow {
+    return { slot, table: r.table!, priority: r.priority!, cookie: r.cookie!, body: r.body };
+  }
+
+  /** Whether id exists once the staged requests so far are applied. */
+  private existsStaged(id: bigint): boolean {
+    return this.stagedState.get(id)?.exists ?? this.flows.has(id);
+  }
+
+  private stage(r: ReceivedRequest, ok: boolean, slot: number): void {
+    this.staged.push({ r, ok, slot });
+    if (!ok) return;
+    const prev = this.stagedState.get(r.id!);
+    if (r.type === MsgType.FLOW_ADD) this.stagedState.set(r.id!, { exists: true, slot });
+    else this.stagedState.set(r.id!, { exists: false, slot: prev?.slot });
+  }
+
+  private answer(r: ReceivedRequest): void {
+    const forced = this.rejecter?.(r) ?? null;
+    const inBundle = (r.flags & MsgFlag.IN_BUNDLE) !== 0;
     switch (r.type) {
       case MsgType.PING:
         this.respond(r.reqId, Status.OK);
         return;
       case MsgType.FLOW_ADD: {
-        const f = r.flowAdd!;
-        if ((f.in_port !== PORT_ANY && !portOk(f.in_port)) || (f.action === FlowAction.OUTPUT && !portOk(f.out_port))) {
-          this.respond(r.reqId, Status.ENOPORT, 0, 'no such port');
-          return;
+        const bad = forced ?? r.verdict ?? null;
+        const slot = bad ? 0 : this.slotFor(r.id!);
+        if (inBundle) {
+          this.stage(r, !bad, slot);
+        } else if (!bad) {
+          this.flows.set(r.id!, this.flowOf(r, slot));
+          this.publishFlowCount();
         }
-        let slot = this.flows.get(f.id);
-        if (slot === undefined) slot = this.nextSlot++;
-        this.flows.set(f.id, slot);
-        this.publishFlowCount();
-        this.respond(r.reqId, Status.OK, slot);
+        this.respond(r.reqId, bad ? bad.status : Status.OK, slot, bad?.message ?? '');
         return;
       }
-      case MsgType.FLOW_DEL:
-        if (!this.flows.delete(r.flowDelId!)) {
-          this.respond(r.reqId, Status.ENOENT, 0, 'no such flow');
-          return;
+      case MsgType.FLOW_DEL: {
+        const bad = forced ?? (this.existsStaged(r.id!) ? null : { status: Status.ENOENT, message: 'no such flow' });
+        if (inBundle) {
+          this.stage(r, !bad, 0);
+        } else if (!bad) {
+          this.dropFlow(r.id!);
+          this.publishFlowCount();
         }
+        this.respond(r.reqId, bad ? bad.status : Status.OK, 0, bad?.message ?? '');
+        return;
+      }
+      case MsgType.FLOW_CLEAR:
+        for (const id of [...this.flows.keys()]) this.dropFlow(id);
         this.publishFlowCount();
         this.respond(r.reqId, Status.OK);
         return;
-      case MsgType.FLOW_CLEAR:
-        this.flows.clear();
+      case MsgType.BUNDLE_COMMIT: {
+        const staged = this.staged;
+        this.staged = [];
+        this.stagedState.clear();
+        const failed = staged.filter((s) => !s.ok).length;
+        if (failed) {
+          this.bundleStats.rolledBack++;
+          this.respond(r.reqId, Status.EBUNDLE, 0, `${failed} of ${staged.length} staged requests failed; bundle rolled back`);
+          return;
+        }
+        for (const s of staged) {
+          if (s.r.type === MsgType.FLOW_ADD) this.flows.set(s.r.id!, this.flowOf(s.r, s.slot));
+          else this.dropFlow(s.r.id!);
+        }
+        this.bundleStats.committed++;
         this.publishFlowCount();
+        this.respond(r.reqId, Status.OK);
+        return;
+      }
+      case MsgType.BUNDLE_ABORT:
+        this.staged = [];
+        this.stagedState.clear();
+        this.bundleStats.aborted++;
         this.respond(r.reqId, Status.OK);
         return;
       default:
         this.respond(r.reqId, Status.EUNSUPPORTED, 0, `unknown request type ${r.type}`);
     }
+  }
+
+  private dropFlow(id: bigint): void {
+    const f = this.flows.get(id);
+    if (!f) return;
+    this.flows.delete(id);
+    this.freeSlots.push(f.slot);
+  }
+
+  /** Times a flow out as ferryd does: removes it and posts FLOW_REMOVED. */
+  expireFlow(id: bigint, reason = 0): boolean {
+    const f = this.flows.get(id);
+    if (!f) return false;
+    this.dropFlow(id);
+    this.publishFlowCount();
+    return this.postEvent(EventType.FLOW_REMOVED, EVENT_FLOW_REMOVED.size, (dv, b) => writeEventFlowRemoved(dv, b, {
+      id, cookie: f.cookie, packets: 0n, bytes: 0n, duration_ns: 1_000_000_000n, reason, table_id: f.table,
+      priority: f.priority, pad0: 0,
+    }));
+  }
+
+  /** Posts a PACKET_IN event. */
+  postPacketIn(p: { inPort: number; table: number; cookie: bigint; reason: number; data: Buffer; totalLen?: number }): boolean {
+    const P = EVENT_PACKET_IN.fields;
+    return this.postEvent(EventType.PACKET_IN, EVENT_PACKET_IN.size, (dv, b) => {
+      dv.setBigUint64(b + P.cookie.offset, p.cookie, true);
+      dv.setUint32(b + P.in_port.offset, p.inPort, true);
+      dv.setUint32(b + P.total_len.offset, p.totalLen ?? p.data.length, true);
+      dv.setUint8(b + P.table_id.offset, p.table);
+      dv.setUint8(b + P.reason.offset, p.reason);
+      const n = Math.min(p.data.length, PACKET_IN_DATA);
+      dv.setUint16(b + P.data_len.offset, n, true);
+      this.buf.set(p.data.subarray(0, n), b + P.data.offset);
+    });
+  }
+
+  /** Writes an event record (event_hdr + body) on the event ring; false if full. */
+  postEvent(type: number, len: number, body: (dv: DataView, bodyOff: number) => void): boolean {
+    const ring = this.layout.eventRing;
+    const slots = this.dv.getUint32(ring + R.slots.offset, true);
+    const head = this.u32[this.idx(ring, 'head')]!;
+    if (((head - Atomics.load(this.u32, this.idx(ring, 'tail'))) >>> 0) >= slots) return false;
+    const off = this.slotOff(ring, head);
+    this.buf.fill(0, off, off + EVENT_SLOT_SIZE);
+    writeEventHdr(this.dv, off, { type, flags: 0, len, seq: ++this.eventSeq, time_ns: process.hrtime.bigint() });
+    body(this.dv, off + EVENT_HDR.size);
+    Atomics.store(this.u32, this.idx(ring, 'head'), (head + 1) >>> 0);
+    return true;
   }
 
   private publishFlowCount(): void {
@@ -294,7 +492,15 @@ export class FakeFerryd {
     }
     const off = this.slotOff(ring, head);
     writeMsgHdr(this.dv, off, { type: MsgType.RESPONSE, flags: 0, len: RESPONSE.size, req_id: reqId });
-    writeResponse(this.dv, off + MSG_HDR.size, { status, aux, value, message });
+    if (message === '') { // the common case, without string encoding
+      const b = off + MSG_HDR.size;
+      this.dv.setUint32(b + RESPONSE.fields.status.offset, status, true);
+      this.dv.setUint32(b + RESPONSE.fields.aux.offset, aux, true);
+      this.dv.setBigUint64(b + RESPONSE.fields.value.offset, value, true);
+      this.dv.setUint8(b + RESPONSE.fields.message.offset, 0);
+    } else {
+      writeResponse(this.dv, off + MSG_HDR.size, { status, aux, value, message });
+    }
     Atomics.store(this.u32, this.idx(ring, 'head'), (head + 1) >>> 0);
     return true;
   }

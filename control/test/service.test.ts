@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { harness, until, sleep } from './helpers';
-import { REQ_RING_SLOTS, MsgType, LAYOUT_HASH } from '../src/gen/proto';
+import { REQ_RING_SLOTS, MsgType, MsgFlag, LAYOUT_HASH, ABI_VERSION } from '../src/gen/proto';
 
 const flow = { priority: 10, match: { in_port: 0 }, actions: [{ type: 'output', port: 1 }] };
 
@@ -14,7 +14,7 @@ test('/health is ok while ferryd heartbeats, unhealthy within 1 s after it stops
     assert.equal(body.status, 'ok');
     assert.equal(body.ferryd.pid, h.fake.pid);
     assert.equal(body.ferryd.state, 'RUNNING');
-    assert.equal(body.ferryd.abi_version, 1);
+    assert.equal(body.ferryd.abi_version, ABI_VERSION);
     assert.equal(body.ferryd.layout_hash, '0x' + LAYOUT_HASH.toString(16).padStart(16, '0'));
     assert.ok(body.ferryd.heartbeat_age_ms < 1000);
     h.fake.stopHeartbeat();
@@ -148,8 +148,10 @@ test('restart under the same name: reattach and replay the desired flows before 
     assert.equal((await h.app.inject({ url: '/health' })).json().ferryd.pid, h.fake.pid);
     assert.deepEqual([...h.fake.flows.keys()].map((k) => k.toString(16).padStart(16, '0')).sort(), [...ids].sort(), 'all flows replayed');
     assert.equal(h.fake.received[0]!.type, MsgType.FLOW_CLEAR, 'replay starts from a clean table');
+    assert.deepEqual(h.fake.received.slice(1).map((r) => [r.type, r.flags]),
+      [...ids.map(() => [MsgType.FLOW_ADD, MsgFlag.IN_BUNDLE]), [MsgType.BUNDLE_COMMIT, 0]], 'then one bundle of every flow');
     // counters come from the new segment, via the slots ferryd gave at replay
-    const slot = h.fake.flows.get(BigInt('0x' + ids[0]))!;
+    const slot = h.fake.flows.get(BigInt('0x' + ids[0]))!.slot;
     h.fake.setFlowStats(0, slot, 5n, 50n);
     const f = (await h.app.inject({ url: `/v1/flows/${ids[0]}` })).json();
     assert.equal(f.n_packets, '5');
@@ -185,7 +187,7 @@ test('an ABI-mismatched ferryd keeps /health unhealthy with the reason', async (
     await sleep(100);
     const r = await h.app.inject({ url: '/health' });
     assert.equal(r.statusCode, 503);
-    assert.equal(r.json().reason, 'ABI mismatch: ferryd speaks ABI 9, this ferry-control speaks 1');
+    assert.equal(r.json().reason, `ABI mismatch: ferryd speaks ABI 9, this ferry-control speaks ${ABI_VERSION}`);
   } finally {
     await h.close();
   }

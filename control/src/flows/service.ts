@@ -1,102 +1,211 @@
-// Flow operations: validate against ferryd's ports, program ferryd, keep the desired state.
-import { FlowAction, MsgType, PORT_ANY, Status } from '../gen/proto';
+// Flow operations: compile (ovs-ofctl text or JSON), program ferryd (plain requests or atomic bundles,
+// one at a time), keep the desired state, and show it.
+import { MsgFlag, MsgType, REQ_RING_SLOTS, Status } from '../gen/proto';
 import { FerrydStatusError } from '../errors';
-import type { ControlChannel, ChannelResponse } from '../channel';
+import type { ChannelResponse, ControlChannel, RequestSpec } from '../channel';
 import type { FerrydConnection, Log } from '../ferryd';
-import { flowAddBody, flowDelBody, FlowAddBody } from '../messages';
-import { badRequest, notFound } from '../problem';
+import type { FerryEvent } from '../events';
+import { flowAddBody, flowDelBody } from '../messages';
+import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
-import { flowId, formatCookie, formatFlowId, parseCookie, parseFlowId } from './flow-id';
-import type { FlowBody } from './schema';
-import { FlowStore, StoredFlow, FlowActionSpec } from './store';
-
-export const DEFAULT_TABLE = 0;
-export const DEFAULT_PRIORITY = 32768;
-const REPLAY_BATCH = 256;
+import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
+import {
+  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson,
+  flowLines, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
+} from './ofctl';
+import { checkFlowBody, FlowSelector } from './schema';
+import { FlowStore, StoredFlow, compareFlows } from './store';
+import { validationErrors } from '../problem';
 
 /** A flow as the API shows it. 64-bit counters are strings; null while ferryd is unavailable. */
-export interface FlowView {
+export interface FlowView extends FlowJson {
   id: string;
-  table: number;
-  priority: number;
-  match: { in_port?: number };
-  actions: FlowActionSpec[];
-  cookie: string;
   n_packets: string | null;
   n_bytes: string | null;
   duration_sec: number;
   idle_age_sec: number | null;
+  text: string;
 }
 
-function ok(r: ChannelResponse): ChannelResponse {
-  if (r.status !== Status.OK) throw new FerrydStatusError(r.status, r.statusName, r.message);
+/** A selection of flows (del-flows / dump-flows). */
+export interface Selection {
+  table?: number;
+  cookie?: bigint;
+  cookieMask?: bigint;
+  /** the match to compare with: strict = equal (with priority), else flows at least as specific */
+  match?: { key: Uint8Array; mask: Uint8Array };
+  priority?: number;
+  strict?: boolean;
+}
+
+type Where = { pointer: string; where: string };
+type Op = ({ kind: 'add'; flow: CompiledFlow } | { kind: 'del'; id: bigint }) & Where;
+
+export interface BulkResult { added: number; replaced: number; deleted: number }
+
+const CHUNK = REQ_RING_SLOTS;
+const COMMIT_TIMEOUT_MS = 60_000;
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+const esc = (s: string | number): string => String(s).replace(/~/g, '~0').replace(/\//g, '~1');
+
+function ok(r: ChannelResponse, at?: Where): ChannelResponse {
+  if (r.status !== Status.OK) throw statusError(r, at);
   return r;
 }
 
-export function toFlowAddBody(f: StoredFlow): FlowAddBody {
-  return {
-    id: f.id,
-    priority: f.priority,
-    tableId: f.table,
-    action: f.action.type === 'output' ? FlowAction.OUTPUT : FlowAction.DROP,
-    inPort: f.inPort ?? PORT_ANY,
-    outPort: f.action.type === 'output' ? f.action.port : PORT_ANY,
-  };
+/** A refusal of ferryd, pointing at the item (and its action when ferryd's message names one). */
+function statusError(r: ChannelResponse, at?: Where): FerrydStatusError {
+  let pointer = at?.pointer;
+  const m = /^actions\[(\d+)\]/.exec(r.message);
+  if (pointer !== undefined && m) pointer += `/actions/${m[1]}`;
+  return new FerrydStatusError(r.status, r.statusName, r.message, pointer, at?.where ?? '');
 }
 
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+/** A FlowSyntaxError as a 400 problem: pointer = base + its path, detail = where + its message. */
+export function syntaxProblem(e: FlowSyntaxError, base: string, where: string): HttpProblem {
+  const pointer = base + e.path.map((p) => '/' + esc(p)).join('');
+  return badRequest(pointer, e.reason, `${where}${e.message}`);
+}
+
+/** The flow as installed: the compiled flow itself gets its slot (compiled flows are not shared). */
+function installed(f: CompiledFlow, slot: number, now: bigint): StoredFlow {
+  const s = f as StoredFlow;
+  s.slot = slot;
+  s.installedNs = now;
+  return s;
+}
 
 export class FlowService {
+  /** Every change to ferryd goes through here, one at a time (ferryd keeps one open bundle). */
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly counters = { flowsRemoved: 0, bundles: 0, bundleFailures: 0 };
+
   constructor(
     private readonly ferryd: FerrydConnection,
     readonly store: FlowStore = new FlowStore(),
     private readonly log?: Log,
   ) {
-    ferryd.setReplayHandler((chan) => this.replay(chan));
+    ferryd.setReplayHandler((chan) => this.serial(() => this.replay(chan)));
+    ferryd.on('event', (ev: FerryEvent) => this.onEvent(ev));
   }
 
-  /** Resolves a port given by number or name against ferryd's ports; 400 naming pointer if unknown. */
-  private resolvePort(ref: number | string, ports: PortSnapshot[], pointer: string): number {
-    const byId = (n: number): PortSnapshot | undefined => ports.find((p) => p.port_id === n);
-    const found = typeof ref === 'number' ? byId(ref) : ports.find((p) => p.name === ref) ?? (/^\d+$/.test(ref) ? byId(Number(ref)) : undefined);
-    if (found) return found.port_id;
-    const known = ports.map((p) => `${p.port_id} (${p.name})`).join(', ') || 'none';
-    const what = typeof ref === 'number' ? `port ${ref}` : `port "${ref}"`;
-    throw badRequest(pointer, `${what} does not exist on ferryd`, `${pointer}: ${what} does not exist on ferryd; its ports are: ${known}`);
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
-  /** Validates a request body into a flow (ids, defaults, resolved ports); does not store it. */
-  private parse(body: FlowBody, ports: PortSnapshot[]): StoredFlow {
-    const table = body.table ?? DEFAULT_TABLE;
-    const priority = body.priority ?? DEFAULT_PRIORITY;
-    const inPort = body.match.in_port === undefined ? undefined : this.resolvePort(body.match.in_port, ports, '/match/in_port');
-    const a = body.actions[0]!;
-    let action: FlowActionSpec;
-    if (a.type === 'output') {
-      if (a.port === undefined) throw badRequest('/actions/0/port', 'is required for an output action');
-      action = { type: 'output', port: this.resolvePort(a.port, ports, '/actions/0/port') };
-    } else {
-      if (a.port !== undefined) throw badRequest('/actions/0/port', 'is not allowed for a drop action');
-      action = { type: 'drop' };
+  // ---- compiling requests ----------------------------------------------------------------
+  /** Port numbers or names against ferryd's ports. */
+  portResolver(ports: readonly PortSnapshot[]): PortResolver {
+    return (ref, path, token) => {
+      const byId = (n: number): PortSnapshot | undefined => ports.find((p) => p.port_id === n);
+      const found = typeof ref === 'number' ? byId(ref) : ports.find((p) => p.name === ref);
+      if (found) return found.port_id;
+      const known = ports.map((p) => `${p.port_id} (${p.name})`).join(', ') || 'none';
+      const what = typeof ref === 'number' ? `port ${ref}` : `port "${ref}"`;
+      throw new FlowSyntaxError(path, token, `${what} does not exist on ferryd; its ports are: ${known}`);
+    };
+  }
+
+  /** ferryd's ports (503 while it is down: names cannot be resolved nor ports checked). */
+  ports(): PortResolver {
+    return this.portResolver(this.ferryd.channel().segment.snapshot().ports);
+  }
+
+  /** One JSON flow at pointer base (e.g. "" or "/3"). */
+  compileJson(body: unknown, base: string, where: string, ports: PortResolver, defaultTable?: number): CompiledFlow {
+    if (!checkFlowBody.Check(body)) {
+      const errors = validationErrors([...checkFlowBody.Errors(body)] as never, 'body').map((e) => ({ ...e, pointer: base + e.pointer }));
+      throw new HttpProblem(400, `${where}invalid flow: ` + errors.map((e) => `${e.pointer || '(root)'} ${e.message}`).join('; '),
+        errors, 'urn:ferry:problem:invalid-request', 'Invalid request');
     }
-    let cookie = 0n;
-    if (body.cookie !== undefined) {
-      const c = parseCookie(body.cookie);
-      if (c === null) throw badRequest('/cookie', 'must be a 64-bit value in hex ("0x...") or decimal');
-      cookie = c;
+    try {
+      const input = jsonFlowInput(body as Record<string, unknown>);
+      if (input.table === undefined && defaultTable !== undefined) input.table = defaultTable;
+      return compileFlow(input, ports);
+    } catch (e) {
+      if (e instanceof FlowSyntaxError) throw syntaxProblem(e, base, where);
+      throw e;
     }
-    return { id: flowId({ table, priority, inPort }), table, priority, inPort, action, cookie, slot: null, installedNs: 0n };
   }
 
-  /** Installs or replaces a flow (acknowledged by ferryd first). created = the id was new. */
-  async add(body: FlowBody): Promise<{ flow: FlowView; created: boolean }> {
-    const chan = this.ferryd.channel(); // 503 when ferryd is down: ports cannot be validated
-    const flow = this.parse(body, chan.segment.snapshot().ports);
-    const r = ok(await chan.request(MsgType.FLOW_ADD, flowAddBody(toFlowAddBody(flow))));
-    flow.slot = r.aux;
-    flow.installedNs = process.hrtime.bigint();
-    const created = this.store.put(flow);
-    return { flow: this.view(flow), created };
+  /** ovs-ofctl lines (one flow each; # comments). Errors point at /lines/N/... */
+  compileText(text: string, ports: PortResolver, defaultTable?: number): { flows: CompiledFlow[]; at: Where[] } {
+    const flows: CompiledFlow[] = [];
+    const at: Where[] = [];
+    for (const [n, line] of flowLines(text)) {
+      const w = { pointer: `/lines/${n}`, where: `line ${n}: ` };
+      try {
+        const input = parseFlowText(line);
+        if (input.table === undefined && defaultTable !== undefined) input.table = defaultTable;
+        flows.push(compileFlow(input, ports));
+        at.push(w);
+      } catch (e) {
+        if (e instanceof FlowSyntaxError) throw syntaxProblem(e, w.pointer, w.where);
+        throw e;
+      }
+    }
+    return { flows, at };
+  }
+
+  /** A POST/PUT body: one JSON flow, a JSON array, or text. */
+  compileBody(body: unknown, defaultTable?: number): { flows: CompiledFlow[]; at: Where[]; single: boolean } {
+    const ports = this.ports();
+    if (typeof body === 'string') return { ...this.compileText(body, ports, defaultTable), single: false };
+    if (Array.isArray(body)) {
+      const at = body.map((_, i) => ({ pointer: `/${i}`, where: `flows[${i}]: ` }));
+      return { flows: body.map((b, i) => this.compileJson(b, at[i]!.pointer, at[i]!.where, ports, defaultTable)), at, single: false };
+    }
+    return { flows: [this.compileJson(body, '', '', ports, defaultTable)], at: [{ pointer: '', where: '' }], single: true };
+  }
+
+  /** A del-flows / dump-flows selection; match may be JSON or ovs-ofctl text (with table=, priority=, cookie=V/M). */
+  compileSelection(s: FlowSelector, base: string): Selection {
+    const ports = this.ferryd.segment ? this.portResolver(this.ferryd.segment.snapshot().ports) : undefined;
+    const sel: Selection = { table: s.table, priority: s.priority, strict: s.strict };
+    try {
+      let input: FlowInput = { items: [] };
+      if (typeof s.match === 'string') input = parseFlowText(s.match, { actions: 'forbidden' });
+      else if (s.match) input.items = jsonMatchItems(s.match, ['match']);
+      const num = (v: unknown, max: number, name: string): number | undefined => {
+        if (v === undefined) return undefined;
+        if (typeof v !== 'number' || v > max) throw new FlowSyntaxError([name], name, `must be an integer 0..${max}`);
+        return v;
+      };
+      sel.table ??= num(input.table, 254, 'table');
+      sel.priority ??= num(input.priority, 65535, 'priority');
+      const ck = s.cookie ?? (input.cookie as string | undefined);
+      if (ck !== undefined) {
+        const c = cookieOf(ck, true);
+        sel.cookie = c.cookie;
+        sel.cookieMask = c.mask;
+        if (s.cookie_mask !== undefined) sel.cookieMask = cookieOf(s.cookie_mask, false).cookie;
+      } else if (s.cookie_mask !== undefined) {
+        throw new FlowSyntaxError(['cookie_mask'], 'cookie_mask', 'needs cookie');
+      }
+      if (input.items.length || sel.strict) sel.match = buildMatch(input.items, ports);
+    } catch (e) {
+      if (e instanceof FlowSyntaxError) throw syntaxProblem(e, base, '');
+      throw e;
+    }
+    return sel;
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+  selects(f: StoredFlow, s: Selection): boolean {
+    if (s.table !== undefined && f.table !== s.table) return false;
+    if (s.cookie !== undefined) {
+      const m = s.cookieMask ?? 0xffffffffffffffffn;
+      if ((f.cookie & m) !== (s.cookie & m)) return false;
+    }
+    if (s.strict) {
+      if (f.priority !== (s.priority ?? 32768)) return false;
+      const m = s.match!;
+      for (let i = 0; i < m.key.length; i++) if (m.key[i] !== f.key[i] || m.mask[i] !== f.mask[i]) return false;
+      return true;
+    }
+    return !s.match || matchCovers(s.match.key, s.match.mask, f.key, f.mask);
   }
 
   private lookup(idHex: string): StoredFlow {
@@ -110,68 +219,271 @@ export class FlowService {
     return this.view(this.lookup(idHex));
   }
 
-  list(): FlowView[] {
-    return this.store.all().map((f) => this.view(f));
+  /** A page of the flows selected, in (table, priority desc, id) order, after cursor. */
+  list(s: Selection, limit = 1000, cursor?: string): { items: StoredFlow[]; next_cursor: string | null } {
+    const all = this.store.all();
+    let start = 0;
+    if (cursor !== undefined) {
+      const m = /^(\d+)\.(\d+)\.([0-9a-f]{16})$/.exec(cursor);
+      if (!m) throw badRequest('?cursor', 'is not a cursor this API gave out');
+      const aid = BigInt('0x' + m[3]);
+      const after = { table: Number(m[1]), priority: Number(m[2]), id: aid, idHi: Number(aid >> 12n) };
+      let lo = 0, hi = all.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareFlows(all[mid]!, after) <= 0) lo = mid + 1; else hi = mid;
+      }
+      start = lo;
+    }
+    const items: StoredFlow[] = [];
+    let i = start;
+    for (; i < all.length && items.length < limit; i++) if (this.selects(all[i]!, s)) items.push(all[i]!);
+    let more = false;
+    for (; i < all.length; i++) if (this.selects(all[i]!, s)) { more = true; break; }
+    const last = items.at(-1);
+    return { items, next_cursor: more && last ? `${last.table}.${last.priority}.${formatFlowId(last.id)}` : null };
   }
 
-  async remove(idHex: string): Promise<void> {
-    const f = this.lookup(idHex);
-    const r = await this.ferryd.request(MsgType.FLOW_DEL, flowDelBody(f.id));
-    if (r.status !== Status.ENOENT) ok(r); // ENOENT: ferryd did not have it; gone either way
-    this.store.delete(f.id);
-  }
-
-  async clear(): Promise<void> {
-    ok(await this.ferryd.request(MsgType.FLOW_CLEAR));
-    this.store.clear();
+  private stats(f: StoredFlow): { packets: bigint; bytes: bigint; lastHitNs: bigint } | null {
+    const seg = this.ferryd.ready ? this.ferryd.segment : null;
+    return seg && f.slot !== null ? seg.flowCounters(f.slot) : null;
   }
 
   view(f: StoredFlow): FlowView {
     const now = process.hrtime.bigint();
-    const seg = this.ferryd.ready ? this.ferryd.segment : null;
-    const c = seg && f.slot !== null ? seg.flowCounters(f.slot) : null;
+    const c = this.stats(f);
     return {
       id: formatFlowId(f.id),
-      table: f.table,
-      priority: f.priority,
-      match: f.inPort === undefined ? {} : { in_port: f.inPort },
-      actions: [f.action],
-      cookie: formatCookie(f.cookie),
+      ...flowJson(f),
       n_packets: c ? c.packets.toString() : null,
       n_bytes: c ? c.bytes.toString() : null,
       duration_sec: f.installedNs > 0n ? round3(Number(now - f.installedNs) / 1e9) : 0,
       idle_age_sec: c && c.lastHitNs > 0n ? round3(Math.max(0, Number(now - c.lastHitNs)) / 1e9) : null,
+      text: formatFlow(f),
     };
   }
 
-  /** Brings a fresh ferryd to the desired state: clear, then every stored flow in batches. */
+  /** The dump-flows line of f (with duration and counters). */
+  dumpLine(f: StoredFlow): string {
+    const c = this.stats(f);
+    const dur = f.installedNs > 0n ? Number(process.hrtime.bigint() - f.installedNs) / 1e9 : 0;
+    return formatFlow(f, { durationSec: dur, packets: c?.packets ?? 0n, bytes: c?.bytes ?? 0n });
+  }
+
+  // ---- programming ferryd ----------------------------------------------------------------
+  /** Installs or replaces one flow with a plain FLOW_ADD. created = the id was new. */
+  add(flow: CompiledFlow): Promise<{ flow: FlowView; created: boolean }> {
+    return this.serial(async () => {
+      const chan = this.ferryd.channel();
+      const r = ok(await chan.request(MsgType.FLOW_ADD, flowAddBody(flow)), { pointer: '', where: '' });
+      const created = this.store.put(installed(flow, r.aux, process.hrtime.bigint()));
+      return { flow: this.view(this.store.get(flow.id)!), created };
+    });
+  }
+
+  /** Adds (or replaces) all flows in one bundle: all or nothing. */
+  addMany(flows: CompiledFlow[], at: Where[]): Promise<BulkResult> {
+    return this.serial(async () => this.commit(this.ferryd.channel(), flows.map((flow, i) => ({ kind: 'add', flow, ...at[i]! }))));
+  }
+
+  async remove(idHex: string): Promise<void> {
+    const f = this.lookup(idHex);
+    await this.serial(async () => {
+      const r = await this.ferryd.request(MsgType.FLOW_DEL, flowDelBody(f.id));
+      if (r.status !== Status.ENOENT) ok(r); // ENOENT: ferryd did not have it; gone either way
+      this.store.delete(f.id);
+    });
+  }
+
+  /** del-flows: everything selected, in one bundle (FLOW_CLEAR when everything is selected). */
+  deleteWhere(s: Selection): Promise<BulkResult> {
+    return this.serial(async () => {
+      const chan = this.ferryd.channel();
+      const all = s.table === undefined && s.cookie === undefined && !s.match;
+      if (all) {
+        const n = this.store.size;
+        ok(await chan.request(MsgType.FLOW_CLEAR));
+        this.store.clear();
+        return { added: 0, replaced: 0, deleted: n };
+      }
+      const ids = [...this.store.values()].filter((f) => this.selects(f, s)).map((f) => f.id);
+      return this.commit(chan, ids.map((id) => ({ kind: 'del', id, pointer: '', where: '' })));
+    });
+  }
+
+  /** replace-flows for one table: afterwards the table holds exactly flows. */
+  replaceTable(table: number, flows: CompiledFlow[], at: Where[]): Promise<BulkResult> {
+    flows.forEach((f, i) => {
+      if (f.table !== table) throw badRequest(`${at[i]!.pointer}/table`, `must be ${table}, the table being replaced`, `${at[i]!.where}table: must be ${table}, the table being replaced`);
+    });
+    return this.serial(async () => {
+      const keep = new Set(flows.map((f) => f.id));
+      const ops: Op[] = [];
+      for (const f of this.store.values()) if (f.table === table && !keep.has(f.id)) ops.push({ kind: 'del', id: f.id, pointer: '', where: '' });
+      flows.forEach((flow, i) => ops.push({ kind: 'add', flow, ...at[i]! }));
+      return this.commit(this.ferryd.channel(), ops);
+    });
+  }
+
+  /** POST /v1/bundles: ops resolved in order against the state the earlier ops leave. */
+  bundle(list: BundleOpInput[]): Promise<BulkResult> {
+    return this.serial(async () => {
+      const chan = this.ferryd.channel();
+      const working = new Map<bigint, CompiledFlow>();
+      for (const f of this.store.values()) working.set(f.id, f);
+      const out: Op[] = [];
+      for (const op of list) {
+        if (op.kind === 'add') {
+          working.set(op.flow.id, op.flow);
+          out.push({ kind: 'add', flow: op.flow, ...op.at });
+        } else if (op.kind === 'delete-id') {
+          const id = parseFlowId(op.id)!;
+          if (!working.has(id)) throw new HttpProblem(404, `${op.at.where}no flow ${op.id}`, [{ pointer: `${op.at.pointer}/id`, message: `no flow ${op.id}` }]);
+          working.delete(id);
+          out.push({ kind: 'del', id, ...op.at });
+        } else {
+          for (const f of [...working.values()]) {
+            if (this.selects(f as StoredFlow, op.sel)) {
+              working.delete(f.id);
+              out.push({ kind: 'del', id: f.id, ...op.at });
+            }
+          }
+        }
+      }
+      return this.commit(chan, out);
+    });
+  }
+
+  /**
+   * Sends ops as one bundle and commits it; on any refusal aborts and throws, leaving ferryd and the
+   * store as they were. Deletes of flows ferryd no longer has (it timed them out meanwhile) are
+   * dropped and the bundle retried once.
+   */
+  private async commit(chan: ControlChannel, ops: Op[], retry = true): Promise<BulkResult> {
+    const res: BulkResult = { added: 0, replaced: 0, deleted: 0 };
+    if (ops.length === 0) return res;
+    this.counters.bundles++;
+    const rs = await this.stage(chan, ops);
+    const failed = rs.map((r, i) => (r.status === Status.OK ? -1 : i)).filter((i) => i >= 0);
+    if (failed.length) {
+      await this.abort(chan);
+      this.counters.bundleFailures++;
+      const onlyGone = failed.every((i) => ops[i]!.kind === 'del' && rs[i]!.status === Status.ENOENT);
+      if (onlyGone && retry) {
+        for (const i of failed) this.store.delete((ops[i] as { id: bigint }).id);
+        return this.commit(chan, ops.filter((_, i) => !failed.includes(i)), false);
+      }
+      const i = failed[0]!;
+      throw statusError(rs[i]!, ops[i]);
+    }
+    const c = await chan.request(MsgType.BUNDLE_COMMIT, undefined, { timeoutMs: Math.max(chan.timeoutMs, COMMIT_TIMEOUT_MS) });
+    if (c.status !== Status.OK) {
+      this.counters.bundleFailures++;
+      throw statusError(c);
+    }
+    // the result is the net effect: a flow added then deleted in the same bundle counts for nothing
+    const now = process.hrtime.bigint();
+    const touched = new Map<bigint, { existed: boolean; added: boolean }>();
+    ops.forEach((op, i) => {
+      const id = op.kind === 'add' ? op.flow.id : op.id;
+      let t = touched.get(id);
+      if (!t) touched.set(id, t = { existed: this.store.has(id), added: false });
+      if (op.kind === 'add') {
+        this.store.put(installed(op.flow, rs[i]!.aux, now));
+        t.added = true;
+      } else {
+        this.store.delete(op.id);
+        t.added = false;
+      }
+    });
+    for (const [id, t] of touched) {
+      const exists = this.store.has(id);
+      if (!t.existed && exists) res.added++;
+      else if (t.existed && !exists) res.deleted++;
+      else if (t.existed && exists && t.added) res.replaced++;
+    }
+    return res;
+  }
+
+  /** Sends ops with IN_BUNDLE through the ring in ring-sized chunks; resolves with every response. */
+  private async stage(chan: ControlChannel, ops: Op[]): Promise<ChannelResponse[]> {
+    const spec = (op: Op): RequestSpec => op.kind === 'add'
+      ? { type: MsgType.FLOW_ADD, body: flowAddBody(op.flow), flags: MsgFlag.IN_BUNDLE }
+      : { type: MsgType.FLOW_DEL, body: flowDelBody(op.id), flags: MsgFlag.IN_BUNDLE };
+    const groups: Promise<ChannelResponse[]>[] = [];
+    try {
+      let i = 0;
+      while (i < ops.length) {
+        const want = ops.slice(i, i + CHUNK).map(spec);
+        const { submitted, done } = chan.requestGroup(want);
+        if (submitted > 0) groups.push(done);
+        i += submitted;
+        if (submitted < want.length) {
+          // ring full: let ferryd catch up (the last group answered means the ring is empty again)
+          if (submitted === 0 && groups.length) await groups.at(-1);
+          else await new Promise((r) => setImmediate(r));
+        }
+      }
+      return (await Promise.all(groups)).flat();
+    } catch (e) {
+      await Promise.allSettled(groups);
+      await this.abort(chan);
+      throw e;
+    }
+  }
+
+  private async abort(chan: ControlChannel): Promise<void> {
+    try {
+      const r = await chan.request(MsgType.BUNDLE_ABORT);
+      if (r.status !== Status.OK) this.log?.warn(`BUNDLE_ABORT: ${r.statusName} ${r.message}`);
+    } catch (e) {
+      this.log?.warn(`BUNDLE_ABORT failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Brings a fresh ferryd to the desired state: clear, then every stored flow as one bundle. */
   async replay(chan: ControlChannel): Promise<void> {
     ok(await chan.request(MsgType.FLOW_CLEAR));
-    const flows = this.store.all();
-    let i = 0;
-    let failed = 0;
-    while (i < flows.length) {
-      const batch = flows.slice(i, i + REPLAY_BATCH);
-      const { submitted, responses } = chan.requestMany(batch.map((f) => ({ type: MsgType.FLOW_ADD, body: flowAddBody(toFlowAddBody(f)) })));
-      if (submitted === 0) {
-        await new Promise((r) => setTimeout(r, 1));
+    let flows: StoredFlow[] = [...this.store.values()];
+    for (const f of flows) f.slot = null;
+    for (let round = 0; round < 3 && flows.length; round++) {
+      const ops: Op[] = flows.map((flow) => ({ kind: 'add', flow, pointer: '', where: '' }));
+      const rs = await this.stage(chan, ops);
+      const bad = new Set(rs.map((r, i) => (r.status === Status.OK ? -1 : i)).filter((i) => i >= 0));
+      if (bad.size) {
+        await this.abort(chan);
+        for (const i of bad) this.log?.warn(`replay: ferryd refused flow ${formatFlowId(flows[i]!.id)}: ${rs[i]!.statusName} ${rs[i]!.message}`);
+        flows = flows.filter((_, i) => !bad.has(i));
         continue;
       }
-      const rs = await Promise.all(responses);
+      ok(await chan.request(MsgType.BUNDLE_COMMIT, undefined, { timeoutMs: Math.max(chan.timeoutMs, COMMIT_TIMEOUT_MS) }));
       const now = process.hrtime.bigint();
-      rs.forEach((r, j) => {
-        const f = batch[j]!;
-        if (r.status === Status.OK) {
-          f.slot = r.aux;
-          f.installedNs = now;
-        } else {
-          f.slot = null;
-          failed++;
-          this.log?.warn(`replay: ferryd refused flow ${formatFlowId(f.id)}: ${r.statusName} ${r.message}`);
-        }
+      flows.forEach((f, i) => {
+        f.slot = rs[i]!.aux;
+        f.installedNs = now;
       });
-      i += submitted;
+      break;
     }
-    this.log?.info(`replayed ${flows.length - failed} of ${flows.length} flows to ferryd`);
+    const installed = [...this.store.values()].filter((f) => f.slot !== null).length;
+    this.log?.info(`replayed ${installed} of ${this.store.size} flows to ferryd`);
+  }
+
+  // ---- events ------------------------------------------------------------------------------
+  /** FLOW_REMOVED: ferryd timed a flow out; it leaves the desired state (unless re-added since). */
+  onEvent(ev: FerryEvent): void {
+    if (ev.type !== 'flow_removed') return;
+    const f = this.store.get(ev.id);
+    if (f && f.installedNs <= ev.timeNs) {
+      this.store.delete(ev.id);
+      this.counters.flowsRemoved++;
+      this.log?.info(`ferryd removed flow ${formatFlowId(ev.id)} (cookie ${formatCookie(ev.cookie)}, reason ${ev.reason})`);
+    }
   }
 }
+
+export type BundleOpInput =
+  | { kind: 'add'; flow: CompiledFlow; at: Where }
+  | { kind: 'delete-id'; id: string; at: Where }
+  | { kind: 'delete'; sel: Selection; at: Where };
+
+export type { Where, ProblemError };

@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+'use strict';
+require('../../build/control/src/cli/ferryctl.js').main(process.argv.slice(2));

@@ -1,0 +1,224 @@
+// Whole flows: an ovs-ofctl line or a JSON flow -> a compiled flow (key/mask, canonical actions,
+// TLVs, id), and back to canonical JSON.
+import { DEFAULT_PRIORITY, FlowFlag } from '../../gen/proto';
+import { flowIdParts, parseCookie, formatCookie } from '../flow-id';
+import { Action, normalizeActions } from './actions';
+import { parseActionsText } from './actions-text';
+import { JsonMatch, describeMatch } from './describe';
+import { PortResolver } from './fields';
+import { MATCH_BASE, MatchItem, buildMatch, jsonMatchItems, matchContext } from './match';
+import type { Action as ActionT } from './actions';
+import { FlowSyntaxError } from './values';
+
+const NO_FLAGS: string[] = [];
+const NO_PORTS: PortResolver = () => { throw new Error('unreachable'); };
+/** compiled action lists by port resolver (one per request: never stale) and text + context */
+const actionCache = new WeakMap<PortResolver, Map<string, { actions: ActionT[]; tlv: Uint8Array }>>();
+export const FLOW_FLAGS: Record<string, number> = { send_flow_rem: FlowFlag.SEND_FLOW_REM, reset_counts: FlowFlag.RESET_COUNTS };
+
+/** A flow as given (text line or JSON), before validation against fields and ports. */
+export interface FlowInput {
+  table?: unknown;
+  priority?: unknown;
+  cookie?: unknown;
+  idle_timeout?: unknown;
+  hard_timeout?: unknown;
+  flags?: unknown;
+  items: MatchItem[];
+  /** raw actions; undefined when the input had none */
+  actions?: unknown[];
+  /** ovs-ofctl action text, parsed by compileFlow (which can then reuse the result for identical lists) */
+  actionsText?: string;
+}
+
+/** A validated flow: what ferryd gets and what the API shows. */
+export interface CompiledFlow {
+  id: bigint;
+  /** the id's top 52 bits as a number (cheap ordering) */
+  idHi: number;
+  table: number;
+  priority: number;
+  cookie: bigint;
+  idleTimeout: number;
+  hardTimeout: number;
+  flags: string[];
+  flagBits: number;
+  key: Uint8Array;
+  mask: Uint8Array;
+  actions: Action[];
+  tlv: Uint8Array;
+}
+
+/** Canonical JSON of a flow (what GET shows and POST takes back). */
+export interface FlowJson {
+  table: number;
+  priority: number;
+  cookie: string;
+  idle_timeout: number;
+  hard_timeout: number;
+  flags: string[];
+  match: JsonMatch;
+  actions: Action[];
+}
+
+/** [start of the separator before "actions=", index after "="], or null. */
+function findActions(line: string): [number, number] | null {
+  let i = line.indexOf('actions=');
+  while (i >= 0) {
+    const c = i === 0 ? ' ' : line[i - 1];
+    if (c === ' ' || c === ',' || c === '\t') return [Math.max(0, i - 1), i + 8];
+    i = line.indexOf('actions=', i + 1);
+  }
+  const m = /(?:^|[\s,])action=/.exec(line);
+  return m ? [m.index, m.index + m[0].length] : null;
+}
+
+const STATS_WORDS = new Set(['duration', 'n_packets', 'n_bytes', 'idle_age', 'hard_age']);
+
+/**
+ * Splits an ovs-ofctl flow line into its parts. Stats words (duration, n_packets, ...) that
+ * dump-flows prints are accepted and ignored, so dump-flows output parses back.
+ */
+export function parseFlowText(line: string, opts: { actions: 'required' | 'forbidden' | 'optional' } = { actions: 'required' }): FlowInput {
+  const am = findActions(line);
+  let head = line;
+  const input: FlowInput = { items: [] };
+  if (am) {
+    const at = am[1];
+    head = line.slice(0, am[0]);
+    if (opts.actions === 'forbidden') throw new FlowSyntaxError(['actions'], 'actions', 'are not allowed here');
+    input.actionsText = line.slice(at);
+  } else if (opts.actions === 'required') {
+    throw new FlowSyntaxError(['actions'], 'actions', 'is required (e.g. "actions=drop")');
+  }
+  const flags: string[] = [];
+  for (const tok of head.split(/[\s,]+/)) {
+    if (tok === '') continue;
+    const eq = tok.indexOf('=');
+    const name = eq < 0 ? tok : tok.slice(0, eq);
+    const value = eq < 0 ? null : tok.slice(eq + 1);
+    switch (name) {
+      case 'table': case 'priority': case 'idle_timeout': case 'hard_timeout': {
+        if (value === null || !/^[0-9]+$/.test(value)) throw new FlowSyntaxError([name], name, 'needs a decimal number');
+        input[name] = Number(value);
+        continue;
+      }
+      case 'cookie':
+        if (value === null) throw new FlowSyntaxError([name], name, 'needs a value');
+        input.cookie = value;
+        continue;
+      default:
+        if (STATS_WORDS.has(name)) continue;
+        if (value === null && FLOW_FLAGS[name] !== undefined) {
+          flags.push(name);
+          continue;
+        }
+        input.items.push({ name, value, base: MATCH_BASE });
+    }
+  }
+  if (flags.length) input.flags = flags;
+  return input;
+}
+
+/** A JSON flow (already shape-checked by its schema) as a FlowInput. */
+export function jsonFlowInput(body: Record<string, unknown>): FlowInput {
+  const m = body.match;
+  if (m !== undefined && (typeof m !== 'object' || m === null || Array.isArray(m))) throw new FlowSyntaxError(['match'], 'match', 'must be an object');
+  return {
+    table: body.table, priority: body.priority, cookie: body.cookie, idle_timeout: body.idle_timeout,
+    hard_timeout: body.hard_timeout, flags: body.flags,
+    items: jsonMatchItems((m ?? {}) as Record<string, unknown>, ['match']),
+    actions: body.actions as unknown[] | undefined,
+  };
+}
+
+function int(v: unknown, dflt: number, max: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new FlowSyntaxError([name], name, `must be an integer 0..${max}`);
+  return v;
+}
+
+/** Parses a cookie "V" or, when allowed, "V/M". */
+export function cookieOf(v: unknown, allowMask: boolean): { cookie: bigint; mask: bigint } {
+  if (v === undefined) return { cookie: 0n, mask: 0n };
+  if (typeof v !== 'string' && typeof v !== 'number') throw new FlowSyntaxError(['cookie'], 'cookie', 'must be a string');
+  const [a, b] = String(v).split('/');
+  const c = parseCookie(a!);
+  const m = b === undefined ? 0xffffffffffffffffn : parseCookie(b);
+  if (c === null || m === null || (b !== undefined && !allowMask)) {
+    throw new FlowSyntaxError(['cookie'], 'cookie', `must be a 64-bit value in hex ("0x...") or decimal${allowMask ? ', optionally /MASK' : ''}`);
+  }
+  return { cookie: c, mask: m };
+}
+
+/** Validates a flow input into a compiled flow (ports resolved through ports when given). */
+export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlow {
+  const table = int(input.table, 0, 254, 'table');
+  const priority = int(input.priority, DEFAULT_PRIORITY, 65535, 'priority');
+  const idleTimeout = int(input.idle_timeout, 0, 65535, 'idle_timeout');
+  const hardTimeout = int(input.hard_timeout, 0, 65535, 'hard_timeout');
+  const { cookie } = cookieOf(input.cookie, false);
+  let flagBits = 0;
+  let flags: string[] = NO_FLAGS;
+  if (input.flags !== undefined) {
+    flags = [];
+    if (!Array.isArray(input.flags)) throw new FlowSyntaxError(['flags'], 'flags', 'must be a list');
+    for (const [i, f] of (input.flags as unknown[]).entries()) {
+      const bit = typeof f === 'string' ? FLOW_FLAGS[f] : undefined;
+      if (bit === undefined) throw new FlowSyntaxError(['flags', i], 'flags', `must be ${Object.keys(FLOW_FLAGS).join(' or ')}`);
+      flagBits |= bit;
+    }
+    for (const [k, b] of Object.entries(FLOW_FLAGS)) if (flagBits & b) flags.push(k);
+  }
+  const { key, mask } = buildMatch(input.items, ports);
+  const ctx = matchContext(key, mask);
+  let res: { actions: ActionT[]; tlv: Uint8Array };
+  if (input.actionsText !== undefined) {
+    // identical action text in the same context compiles identically: bulk loads reuse it
+    let cache = actionCache.get(ports ?? NO_PORTS);
+    if (!cache) actionCache.set(ports ?? NO_PORTS, cache = new Map());
+    const ck = `${table}|${ctx.ethType}|${ctx.ipProto}|${ctx.ctNwProto}|${input.actionsText}`;
+    let hit = cache.get(ck);
+    if (!hit) {
+      hit = normalizeActions(parseActionsText(input.actionsText), { table, match: ctx, ports });
+      if (cache.size < 4096) cache.set(ck, hit);
+    }
+    res = hit;
+  } else {
+    if (input.actions === undefined) throw new FlowSyntaxError(['actions'], 'actions', 'is required');
+    res = normalizeActions(input.actions, { table, match: ctx, ports });
+  }
+  const { actions, tlv } = res;
+  const [id, idHi] = flowIdParts(table, priority, key, mask);
+  return {
+    id, idHi, table, priority, cookie, idleTimeout, hardTimeout, flags, flagBits,
+    key, mask, actions, tlv,
+  };
+}
+
+export function flowJson(f: CompiledFlow): FlowJson {
+  return {
+    table: f.table,
+    priority: f.priority,
+    cookie: formatCookie(f.cookie),
+    idle_timeout: f.idleTimeout,
+    hard_timeout: f.hardTimeout,
+    flags: [...f.flags],
+    match: describeMatch(f.key, f.mask).json,
+    actions: f.actions,
+  };
+}
+
+/** Text lines of a bulk body: [1-based line number, text], comments and blank lines dropped. */
+export function flowLines(text: string): [number, string][] {
+  const out: [number, string][] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    let l = lines[i]!;
+    const hash = l.indexOf('#');
+    if (hash >= 0) l = l.slice(0, hash);
+    l = l.trim();
+    if (l !== '') out.push([i + 1, l]);
+  }
+  return out;
+}

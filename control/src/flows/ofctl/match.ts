@@ -1,0 +1,176 @@
+// Match parsing: ovs-ofctl tokens or JSON members -> flow_key key/mask, with OVS's prerequisites.
+import { FLOW_KEY } from '../../gen/proto';
+import {
+  FieldDef, PortResolver, Prereq, SHORTHANDS, encodeField, fieldByName, fieldRegion, parseFieldValue, storageDef,
+} from './fields';
+import { FlowSyntaxError } from './values';
+
+export const KEY_SIZE = FLOW_KEY.size;
+const K = FLOW_KEY.fields;
+
+/** One match item as the user gave it: a field (or shorthand) name and its text value (null for a bare word). */
+export interface MatchItem {
+  name: string;
+  value: string | null;
+  /** where the match is, for errors (e.g. ['match']): the item's path is base + name */
+  base: readonly (string | number)[];
+}
+
+export const MATCH_BASE: readonly string[] = ['match'];
+
+export function pathOf(it: MatchItem): (string | number)[] {
+  return [...it.base, it.name];
+}
+
+export interface ParsedMatch {
+  key: Uint8Array;
+  mask: Uint8Array;
+}
+
+/** What the prerequisites look at: the exactly-matched eth_type, ip_proto and ct_nw_proto. */
+export interface MatchContext {
+  ethType?: number;
+  ipProto?: number;
+  ctNwProto?: number;
+}
+
+export function matchContext(key: Uint8Array, mask: Uint8Array): MatchContext {
+  const u16 = (o: number): number => key[o]! | (key[o + 1]! << 8);
+  const full16 = (o: number): boolean => mask[o] === 0xff && mask[o + 1] === 0xff;
+  const ctx: MatchContext = {};
+  if (full16(K.eth_type.offset)) ctx.ethType = u16(K.eth_type.offset);
+  if ((ctx.ethType === 0x0800 || ctx.ethType === 0x86dd) && mask[K.nw_proto.offset] === 0xff) ctx.ipProto = key[K.nw_proto.offset];
+  if (mask[K.ct_nw_proto.offset] === 0xff) ctx.ctNwProto = key[K.ct_nw_proto.offset];
+  return ctx;
+}
+
+const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+/** null if f's prerequisite holds in ctx, else what is missing (OVS lib/meta-flow.xml). */
+export function prereqProblem(p: Prereq, ctx: MatchContext, fieldName = ''): string | null {
+  const v6 = ctx.ethType === 0x86dd;
+  const ip = ctx.ethType === 0x0800 || v6;
+  switch (p) {
+    case 'none': return null;
+    case 'ipv4': return ctx.ethType === 0x0800 ? null : 'requires eth_type=0x0800 (add "ip")';
+    case 'ipv6': return v6 ? null : 'requires eth_type=0x86dd (add "ipv6")';
+    case 'ip': return ip ? null : 'requires eth_type=0x0800 or 0x86dd (add "ip" or "ipv6")';
+    case 'arp': return ctx.ethType === 0x0806 ? null : 'requires eth_type=0x0806 (add "arp")';
+    case 'l4':
+      return ip && (ctx.ipProto === 6 || ctx.ipProto === 17 || ctx.ipProto === 132) ? null
+        : v6 ? 'requires ip_proto=6, 17 or 132 (add "tcp6", "udp6" or "sctp6")'
+          : 'requires ip_proto=6, 17 or 132 (add "tcp", "udp" or "sctp")';
+    case 'tcp': case 'udp': case 'sctp': {
+      const n = { tcp: 6, udp: 17, sctp: 132 }[p];
+      return ip && ctx.ipProto === n ? null : `requires ip_proto=${n} (add "${p}${v6 ? '6' : ''}")`;
+    }
+    case 'icmp':
+      // OVS prints ICMPv6 type/code as icmp_type/icmp_code too: accept them there so its output parses back
+      if ((fieldName === 'icmp_type' || fieldName === 'icmp_code') && v6 && ctx.ipProto === 58) return null;
+      return ctx.ethType === 0x0800 && ctx.ipProto === 1 ? null : 'requires eth_type=0x0800 and ip_proto=1 (add "icmp")';
+    case 'icmpv6': return v6 && ctx.ipProto === 58 ? null : 'requires eth_type=0x86dd and ip_proto=58 (add "icmp6")';
+    case 'ct_l4': return ctx.ctNwProto !== undefined ? null : 'requires ct_nw_proto';
+  }
+}
+
+export function protoName(n: number): string | undefined {
+  return PROTO_NAME[n];
+}
+
+const scratchV = new Uint8Array(16);
+const scratchM = new Uint8Array(16);
+
+// key/mask pairs are carved out of shared slabs: one allocation per 150 flows, not two per flow
+const SLAB = KEY_SIZE * 2 * 150;
+let slab = new ArrayBuffer(SLAB);
+let slabUsed = 0;
+function keyPair(): [Uint8Array, Uint8Array] {
+  if (slabUsed + 2 * KEY_SIZE > SLAB) {
+    slab = new ArrayBuffer(SLAB);
+    slabUsed = 0;
+  }
+  const k = new Uint8Array(slab, slabUsed, KEY_SIZE);
+  const m = new Uint8Array(slab, slabUsed + KEY_SIZE, KEY_SIZE);
+  slabUsed += 2 * KEY_SIZE;
+  return [k, m];
+}
+
+const owners = new Map<number, string>(); // region offset -> token that set it (per buildMatch call)
+
+/** Builds key/mask from items; throws FlowSyntaxError naming the offending item. */
+export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): ParsedMatch {
+  const [key, mask] = keyPair();
+  owners.clear();
+  const fields: [FieldDef, MatchItem][] = [];
+
+  const merge = (f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void => {
+    const [off, len] = fieldRegion(f);
+    scratchV.fill(0);
+    scratchM.fill(0);
+    encodeField(f, value, m, scratchV, scratchM, 0);
+    for (let i = 0; i < len; i++) {
+      if (((key[off + i]! ^ scratchV[i]!) & mask[off + i]! & scratchM[i]!) !== 0) {
+        const other = owners.get(off) ?? 'another field';
+        throw new FlowSyntaxError(pathOf(it), it.name, `conflicts with ${other}`);
+      }
+    }
+    for (let i = 0; i < len; i++) {
+      key[off + i] = key[off + i]! | scratchV[i]!;
+      mask[off + i] = mask[off + i]! | scratchM[i]!;
+    }
+    if (!owners.has(off)) owners.set(off, it.name);
+  };
+
+  for (const it of items) {
+    const sh = SHORTHANDS[it.name];
+    if (sh) {
+      if (it.value !== null && it.value !== '') throw new FlowSyntaxError(pathOf(it), it.name, 'is a shorthand and takes no value');
+      merge(fieldByName('eth_type')!, it, sh.ethType, 0xffff);
+      if (sh.proto !== undefined) merge(fieldByName('ip_proto')!, it, sh.proto, 0xff);
+      continue;
+    }
+    const f = fieldByName(it.name);
+    if (!f) throw new FlowSyntaxError(pathOf(it), it.name, 'unknown field');
+    if (it.value === null || it.value === '') throw new FlowSyntaxError(pathOf(it), it.name, 'needs a value');
+    const pv = parseFieldValue(f, it.value, pathOf(it), it.name, ports);
+    merge(storageDef(f), it, pv.value, pv.mask);
+    fields.push([f, it]);
+  }
+
+  const ctx = matchContext(key, mask);
+  for (const [f, it] of fields) {
+    const p = prereqProblem(f.prereq, ctx, f.name);
+    if (p) throw new FlowSyntaxError(pathOf(it), it.name, p);
+  }
+  return { key, mask };
+}
+
+/** Items of a JSON match object: values are strings or numbers; shorthands take true (or ""/null). */
+export function jsonMatchItems(m: Record<string, unknown>, base: (string | number)[]): MatchItem[] {
+  const out: MatchItem[] = [];
+  for (const [name, v] of Object.entries(m)) {
+    const path = [...base, name];
+    if (SHORTHANDS[name]) {
+      if (v !== true && v !== null && v !== '') throw new FlowSyntaxError(path, name, 'is a shorthand: give it true');
+      out.push({ name, value: null, base });
+    } else if (typeof v === 'string') {
+      out.push({ name, value: v, base });
+    } else if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
+      out.push({ name, value: String(v), base });
+    } else {
+      if (!fieldByName(name)) throw new FlowSyntaxError(path, name, 'unknown field');
+      throw new FlowSyntaxError(path, name, 'must be a string ("value" or "value/mask") or a non-negative integer');
+    }
+  }
+  return out;
+}
+
+/** true if every bit sub constrains, sup constrains to the same value (sup is at least as specific). */
+export function matchCovers(subKey: Uint8Array, subMask: Uint8Array, supKey: Uint8Array, supMask: Uint8Array): boolean {
+  for (let i = 0; i < KEY_SIZE; i++) {
+    const m = subMask[i]!;
+    if (m === 0) continue;
+    if ((supMask[i]! & m) !== m || (supKey[i]! & m) !== subKey[i]) return false;
+  }
+  return true;
+}

@@ -1,0 +1,368 @@
+// The ovs-ofctl parser, formatter and encoder, without a ferryd.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ACT_CT, ACT_HDR, ACT_OUTPUT, ACT_SET_FIELD, ACTIONS_MAX, ActionType, CtFlag, FieldId, FLOW_KEY, PORT_IN_PORT, TABLE_NONE,
+} from '../src/gen/proto';
+import {
+  CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, flowJson, formatFlow, jsonFlowInput, parseFlowText,
+} from '../src/flows/ofctl';
+import { fnv1a64, fnv1a64Fast, flowId } from '../src/flows/flow-id';
+
+const PORTS = ['eth0', 'eth1', 'tap0'];
+const ports: PortResolver = (ref, path, token) => {
+  const n = typeof ref === 'number' ? ref : PORTS.indexOf(ref);
+  if (n < 0 || n >= PORTS.length) throw new FlowSyntaxError(path, token, `port ${JSON.stringify(ref)} does not exist`);
+  return n;
+};
+const compile = (line: string): CompiledFlow => compileFlow(parseFlowText(line), ports);
+
+// Every field (canonical name or alias) and every action form appears here at least once.
+const CORPUS = [
+  'table=0,priority=100,ip,nw_src=10.0.0.0/24 actions=ct(commit,zone=5,table=1)',
+  'priority=10,tcp,tp_dst=80,nw_dst=10.1.2.3,actions=output:1',
+  'cookie=0x5,table=2,idle_timeout=10,hard_timeout=20,send_flow_rem,reset_counts,priority=5,tcp6,ipv6_src=fe80::1/64,tcp_flags=+syn-ack actions=set_field:fe80::2->ipv6_src,set_field:2001:db8::1->ipv6_dst',
+  'dl_vlan=10,dl_vlan_pcp=3,dl_src=aa:bb:cc:dd:ee:ff/ff:ff:ff:00:00:00,dl_dst=01:00:5e:00:00:00/01:00:00:00:00:00 actions=push_vlan:0x88a8,pop_vlan,strip_vlan,dec_ttl,normal,controller:100,controller(reason=no_match,max_len=64),controller,note:01.02.03.04.05.06.07.08.09',
+  'ct_state=+trk-new+est,ct_zone=5,ct_mark=0x1/0xff,ct_label=0x1234/0xffff,reg0=5,reg1=1,reg2=2,reg3=3,reg4=4,reg5=5,reg6=6,reg7=0x10/0xf0,metadata=0x1/0x1,tun_id=0x55,tun_src=1.1.1.1,tun_dst=2.2.2.0/24,in_port=eth0 actions=resubmit(,3),resubmit:1,resubmit(1,2),goto_table:4',
+  'ip,ct_nw_src=1.1.1.1,ct_nw_dst=2.2.2.0/255.255.0.255,ct_nw_proto=6,ct_tp_src=80,ct_tp_dst=0x100/0xff00,ip_dscp=10,nw_ecn=1,nw_ttl=64,ip_frag=first actions=ct(commit,force,zone=NXM_NX_REG0[0..15],nat(src=10.0.0.1-10.0.0.9:1000-2000,persistent,hash,random),exec(set_field:0x1/0x1->ct_mark,set_field:0x5->ct_label),alg=ftp)',
+  'arp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/8,arp_sha=00:11:22:33:44:55,arp_tha=00:11:22:33:44:66/ff:ff:ff:ff:ff:00 actions=in_port',
+  'icmp,icmp_type=8,icmp_code=0 actions=drop',
+  'icmp6,icmpv6_type=135,icmpv6_code=0,ipv6_label=0x12345 actions=ct(nat)',
+  'vlan_tci=0 actions=ct_clear,notrack',
+  'vlan_tci=0x1000/0x1000,vlan_vid=0x10/0xff0 actions=mod_vlan_vid:5,mod_vlan_pcp:2,set_field:3->vlan_pcp,set_field:7->vlan_vid',
+  'udp,udp_src=53,udp_dst=5353,nw_tos=40,ip_ecn=2 actions=mod_tp_src:99,mod_tp_dst:98,mod_nw_tos:8,mod_dl_src:00:00:00:00:00:01,mod_dl_dst:00:00:00:00:00:02,set_tunnel:0x5,set_tunnel64:0x6,mod_nw_ttl:9',
+  'ip,nw_proto=1,ipv4_src=1.2.3.4,ipv4_dst=5.6.7.8 actions=mod_nw_src:9.9.9.9,mod_nw_dst:8.8.8.8,set_field:0x2->ip_ecn,mod_nw_ecn:1,set_field:33->ip_dscp,set_field:63->nw_ttl',
+  'ipv6,ct_ipv6_src=::1,ct_ipv6_dst=2001:db8::/ffff:ffff::,ipv6_dst=2001:db8:0:0:1::1/ffff::ffff actions=ct(commit,nat(dst=[2001:db8::1]-[2001:db8::5]:80))',
+  'sctp6,sctp_src=1,sctp_dst=2,ip_ttl=3 actions=set_field:5->sctp_src,set_field:6->sctp_dst,set_field:0x1/0xff->reg0,set_field:0x2->reg7,set_field:0xff->metadata,set_field:1.1.1.1->tun_src,set_field:2.2.2.2->tun_dst,set_field:0x7->tun_id,set_field:aa:aa:aa:aa:aa:aa->eth_src,set_field:bb:bb:bb:bb:bb:bb->eth_dst',
+  'tcp,tcp_src=1,tcp_dst=2,nw_frag=no,tcp_flags=0x012/0x0fff actions=set_field:1->tcp_src,set_field:2->tp_dst,output:in_port,output:eth1,2',
+  'udp6,ip_frag=later,ipv6_src=2001:db8::1 actions=ct(commit,table=9,zone=0,exec(set_field:0x10->ct_mark)),resubmit(eth1,)',
+  'tcp,ip_frag=yes,tp_src=10 actions=ct(commit,nat(dst=10.0.0.1)),ct(nat(src))',
+  'ip,ip_frag=not_later,tun_id=0x10/0xf0,ct_state=0x21/0x21 actions=CONTROLLER:65535,NORMAL,IN_PORT,output:0',
+  'ipv6,nw_proto=58,ct_state=trk,tcp_flags=-fin actions=note:ff'.replace(',tcp_flags=-fin', ''),
+  'tcp,tcp_flags=fin|syn actions=drop',
+  'priority=0,tunnel_id=1,dl_type=0x88cc actions=controller(reason=action_set)',
+  'sctp,sctp_dst=9 actions=drop',
+  'eth_src=00:00:00:00:00:01,eth_dst=00:00:00:00:00:02,eth_type=0x0800,ip_proto=17,ip_src=1.1.1.1,ip_dst=2.2.2.2,vlan_vid=5,vlan_pcp=1,ip_ecn=1 actions=output:1',
+  'table=254,priority=65535,ip,nw_src=1.2.3.4/255.0.255.0,nw_dst=0.0.0.0/0 actions=ct(table=3,zone=reg3[16..31],alg=tftp)',
+];
+
+function same(a: CompiledFlow, b: CompiledFlow, what: string): void {
+  assert.equal(b.id, a.id, `${what}: id`);
+  assert.deepEqual(b.key, a.key, `${what}: key`);
+  assert.deepEqual(b.mask, a.mask, `${what}: mask`);
+  assert.deepEqual(b.actions, a.actions, `${what}: actions`);
+  assert.deepEqual(b.tlv, a.tlv, `${what}: action TLVs`);
+  assert.equal(b.cookie, a.cookie);
+  assert.equal(b.table, a.table);
+  assert.equal(b.priority, a.priority);
+  assert.equal(b.idleTimeout, a.idleTimeout);
+  assert.equal(b.hardTimeout, a.hardTimeout);
+  assert.deepEqual(b.flags, a.flags);
+}
+
+test('every line the formatter prints parses back to the same flow (text, dump-flows and JSON)', () => {
+  for (const line of CORPUS) {
+    const f = compile(line);
+    const text = formatFlow(f);
+    const f2 = compile(text);
+    same(f, f2, `${line}\n  -> ${text}`);
+    assert.equal(formatFlow(f2), text, 'formatting is stable');
+    const dump = formatFlow(f, { durationSec: 12.3456, packets: 10n, bytes: 600n });
+    assert.match(dump, /^ cookie=0x[0-9a-f]+, duration=12\.346s, table=\d+, n_packets=10, n_bytes=600, /);
+    same(f, compile(dump), `dump-flows line ${dump}`);
+    const json = JSON.parse(JSON.stringify(flowJson(f)));
+    same(f, compileFlow(jsonFlowInput(json), ports), `JSON ${JSON.stringify(json)}`);
+  }
+});
+
+test('the corpus covers every field, alias, shorthand and action form', () => {
+  const used = new Set<string>();
+  const actionWords = new Set<string>();
+  for (const line of CORPUS) {
+    const [m, a] = line.split(/[\s,]actions=/);
+    for (const t of m!.split(/[\s,]+/)) used.add(t.split('=')[0]!);
+    for (const w of a!.matchAll(/([a-zA-Z_0-9]+)[:(]/g)) actionWords.add(w[1]!.toLowerCase());
+    for (const w of a!.split(',')) if (/^[a-z_A-Z]+$/.test(w)) actionWords.add(w.toLowerCase());
+  }
+  const missing = FIELDS.flatMap((f) => [f.name, ...f.aliases]).filter((n) => !used.has(n));
+  assert.deepEqual(missing, [], 'fields the corpus lacks');
+  for (const s of ['ip', 'ipv6', 'tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'arp', 'tcp6', 'udp6', 'sctp6']) assert.ok(used.has(s), `corpus lacks ${s}`);
+  for (const a of ['output', 'drop', 'in_port', 'goto_table', 'resubmit', 'set_field', 'mod_dl_src', 'mod_dl_dst', 'mod_nw_src',
+    'mod_nw_dst', 'mod_tp_src', 'mod_tp_dst', 'mod_vlan_vid', 'mod_vlan_pcp', 'mod_nw_tos', 'mod_nw_ttl', 'mod_nw_ecn', 'set_tunnel',
+    'push_vlan', 'pop_vlan', 'strip_vlan', 'dec_ttl', 'ct', 'exec', 'nat', 'ct_clear', 'notrack', 'normal', 'controller', 'note']) {
+    assert.ok(actionWords.has(a), `corpus lacks action ${a}`);
+  }
+});
+
+test('dump-flows spelling: OVS order, shorthands, defaults omitted', () => {
+  const f = compile('table=0,priority=100,ip,nw_src=10.0.0.0/24,idle_timeout=10 actions=ct(commit,zone=5,table=1)');
+  assert.equal(formatFlow(f, { durationSec: 12.345, packets: 10n, bytes: 600n }),
+    ' cookie=0x0, duration=12.345s, table=0, n_packets=10, n_bytes=600, idle_timeout=10, priority=100,ip,nw_src=10.0.0.0/24 actions=ct(commit,table=1,zone=5)');
+  assert.equal(formatFlow(compile('actions=drop')), 'actions=drop');
+  assert.equal(formatFlow(compile('priority=32768,in_port=1 actions=1')), 'in_port=1 actions=output:1');
+  assert.equal(formatFlow(compile('nw_proto=6,dl_type=0x0800,tcp_dst=80,cookie=0x2a,table=3 actions=NORMAL')), 'cookie=0x2a, table=3, tcp,tp_dst=80 actions=NORMAL');
+  assert.equal(formatFlow(compile('send_flow_rem,ip actions=drop'), { durationSec: 1, packets: 0n, bytes: 0n }),
+    ' cookie=0x0, duration=1s, table=0, n_packets=0, n_bytes=0, send_flow_rem ip actions=drop');
+  assert.equal(formatFlow(compile('dl_type=0x88cc actions=drop')), 'dl_type=0x88cc actions=drop');
+  assert.equal(formatFlow(compile('icmp6,icmpv6_type=135 actions=drop')), 'icmp6,icmp_type=135 actions=drop');
+  assert.equal(formatFlow(compile('ipv6,ipv6_src=2001:0db8:0000:0000:0000:0000:0000:0001/64 actions=drop')), 'ipv6,ipv6_src=2001:db8::/64 actions=drop');
+  assert.equal(formatFlow(compile('reg0=0,reg1=0x5/0xf actions=drop')), 'reg0=0,reg1=0x5/0xf actions=drop');
+  assert.equal(formatFlow(compile('ct_state=-trk actions=drop')), 'ct_state=-trk actions=drop');
+  assert.equal(formatFlow(compile('vlan_vid=10,vlan_pcp=3 actions=drop')), 'dl_vlan=10,dl_vlan_pcp=3 actions=drop');
+});
+
+// ---- byte-level encoding ---------------------------------------------------------------------
+const hex = (b: Uint8Array | number[]): string => Buffer.from(b as Uint8Array).toString('hex');
+function region(f: CompiledFlow, field: keyof typeof FLOW_KEY.fields, len?: number, at = 0): [string, string] {
+  const o = FLOW_KEY.fields[field].offset + at;
+  const n = len ?? FLOW_KEY.fields[field].size;
+  return [hex(f.key.subarray(o, o + n)), hex(f.mask.subarray(o, o + n))];
+}
+
+test('each field lands in flow_key at its generated offset, integers little-endian, addresses in network order', () => {
+  const cases: [string, keyof typeof FLOW_KEY.fields, number | undefined, number, string, string][] = [
+    ['in_port=eth1', 'in_port', undefined, 0, '01000000', 'ffffffff'],
+    ['metadata=0x1122/0xff00', 'metadata', undefined, 0, '0011000000000000', '00ff000000000000'],
+    ['reg3=0x12345678', 'reg', 4, 12, '78563412', 'ffffffff'],
+    ['reg0=0x5/0xf', 'reg', 4, 0, '05000000', '0f000000'],
+    ['tun_id=0x0102030405060708', 'tun_id', undefined, 0, '0807060504030201', 'ffffffffffffffff'],
+    ['tun_src=1.2.3.4', 'tun_src', undefined, 0, '01020304', 'ffffffff'],
+    ['tun_dst=10.0.0.0/8', 'tun_dst', undefined, 0, '0a000000', 'ff000000'],
+    ['ct_state=+trk-inv', 'ct_state', undefined, 0, '20000000', '30000000'],
+    ['ct_state=+srpl', 'ct_state', undefined, 0, '00010000', '00010000'],
+    ['ct_zone=0x102', 'ct_zone', undefined, 0, '0201', 'ffff'],
+    ['ct_mark=0x1/0x3', 'ct_mark', undefined, 0, '01000000', '03000000'],
+    ['ct_label=0x0102/0xffff', 'ct_label', undefined, 0, '0'.repeat(28) + '0102', '0'.repeat(28) + 'ffff'],
+    ['ip,ct_nw_src=10.0.0.1', 'ct_nw_src', undefined, 0, '0a000001' + '0'.repeat(24), 'ffffffff' + '0'.repeat(24)],
+    ['ip,ct_nw_dst=10.0.0.0/16', 'ct_nw_dst', 4, 0, '0a000000', 'ffff0000'],
+    ['ipv6,ct_ipv6_src=::1', 'ct_nw_src', undefined, 0, '0'.repeat(30) + '01', 'f'.repeat(32)],
+    ['ipv6,ct_ipv6_dst=2001:db8::/32', 'ct_nw_dst', undefined, 0, '20010db8' + '0'.repeat(24), 'ffffffff' + '0'.repeat(24)],
+    ['ct_nw_proto=17', 'ct_nw_proto', undefined, 0, '11', 'ff'],
+    ['ct_nw_proto=6,ct_tp_src=80', 'ct_tp_src', undefined, 0, '5000', 'ffff'],
+    ['ct_nw_proto=6,ct_tp_dst=0x100/0xff00', 'ct_tp_dst', undefined, 0, '0001', '00ff'],
+    ['dl_src=01:02:03:04:05:06', 'eth_src', undefined, 0, '010203040506', 'ffffffffffff'],
+    ['eth_dst=01:02:03:04:05:06/ff:ff:ff:00:00:00', 'eth_dst', undefined, 0, '010203000000', 'ffffff000000'],
+    ['dl_type=0x0800', 'eth_type', undefined, 0, '0008', 'ffff'],
+    ['dl_vlan=10', 'vlan_tci', undefined, 0, '0a10', 'ff1f'],
+    ['vlan_pcp=3', 'vlan_tci', undefined, 0, '0070', '00f0'],
+    ['vlan_tci=0', 'vlan_tci', undefined, 0, '0000', 'ffff'],
+    ['vlan_tci=0x1234/0x0fff', 'vlan_tci', undefined, 0, '3402', 'ff0f'],
+    ['ip,nw_src=10.1.2.0/24', 'nw_src', undefined, 0, '0a010200' + '0'.repeat(24), 'ffffff00' + '0'.repeat(24)],
+    ['ip,nw_dst=10.1.2.3/255.0.255.0', 'nw_dst', 4, 0, '0a000200', 'ff00ff00'],
+    ['ipv6,ipv6_src=2001:db8::1', 'nw_src', undefined, 0, '20010db8' + '0'.repeat(22) + '01', 'f'.repeat(32)],
+    ['ipv6,ipv6_dst=2001:db8::/ffff:0:ffff::', 'nw_dst', undefined, 0, '20010000' + '0'.repeat(24), 'ffff0000ffff' + '0'.repeat(20)],
+    ['ipv6,ipv6_label=0x12345', 'ipv6_label', undefined, 0, '45230100', 'ffff0f00'],
+    ['ip,nw_proto=17', 'nw_proto', undefined, 0, '11', 'ff'],
+    ['ip,ip_dscp=10', 'nw_tos', undefined, 0, '28', 'fc'],
+    ['ip,nw_tos=40', 'nw_tos', undefined, 0, '28', 'fc'],
+    ['ip,ip_ecn=3', 'nw_tos', undefined, 0, '03', '03'],
+    ['ip,nw_ttl=64', 'nw_ttl', undefined, 0, '40', 'ff'],
+    ['ip,ip_frag=no', 'nw_frag', undefined, 0, '00', '01'],
+    ['ip,ip_frag=first', 'nw_frag', undefined, 0, '01', '03'],
+    ['ip,ip_frag=later', 'nw_frag', undefined, 0, '03', '03'],
+    ['ip,ip_frag=yes', 'nw_frag', undefined, 0, '01', '01'],
+    ['ip,ip_frag=not_later', 'nw_frag', undefined, 0, '00', '02'],
+    ['tcp,tp_src=0x1000/0xf000', 'tp_src', undefined, 0, '0010', '00f0'],
+    ['udp,udp_dst=53', 'tp_dst', undefined, 0, '3500', 'ffff'],
+    ['sctp,sctp_src=258', 'tp_src', undefined, 0, '0201', 'ffff'],
+    ['tcp,tcp_flags=+syn-ack', 'tcp_flags', undefined, 0, '0200', '1200'],
+    ['icmp,icmp_type=8', 'tp_src', 1, 0, '08', 'ff'],
+    ['icmp,icmp_code=3', 'tp_dst', 1, 0, '03', 'ff'],
+    ['icmp6,icmpv6_type=135', 'tp_src', 1, 0, '87', 'ff'],
+    ['arp,arp_op=2', 'nw_proto', undefined, 0, '02', 'ff'],
+    ['arp,arp_spa=10.0.0.1', 'nw_src', 4, 0, '0a000001', 'ffffffff'],
+    ['arp,arp_tpa=10.0.0.0/8', 'nw_dst', 4, 0, '0a000000', 'ff000000'],
+    ['arp,arp_sha=00:11:22:33:44:55', 'arp_sha', undefined, 0, '001122334455', 'ffffffffffff'],
+    ['arp,arp_tha=00:11:22:33:44:55/ff:ff:ff:ff:ff:00', 'arp_tha', undefined, 0, '001122334400', 'ffffffffff00'],
+  ];
+  for (const [m, field, len, at, k, mk] of cases) {
+    const f = compile(`${m} actions=drop`);
+    assert.deepEqual(region(f, field, len, at), [k, mk], m);
+    for (let i = 0; i < f.key.length; i++) assert.equal(f.key[i]! & ~f.mask[i]!, 0, `${m}: key bit outside mask at byte ${i}`);
+  }
+  // nothing else is matched than what was asked (plus the shorthand's eth_type/nw_proto)
+  const only = compile('ip,nw_src=10.1.2.0/24 actions=drop');
+  const set = [...only.mask.keys()].filter((i) => only.mask[i]);
+  const et = FLOW_KEY.fields.eth_type.offset;
+  const ns = FLOW_KEY.fields.nw_src.offset;
+  assert.deepEqual(set, [et, et + 1, ns, ns + 1, ns + 2]);
+});
+
+test('aliases, shorthands and field order give the same id; another priority/table/match another', () => {
+  const groups = [
+    ['ip,nw_src=10.0.0.1', 'dl_type=0x0800,ip_src=10.0.0.1', 'ipv4_src=10.0.0.1,eth_type=2048', 'nw_src=10.0.0.1/32,ip'],
+    ['tcp,tp_dst=80', 'nw_proto=6,ip,tcp_dst=80', 'tcp_dst=80,tcp', 'ip_proto=6,dl_type=0x800,tp_dst=0x50'],
+    ['dl_vlan=10', 'vlan_vid=10', 'vlan_tci=0x100a/0x1fff'],
+    ['ip,nw_tos=40', 'ip,ip_dscp=10'],
+    ['tun_id=5', 'tunnel_id=0x5'],
+    ['ip,nw_src=10.0.0.0/24', 'ip,nw_src=10.0.0.7/255.255.255.0'],
+    ['dl_src=aa:bb:cc:dd:ee:ff', 'eth_src=AA:BB:CC:DD:EE:FF'],
+    ['in_port=eth1', 'in_port=1'],
+    ['ct_state=+trk+est', 'ct_state=0x22/0x22', 'ct_state=+est+trk'],
+  ];
+  const ids = new Set<bigint>();
+  for (const g of groups) {
+    const id = compile(`priority=7,${g[0]} actions=drop`).id;
+    for (const alt of g) assert.equal(compile(`${alt},priority=7 actions=output:1`).id, id, `${alt} vs ${g[0]}`);
+    assert.ok(!ids.has(id), 'distinct matches have distinct ids');
+    ids.add(id);
+    assert.notEqual(compile(`priority=8,${g[0]} actions=drop`).id, id);
+    assert.notEqual(compile(`table=1,priority=7,${g[0]} actions=drop`).id, id);
+  }
+  // the id is FNV-1a 64 of table, priority (LE) and the key and mask bytes
+  const f = compile('table=3,priority=258,tcp,tp_dst=80 actions=drop');
+  assert.equal(f.id, fnv1a64(Buffer.concat([Buffer.from([3, 2, 1]), f.key, f.mask])));
+  assert.equal(flowId(3, 258, f.key, f.mask), f.id);
+  const rnd = Uint8Array.from({ length: 999 }, (_, i) => (i * 7919) & 255);
+  assert.equal(fnv1a64Fast([rnd]), fnv1a64(rnd));
+});
+
+test('every prerequisite error names its token', () => {
+  const cases: [string, string, RegExp][] = [
+    ['tcp_dst=80', '/match/tcp_dst', /^tcp_dst: requires ip_proto=6 \(add "tcp"\)$/],
+    ['ipv6,tcp_dst=80', '/match/tcp_dst', /requires ip_proto=6 \(add "tcp6"\)/],
+    ['udp_src=1', '/match/udp_src', /requires ip_proto=17 \(add "udp"\)/],
+    ['ip,sctp_dst=1', '/match/sctp_dst', /requires ip_proto=132 \(add "sctp"\)/],
+    ['ip,tp_dst=80', '/match/tp_dst', /requires ip_proto=6, 17 or 132/],
+    ['nw_src=1.1.1.1', '/match/nw_src', /^nw_src: requires eth_type=0x0800 \(add "ip"\)$/],
+    ['ipv6,ip_dst=1.1.1.1', '/match/ip_dst', /requires eth_type=0x0800/],
+    ['ipv6_src=::1', '/match/ipv6_src', /requires eth_type=0x86dd \(add "ipv6"\)/],
+    ['ip,ipv6_label=1', '/match/ipv6_label', /requires eth_type=0x86dd/],
+    ['nw_proto=6', '/match/nw_proto', /requires eth_type=0x0800 or 0x86dd/],
+    ['nw_tos=4', '/match/nw_tos', /requires eth_type=0x0800 or 0x86dd/],
+    ['ip_dscp=1', '/match/ip_dscp', /requires eth_type/],
+    ['ip_ecn=1', '/match/ip_ecn', /requires eth_type/],
+    ['nw_ttl=1', '/match/nw_ttl', /requires eth_type/],
+    ['ip_frag=no', '/match/ip_frag', /requires eth_type/],
+    ['udp,tcp_flags=+syn', '/match/tcp_flags', /requires ip_proto=6/],
+    ['ip,icmp_type=8', '/match/icmp_type', /requires eth_type=0x0800 and ip_proto=1 \(add "icmp"\)/],
+    ['icmp_code=0', '/match/icmp_code', /add "icmp"/],
+    ['icmp,icmpv6_type=1', '/match/icmpv6_type', /requires eth_type=0x86dd and ip_proto=58 \(add "icmp6"\)/],
+    ['icmpv6_code=1', '/match/icmpv6_code', /add "icmp6"/],
+    ['ip,arp_op=1', '/match/arp_op', /requires eth_type=0x0806 \(add "arp"\)/],
+    ['arp_spa=1.1.1.1', '/match/arp_spa', /add "arp"/],
+    ['arp_tpa=1.1.1.1', '/match/arp_tpa', /add "arp"/],
+    ['arp_sha=00:00:00:00:00:01', '/match/arp_sha', /add "arp"/],
+    ['arp_tha=00:00:00:00:00:01', '/match/arp_tha', /add "arp"/],
+    ['ipv6,ct_nw_src=1.1.1.1', '/match/ct_nw_src', /requires eth_type=0x0800/],
+    ['ct_nw_dst=1.1.1.1', '/match/ct_nw_dst', /add "ip"/],
+    ['ip,ct_ipv6_src=::1', '/match/ct_ipv6_src', /add "ipv6"/],
+    ['ct_ipv6_dst=::1', '/match/ct_ipv6_dst', /add "ipv6"/],
+    ['ct_tp_src=1', '/match/ct_tp_src', /requires ct_nw_proto/],
+    ['ct_tp_dst=1', '/match/ct_tp_dst', /requires ct_nw_proto/],
+    ['bogus=1', '/match/bogus', /^bogus: unknown field$/],
+    ['ip,nw_src=10.0.0.256', '/match/nw_src', /not an IPv4 address/],
+    ['ip,nw_src=10.0.0.0/33', '/match/nw_src', /over 32/],
+    ['tcp,tp_dst=70000', '/match/tp_dst', /not a 16-bit value/],
+    ['ip,nw_proto=6/0xff', '/match/nw_proto', /cannot be masked/],
+    ['ct_state=+bogus', '/match/ct_state', /unknown flag "bogus"/],
+    ['ip,ip_frag=sometimes', '/match/ip_frag', /not one of/],
+    ['dl_src=01:02:03', '/match/dl_src', /not a MAC address/],
+    ['tcp,udp', '/match/udp', /conflicts with tcp/],
+    ['in_port=eth9', '/match/in_port', /port "eth9" does not exist/],
+    ['ip actions=set_field:1->tcp_dst', '/actions/0', /^actions\[0\]: set_field tcp_dst: requires ip_proto=6 \(add "tcp"\)$/],
+    ['actions=set_field:1.1.1.1->ip_src', '/actions/0', /set_field ip_src: requires eth_type=0x0800 \(add "ip"\)/],
+    ['ip actions=mod_tp_dst:1', '/actions/0', /set_field tp_dst: requires ip_proto=6, 17 or 132/],
+    ['actions=mod_nw_ttl:1', '/actions/0', /set_field nw_ttl: requires eth_type/],
+    ['ipv6 actions=set_field:1->ip_dscp,set_field:1.1.1.1->ip_dst', '/actions/1', /ip_dst: requires eth_type=0x0800/],
+    ['table=3 actions=goto_table:3', '/actions/0/table', /must go to a table after this flow's table 3/],
+    ['actions=goto_table:5,output:1', '/actions/0', /goto_table must be the last action/],
+    ['actions=output:1,drop', '/actions/1', /drop cannot be combined/],
+    ['actions=output:9', '/actions/0/port', /port 9 does not exist/],
+    ['actions=flood', '/actions/0/port', /port "flood" does not exist/],
+    ['actions=set_field:1->in_port', '/actions/0/field', /set_field cannot write "in_port"/],
+    ['actions=set_field:1->ct_mark', '/actions/0/field', /only be set inside ct/],
+    ['actions=ct(exec(set_field:1->ct_mark))', '/actions/0/exec', /requires commit/],
+    ['actions=ct(commit,exec(set_field:1->reg0))', '/actions/0/exec/0/field', /can only set ct_mark or ct_label/],
+    ['actions=ct(zone=70000)', '/actions/0/zone', /0\.\.65535/],
+    ['actions=ct(nat(src=1.1.1.1))', '/actions/0/nat/range', /nat to IPv4 requires eth_type=0x0800/],
+    ['actions=push_vlan:0x800', '/actions/0/ethertype', /0x8100 or 0x88a8/],
+    ['actions=controller(reason=because)', '/actions/0/reason', /reason must be one of/],
+    ['actions=note:xyz', '/actions/0/data', /hex bytes/],
+    ['priority=70000 actions=drop', '/priority', /0\.\.65535/],
+    ['table=255 actions=drop', '/table', /0\.\.254/],
+    ['ip', '/actions', /is required/],
+  ];
+  for (const [line, pointer, msg] of cases) {
+    const l = line.includes('actions') ? line : `${line} actions=drop`;
+    try {
+      compile(l === 'ip actions=drop' && line === 'ip' ? 'ip' : l);
+      assert.fail(`no error for ${line}`);
+    } catch (e) {
+      if (!(e instanceof FlowSyntaxError)) throw e;
+      assert.equal('/' + e.path.join('/'), pointer, `${line}: ${e.message}`);
+      assert.match(e.message, msg, line);
+    }
+  }
+});
+
+// ---- action TLVs -------------------------------------------------------------------------------
+const dvOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+test('actions encode as TLVs of 8-byte multiples with the generated layouts', () => {
+  const f = compile('ip,tcp actions=output:2,in_port,set_field:10.0.0.1->ip_src,set_field:0x10/0xf0->reg2,pop_vlan,note:01.02.03,set_field:5->vlan_vid,set_field:80->tcp_dst,mod_nw_tos:40');
+  const dv = dvOf(f.tlv);
+  const items: [number, number, number][] = [];
+  for (let at = 0; at < f.tlv.length;) {
+    const type = dv.getUint16(at + ACT_HDR.fields.type.offset, true);
+    const len = dv.getUint16(at + ACT_HDR.fields.len.offset, true);
+    assert.equal(len % 8, 0);
+    items.push([type, len, at]);
+    at += len;
+  }
+  assert.deepEqual(items.map(([t, l]) => [t, l]), [
+    [ActionType.OUTPUT, 16], [ActionType.OUTPUT, 16], [ActionType.SET_FIELD, 48], [ActionType.SET_FIELD, 48],
+    [ActionType.POP_VLAN, 8], [ActionType.NOTE, 16], [ActionType.SET_FIELD, 48], [ActionType.SET_FIELD, 48], [ActionType.SET_FIELD, 48],
+  ]);
+  assert.equal(dv.getUint32(items[0]![2] + ACT_OUTPUT.fields.port.offset, true), 2);
+  assert.equal(dv.getUint32(items[1]![2] + ACT_OUTPUT.fields.port.offset, true), PORT_IN_PORT);
+  const sf = (i: number): [number, string, string] => {
+    const at = items[i]![2];
+    return [dv.getUint16(at + ACT_SET_FIELD.fields.field.offset, true),
+      hex(f.tlv.subarray(at + ACT_SET_FIELD.fields.value.offset, at + ACT_SET_FIELD.fields.value.offset + 16)),
+      hex(f.tlv.subarray(at + ACT_SET_FIELD.fields.mask.offset, at + ACT_SET_FIELD.fields.mask.offset + 16))];
+  };
+  const z = (n: number): string => '0'.repeat(n * 2);
+  assert.deepEqual(sf(2), [FieldId.IPV4_SRC, '0a000001' + z(12), 'ffffffff' + z(12)]);
+  assert.deepEqual(sf(3), [FieldId.REG2, '10000000' + z(12), 'f0000000' + z(12)]);
+  assert.equal(hex(f.tlv.subarray(items[5]![2] + 8, items[5]![2] + 16)), '0102030000000000', 'note bytes, zero padded');
+  assert.deepEqual(sf(6), [FieldId.VLAN_VID, '0500' + z(14), 'ff0f' + z(14)]);
+  assert.deepEqual(sf(7), [FieldId.TP_DST, '5000' + z(14), 'ffff' + z(14)]);
+  assert.deepEqual(sf(8), [FieldId.IP_DSCP, '28' + z(15), 'fc' + z(15)]);
+
+  const ct = compile('ip actions=ct(commit,force,table=7,zone=NXM_NX_REG4[16..31],nat(src=10.0.0.1-10.0.0.2:80-90,random),exec(set_field:0x5/0xff->ct_mark,set_field:0x1->ct_label),alg=ftp)');
+  const c = dvOf(ct.tlv);
+  const F = ACT_CT.fields;
+  assert.equal(c.getUint16(ACT_HDR.fields.type.offset, true), ActionType.CT);
+  assert.equal(c.getUint16(ACT_HDR.fields.len.offset, true), ACT_CT.size);
+  assert.equal(c.getUint16(F.flags.offset, true),
+    CtFlag.COMMIT | CtFlag.FORCE | CtFlag.ZONE_FROM_REG | CtFlag.NAT | CtFlag.NAT_SRC | CtFlag.NAT_RANDOM);
+  assert.equal(c.getUint8(F.zone_reg.offset), 4);
+  assert.equal(c.getUint8(F.zone_reg_ofs.offset), 16);
+  assert.equal(c.getUint8(F.table_id.offset), 7);
+  assert.equal(c.getUint8(F.alg.offset), 1);
+  assert.equal(c.getUint32(F.mark.offset, true), 5);
+  assert.equal(c.getUint32(F.mark_mask.offset, true), 0xff);
+  assert.equal(hex(ct.tlv.subarray(F.label.offset, F.label.offset + 16)), z(15) + '01');
+  assert.equal(hex(ct.tlv.subarray(F.label_mask.offset, F.label_mask.offset + 16)), 'f'.repeat(32));
+  assert.equal(hex(ct.tlv.subarray(F.nat_addr_min.offset, F.nat_addr_min.offset + 4)), '0a000001');
+  assert.equal(hex(ct.tlv.subarray(F.nat_addr_max.offset, F.nat_addr_max.offset + 4)), '0a000002');
+  assert.equal(c.getUint16(F.nat_port_min.offset, true), 80);
+  assert.equal(c.getUint16(F.nat_port_max.offset, true), 90);
+  assert.equal(c.getUint8(F.nat_is_ipv6.offset), 0);
+  assert.equal(dvOf(compile('actions=ct(zone=3)').tlv).getUint8(F.table_id.offset), TABLE_NONE);
+
+  assert.equal(compile('actions=drop').tlv.length, 0, 'drop is an empty list');
+  assert.deepEqual([...compile('actions=normal,dec_ttl,ct_clear,notrack').tlv],
+    [ActionType.NORMAL, 0, 8, 0, 0, 0, 0, 0, ActionType.DEC_TTL, 0, 8, 0, 0, 0, 0, 0,
+      ActionType.CT_CLEAR, 0, 8, 0, 0, 0, 0, 0, ActionType.NOTRACK, 0, 8, 0, 0, 0, 0, 0]);
+  const many = Array.from({ length: Math.floor(ACTIONS_MAX / ACT_CT.size) + 1 }, () => 'ct(zone=1)').join(',');
+  assert.throws(() => compile(`actions=${many}`), /actions: too long: \d+ bytes encoded, ferryd takes at most 560/);
+});
+
+test('text lines: comments, blank lines, stats words and tokens split by commas or spaces', () => {
+  const a = compile(' cookie=0x0, duration=1.5s, table=0, n_packets=3, n_bytes=4, idle_age=2, priority=5,tcp tp_dst=1   actions=drop');
+  const b = compile('priority=5 tcp tp_dst=1 actions=drop');
+  assert.equal(a.id, b.id);
+  assert.throws(() => compile('priority=5'), /actions: is required/);
+});
