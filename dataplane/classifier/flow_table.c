@@ -93,6 +93,40 @@ void ferry_flow_table_fini(struct ferry_flow_table *ft)
 	memset(ft, 0, sizeof(*ft));
 }
 
+bool ferry_rule_needs_headers(const struct ferry_rule *r)
+{
+	const uint8_t *m = (const uint8_t *)&r->mask;
+	size_t from = offsetof(struct ferry_flow_key, eth_type);
+	for (size_t i = from; i < sizeof(r->mask); i++)
+		if (m[i])
+			return true;
+	if (r->mask.nw_frag || r->mask.ipv6_label)
+		return true;
+	for (uint32_t off = 0; off + sizeof(struct ferry_act_hdr) <= r->actions_len;) {
+		const struct ferry_act_hdr *h = (const void *)(r->actions + off);
+		if (h->len == 0)
+			break;
+		switch (h->type) {
+		case FERRY_ACTION_TYPE_SET_FIELD: {
+			const struct ferry_act_set_field *a = (const void *)h;
+			if (a->field < FERRY_FIELD_ID_TUN_ID)
+				return true;
+			break;
+		}
+		case FERRY_ACTION_TYPE_PUSH_VLAN:
+		case FERRY_ACTION_TYPE_POP_VLAN:
+		case FERRY_ACTION_TYPE_DEC_TTL:
+		case FERRY_ACTION_TYPE_NORMAL:
+		case FERRY_ACTION_TYPE_CT:
+			return true;
+		default:
+			break;
+		}
+		off += h->len;
+	}
+	return false;
+}
+
 /* ---- ties: two live rules of one table with the same priority must not overlap ---- */
 
 static bool keys_overlap(const struct ferry_rule *a, const struct ferry_flow_key *bk,
@@ -300,6 +334,8 @@ void ferry_flow_table_reclaim(struct ferry_flow_table *ft)
 		return;
 	/* 1: no worker still looks up at a version that could see the dead rules */
 	synchronize(ft);
+	if (ft->n_header_rules == 0)
+		__atomic_store_n(&ft->headers_needed, 0, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < ft->n_dead; i++) {
 		tss_remove(&ft->tss, ft->dead[i]); /* retires its node */
 		retire(ft, ft->dead[i]);
@@ -321,9 +357,14 @@ static int commit(struct ferry_flow_table *ft, struct ferry_staging *st)
 	uint64_t v = ft->visible_version + 1;
 	for (uint32_t i = 0; i < st->n_ops; i++) {
 		struct ferry_flow_op *op = &st->ops[i];
-		if (op->added)
+		if (op->added) {
 			op->added->add_version = v;
+			ft->n_header_rules += ferry_rule_needs_headers(op->added);
+		}
 		if (op->removed) {
+			/* counted when it became visible (earlier, or by an op before this one) */
+			if (op->removed->add_version != FERRY_VERSION_NEVER && ferry_rule_needs_headers(op->removed))
+				ft->n_header_rules--;
 			if (op->removed->add_version == FERRY_VERSION_NEVER)
 				op->removed->add_version = v; /* added and removed in one staging */
 			op->removed->remove_version = v;
@@ -334,6 +375,8 @@ static int commit(struct ferry_flow_table *ft, struct ferry_staging *st)
 		if (op->added == NULL && !op->slot_new)
 			ft->dead_slots[ft->n_dead_slots++] = op->slot;
 	}
+	if (ft->n_header_rules > 0)
+		__atomic_store_n(&ft->headers_needed, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&ft->visible_version, v, __ATOMIC_RELEASE);
 	st->n_ops = 0;
 	ft->commits++;

@@ -39,6 +39,10 @@ struct ferry_staging {
 struct ferry_flow_table {
 	/* read by workers */
 	uint64_t visible_version __rte_cache_aligned;
+	/* 0 when no visible flow matches a header field or rewrites a header: results then
+	 * depend on in_port alone and workers skip parsing. Raised before the version that
+	 * needs it, lowered only a grace period after the last such flow left. */
+	uint32_t headers_needed;
 	struct tss tss;
 	/* main lcore only */
 	struct ferry_rule **slot_rule __rte_cache_aligned; /* [max_flows]: newest object per slot */
@@ -62,6 +66,7 @@ struct ferry_flow_table {
 	uint32_t *dead_slots;
 	uint32_t n_dead_slots;
 	uint64_t commits;
+	uint32_t n_header_rules;    /* live rules that need parsed headers */
 };
 
 int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint16_t n_ports,
@@ -88,6 +93,10 @@ void ferry_flow_table_reclaim(struct ferry_flow_table *ft);
 
 /* The current visible rule for id, or NULL (main lcore). */
 const struct ferry_rule *ferry_flow_table_get(const struct ferry_flow_table *ft, uint64_t id);
+
+/* Does this rule look at or rewrite packet headers? (metadata, registers, tunnel and
+ * ct fields do not come from the headers of an untracked, non-tunnel packet) */
+bool ferry_rule_needs_headers(const struct ferry_rule *r);
 
 static inline uint64_t ferry_flow_table_version(const struct ferry_flow_table *ft)
 {

@@ -209,6 +209,7 @@ static void commit(void)
 {
 	CHECK_EQ(ferry_flow_table_commit_batch(&ft), OK);
 	w.version = ferry_flow_table_version(&ft); /* as the worker loop does per burst */
+	w.headers_needed = ft.headers_needed;
 }
 
 /* ---------------------------------------------------------------- running */
@@ -217,6 +218,7 @@ static void run(uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
 	w.now_ns = now;
 	w.version = ferry_flow_table_version(&ft);
+	w.headers_needed = ft.headers_needed;
 	ferry_worker_process_burst(&w, in_port, pkts, n);
 }
 
@@ -738,6 +740,42 @@ static void test_tx_full(void)
 	CHECK_EQ(fs[slot].packets, FERRY_BURST);
 }
 
+/* Flows that match in_port only and output: nothing needs headers, so nothing is
+ * parsed (a malformed frame is not even noticed) and the burst shares one program. */
+static void test_in_port_only_tables_skip_parsing(void)
+{
+	fresh();
+	struct ferry_rule a = flow(0, 10);
+	MATCH(a, in_port, 0, UINT32_MAX);
+	OUTPUT(a, 1);
+	add(&a);
+	commit();
+	CHECK_EQ(ft.headers_needed, 0);
+	struct rte_mbuf *in[3];
+	for (int i = 0; i < 3; i++)
+		in[i] = udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2));
+	rte_pktmbuf_trim(in[0], UDP_LEN - 10); /* not even an Ethernet header */
+	uint64_t misses = ws.emc_misses;
+	run(0, in, 3);
+	CHECK_EQ(out(1, NULL, 0), 3);
+	CHECK_EQ(ws.parse_errors[FERRY_PARSE_REASON_ETH_SHORT], 0);
+	CHECK(ws.emc_misses - misses <= 1); /* one program for the burst */
+	/* a flow that looks at headers turns parsing back on */
+	struct ferry_rule ip = flow(0, 20);
+	match_nw_src(&ip, IP4(10, 0, 0, 0), 8);
+	OUTPUT(ip, 2);
+	add(&ip);
+	commit();
+	CHECK_EQ(ft.headers_needed, 1);
+	in[0] = udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2));
+	run(0, in, 1);
+	CHECK_EQ(out(2, NULL, 0), 1);
+	/* and deleting it turns parsing off again, once no worker can be on its version */
+	CHECK_EQ(ferry_flow_table_del(&ft, ip.id, false), OK);
+	commit();
+	CHECK_EQ(ft.headers_needed, 0);
+}
+
 static void test_malformed_frames_match_what_they_have(void)
 {
 	fresh();
@@ -830,6 +868,7 @@ int main(void)
 	RUN(test_normal_learning_switch);
 	RUN(test_controller_and_rate_limit);
 	RUN(test_tx_full);
+	RUN(test_in_port_only_tables_skip_parsing);
 	RUN(test_malformed_frames_match_what_they_have);
 	RUN(test_no_mbuf_leaked); /* last: everything the tests made is back in its pool */
 

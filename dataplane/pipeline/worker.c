@@ -9,6 +9,7 @@
 /* Idle loops in a row before a worker with sleep_us set naps; short gaps between
  * bursts must not cost a wake-up. */
 #define IDLE_LOOPS_BEFORE_SLEEP 128u
+#define PREFETCH_OFFSET 4
 
 _Static_assert(sizeof(((struct ferry_program *)0)->exit_meta) == FERRY_KEY_META_BYTES,
 	       "a program keeps exactly the key's metadata bytes");
@@ -315,39 +316,50 @@ static void account(struct ferry_worker *w, const struct ferry_program *p, uint6
 	}
 }
 
+/* The cache entry holding the program for a packet's key, translated into the cache
+ * on a miss. *run is the entry whose counters are still being gathered: if a miss
+ * has to reuse it, its counters are flushed first. */
+static struct ferry_emc_entry *program_for(struct ferry_worker *w, const struct pkt *p,
+					   const struct ferry_emc_entry **run, uint64_t *run_pkts, uint64_t *run_bytes)
+{
+	uint32_t h = ferry_key_hash(&p->key, p->table);
+	struct ferry_emc_entry *victim = NULL;
+	struct ferry_emc_entry *e = ferry_emc_find(w->emc, h, w->version, p->table, &p->key, &victim);
+	if (likely(e != NULL)) {
+		w->stats->emc_hits++;
+		return e;
+	}
+	e = victim;
+	if (*run == e) {
+		account(w, &e->prog, *run_pkts, *run_bytes);
+		*run = NULL;
+	}
+	w->stats->emc_misses++;
+	e->key = p->key;
+	e->hash = h;
+	e->start_table = p->table;
+	e->version = w->version;
+	struct ferry_flow_key xk = p->key;
+	ferry_xlate(&w->flows->tss, w->version, &xk, p->table, &e->prog);
+	memcpy(&e->prog.exit_meta, &xk, sizeof(e->prog.exit_meta));
+	return e;
+}
+
 /* One pass of n packets through the pipeline. */
 static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt *pk, uint16_t n)
 {
-	const struct tss *tss = &w->flows->tss;
 	const struct ferry_emc_entry *run = NULL;
 	uint64_t run_pkts = 0, run_bytes = 0;
 
+	struct ferry_emc_entry *e = NULL;
 	for (uint16_t i = 0; i < n; i++) {
-		if (i + 1 < n)
-			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		struct pkt *p = &pk[i];
-		uint32_t h = ferry_key_hash(&p->key, p->table);
-		struct ferry_emc_entry *victim = NULL;
-		struct ferry_emc_entry *e = ferry_emc_find(w->emc, h, w->version, p->table, &p->key, &victim);
-		if (likely(e != NULL)) {
+		/* packets of one flow come in runs: the same key as the packet before takes its
+		 * program without hashing (OVS batches by flow the same way) */
+		if (e != NULL && p->table == pk[i - 1].table && ferry_key_equal(&p->key, &pk[i - 1].key))
 			w->stats->emc_hits++;
-		} else {
-			e = victim;
-			/* translate into the cache slot; a packet of this burst that used the
-			 * slot before has already run its program */
-			if (run == e) {
-				account(w, &run->prog, run_pkts, run_bytes);
-				run = NULL;
-			}
-			w->stats->emc_misses++;
-			e->key = p->key;
-			e->hash = h;
-			e->start_table = p->table;
-			e->version = w->version;
-			struct ferry_flow_key xk = p->key;
-			ferry_xlate(tss, w->version, &xk, p->table, &e->prog);
-			memcpy(&e->prog.exit_meta, &xk, sizeof(e->prog.exit_meta));
-		}
+		else
+			e = program_for(w, p, &run, &run_pkts, &run_bytes);
 		uint32_t len = pkts[i]->pkt_len;
 		if (e != run) {
 			if (run)
@@ -358,7 +370,11 @@ static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt 
 		}
 		run_pkts++;
 		run_bytes += len;
-		execute(w, pkts[i], p, &e->prog, (const struct ferry_flow_key *)(const void *)e->prog.exit_meta);
+		const struct ferry_program *prog = &e->prog;
+		if (prog->n_ops == 1 && prog->ops[0].type == FERRY_OP_OUTPUT && prog->ops[0].port < w->n_ports)
+			stage(w, (uint16_t)prog->ops[0].port, pkts[i]); /* the common single output */
+		else
+			execute(w, pkts[i], p, prog, (const struct ferry_flow_key *)(const void *)prog->exit_meta);
 	}
 	if (run)
 		account(w, &run->prog, run_pkts, run_bytes);
@@ -391,14 +407,56 @@ static void process_recirculations(struct ferry_worker *w)
 	}
 }
 
+/* No visible flow looks at headers: every packet of the burst has the same result,
+ * the one for its in_port, so nothing is parsed and one program serves the burst. */
+static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct pkt p;
+	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
+	uint64_t bytes = 0;
+	memset(&p, 0, sizeof(p));
+	p.key.in_port = in_port;
+	p.lay.parse_error = FERRY_PARSE_OK;
+	for (uint16_t i = 0; i < n; i++)
+		bytes += pkts[i]->pkt_len;
+	in->rx_packets += n;
+	in->rx_bytes += bytes;
+	const struct ferry_emc_entry *run = NULL;
+	uint64_t rp = 0, rb = 0;
+	const struct ferry_emc_entry *e = program_for(w, &p, &run, &rp, &rb);
+	const struct ferry_program *prog = &e->prog;
+	account(w, prog, n, bytes);
+	w->stats->emc_hits += n - 1u;
+	if (prog->n_ops == 1 && prog->ops[0].type == FERRY_OP_OUTPUT && prog->ops[0].port < w->n_ports) {
+		/* the patch-panel case: the whole burst goes out one port as received */
+		uint16_t out = (uint16_t)prog->ops[0].port;
+		for (uint16_t i = 0; i < n; i++)
+			stage(w, out, pkts[i]);
+	} else {
+		for (uint16_t i = 0; i < n; i++)
+			execute(w, pkts[i], &p, prog, (const struct ferry_flow_key *)(const void *)prog->exit_meta);
+	}
+	flush_all(w);
+}
+
 void ferry_worker_process_burst(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
+	if (!w->headers_needed) {
+		process_headerless(w, in_port, pkts, n);
+		return;
+	}
 	struct pkt pk[FERRY_BURST];
 	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
 	uint64_t bytes = 0;
 
+	/* headers are cold (the NIC wrote them by DMA): fetch a few packets ahead of the
+	 * parser, as l3fwd does */
+	for (uint16_t i = 0; i < n && i < PREFETCH_OFFSET; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
+		if (i + PREFETCH_OFFSET < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
 		bytes += m->pkt_len;
 		uint8_t err = ferry_parse(m, in_port, &pk[i].key, &pk[i].lay);
 		if (unlikely(err != FERRY_PARSE_OK))
@@ -430,6 +488,8 @@ int ferry_worker_main(void *arg)
 	while (likely(!*w->quit)) {
 		/* one version per loop: a flow change is seen whole or not at all */
 		w->version = ferry_flow_table_version(w->flows);
+		/* after the version: a flag raised for it is visible (see flow_table.h) */
+		w->headers_needed = __atomic_load_n(&w->flows->headers_needed, __ATOMIC_ACQUIRE);
 		w->now_ns = ferry_tsc_to_ns(&w->clock, prev);
 		uint32_t got = 0;
 

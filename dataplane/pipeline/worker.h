@@ -72,6 +72,7 @@ struct ferry_worker {
 	const volatile bool *quit;
 	uint64_t now_ns;                     /* of the current burst */
 	uint64_t version;                    /* of the current burst */
+	uint32_t headers_needed;             /* of the current burst */
 	/* recirculation queue (ct(table=)) */
 	uint16_t rq_n;
 	struct ferry_recirc rq[FERRY_RECIRC_SLOTS];
