@@ -52,55 +52,135 @@ async function testpmdIo(): Promise<number[]> {
   return samples;
 }
 
-/** ferryd forwarding 0->1 and 1->0 by flows installed over REST: total tx pps per second. */
-async function ferrydForward(): Promise<number[]> {
-  const shm = `ferry-bench-${process.pid}`;
-  const fd = spawn(FERRYD, [...EAL, '--file-prefix', shm, '--', '--shm-name', shm], { stdio: ['ignore', 'pipe', 'pipe'] });
+interface Ferry { api: string; stop(): Promise<void> }
+
+/** Starts ferryd on the two null ports and ferry-control, and waits until healthy. */
+async function startFerry(extra: string[] = [], eal: string[] = EAL): Promise<Ferry> {
+  const shm = `ferry-bench-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+  const fd = spawn(FERRYD, [...eal, '--file-prefix', shm, '--', '--shm-name', shm, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   fd.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   fd.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const port = await freePort();
   const api = `http://127.0.0.1:${port}`;
-  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', `127.0.0.1:${port}`, '--request-timeout-ms', '30000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stop = async () => {
+    await stopProc(ctl, 'SIGTERM');
+    await stopProc(fd);
+    rmSync(`/dev/shm/${shm}`, { force: true });
+    rmSync(`/var/run/dpdk/${shm}`, { recursive: true, force: true });
+  };
   try {
     await waitFor('ferry-control healthy', async () => {
       if (fd.exitCode != null) throw new Error(`ferryd exited: ${log}`);
       return (await fetch(`${api}/health`)).status === 200 ? true : undefined;
     }, 20000);
-    for (const [a, b] of [[0, 1], [1, 0]]) {
-      const r = await fetch(`${api}/v1/flows`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ priority: 1, match: { in_port: a }, actions: [{ type: 'output', port: b }] }),
-      });
-      if (r.status !== 201) throw new Error(`flow add: ${r.status} ${await r.text()}`);
-    }
-    const txTotal = async () => {
-      const body = await (await fetch(`${api}/v1/ports`)).json() as { items: { stats: { tx_packets: string } }[] };
-      return body.items.reduce((s, p) => s + Number(p.stats.tx_packets), 0);
-    };
-    await sleep(WARMUP * 1000);
-    const samples: number[] = [];
-    let prev = await txTotal();
-    let t0 = process.hrtime.bigint();
-    for (let i = 0; i < SECONDS; i++) {
-      await sleep(1000);
-      const now = await txTotal();
-      const t1 = process.hrtime.bigint();
-      samples.push((now - prev) / (Number(t1 - t0) / 1e9));
-      prev = now;
-      t0 = t1;
-    }
-    return samples;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { api, stop };
+}
+
+async function postText(api: string, text: string): Promise<void> {
+  const r = await fetch(`${api}/v1/flows`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: text });
+  if (r.status >= 300) throw new Error(`bulk flow add: ${r.status} ${(await r.text()).slice(0, 500)}`);
+}
+
+/** Total tx pps of ferryd, one sample a second, after the warm-up. */
+async function sampleTx(api: string): Promise<number[]> {
+  const txTotal = async () => {
+    const body = await (await fetch(`${api}/v1/ports`)).json() as { items: { stats: { tx_packets: string } }[] };
+    return body.items.reduce((s, p) => s + Number(p.stats.tx_packets), 0);
+  };
+  await sleep(WARMUP * 1000);
+  const samples: number[] = [];
+  let prev = await txTotal();
+  let t0 = process.hrtime.bigint();
+  for (let i = 0; i < SECONDS; i++) {
+    await sleep(1000);
+    const now = await txTotal();
+    const t1 = process.hrtime.bigint();
+    samples.push((now - prev) / (Number(t1 - t0) / 1e9));
+    prev = now;
+    t0 = t1;
+  }
+  return samples;
+}
+
+/** 1,001 flows over 10 masks: the in_port pair that carries the null ports' (all-zero)
+ * frames, and 9 masks of higher-priority flows those frames never match. */
+function tenMaskFlows(): string {
+  const lines = ['priority=10,in_port=0,actions=output:1', 'priority=10,in_port=1,actions=output:0'];
+  const h = (n: number) => n.toString(16).padStart(2, '0');
+  for (let i = 1; i <= 111; i++) {
+    lines.push(
+      `priority=101,dl_dst=00:00:00:00:00:${h(i)}/00:00:00:00:00:ff,actions=drop`,
+      `priority=102,dl_dst=${h(i)}:00:00:00:00:00/ff:00:00:00:00:00,actions=drop`,
+      `priority=103,dl_src=00:00:00:00:00:${h(i)}/00:00:00:00:00:ff,actions=drop`,
+      `priority=104,dl_src=${h(i)}:00:00:00:00:00/ff:00:00:00:00:00,actions=drop`,
+      `priority=105,ip,nw_src=10.0.${i}.0/24,actions=drop`,
+      `priority=106,ip,nw_dst=10.1.${i}.0/24,actions=drop`,
+      `priority=107,dl_vlan=${i},actions=drop`,
+      `priority=108,in_port=0,dl_dst=00:00:00:00:${h(i)}:00/00:00:00:00:ff:00,actions=drop`,
+      `priority=109,arp,arp_spa=10.2.${i}.1,actions=drop`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** ferryd forwarding 0->1 and 1->0 by flows installed over REST: total tx pps per second. */
+async function ferrydForward(flowText = 'priority=1,in_port=0,actions=output:1\npriority=1,in_port=1,actions=output:0\n'): Promise<number[]> {
+  const f = await startFerry();
+  try {
+    await postText(f.api, flowText);
+    return await sampleTx(f.api);
   } finally {
-    await stopProc(ctl, 'SIGTERM');
-    await stopProc(fd);
-    rmSync(`/dev/shm/${shm}`, { force: true });
-    rmSync(`/var/run/dpdk/${shm}`, { recursive: true, force: true });
+    await f.stop();
   }
 }
 
-/** ferry and baseline medians over all samples; ratio = median of the per-round ratios, so
- * drift of the machine between rounds cancels out. */
+/** Bulk programming through REST, and how soon a single POST's flow carries traffic. */
+async function programming(): Promise<Row[]> {
+  const f = await startFerry(['--max-flows', '131072'], EAL.map((a) => (a === '512' ? '1024' : a)));
+  try {
+    const n = 100000;
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) lines.push(`table=1,priority=100,ip,nw_src=10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255},actions=drop`);
+    const text = lines.join('\n') + '\n';
+    const t0 = process.hrtime.bigint();
+    await postText(f.api, text);
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    // traffic flows 0->1 all the time; each new flow outranks the last, so its counter
+    // starts moving as soon as the workers see it
+    await postText(f.api, 'priority=1,in_port=0,actions=output:1\n');
+    const lat: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const r = await fetch(`${f.api}/v1/flows`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ priority: 200 + i, match: { in_port: 0 }, actions: [{ type: 'output', port: 1 }] }),
+      });
+      const answered = process.hrtime.bigint();
+      const { id } = await r.json() as { id: string };
+      for (;;) {
+        const g = await (await fetch(`${f.api}/v1/flows/${id}`)).json() as { n_packets: string | null };
+        if (g.n_packets && g.n_packets !== '0') break;
+      }
+      lat.push(Number(process.hrtime.bigint() - answered) / 1e6);
+    }
+    lat.sort((a, b) => a - b);
+    const p99 = lat[Math.floor(lat.length * 0.99)]!;
+    return [
+      { metric: `flow programming, bulk REST (${n} flows, one bundle)`, ferry: n / secs / 1000, baseline: 100,
+        baselineName: 'issue target', unit: 'k flows/s', ratio: n / secs / 1000 / 100 },
+      { metric: 'POST answered -> flow carrying traffic, p99 (p50 ' + lat[lat.length >> 1]!.toFixed(2) + ' ms)',
+        ferry: p99, baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: p99 / 2 },
+    ];
+  } finally {
+    await f.stop();
+  }
+}
 interface Row { metric: string; ferry: number; baseline: number; baselineName: string; unit: string; ratio: number }
 
 function printTable(rows: Row[]): void {
@@ -129,15 +209,21 @@ function classifierRows(): Row[] {
 
 async function main(): Promise<void> {
   const ferry: number[] = [];
+  const pipe: number[] = [];
   const base: number[] = [];
   const ratios: number[] = [];
+  const pipeRatios: number[] = [];
+  const ten = tenMaskFlows();
   for (let r = 0; r < ROUNDS; r++) {
-    process.stderr.write(`bench: round ${r + 1}/${ROUNDS}: testpmd io, then ferryd\n`);
+    process.stderr.write(`bench: round ${r + 1}/${ROUNDS}: testpmd io, ferryd (in_port flows), ferryd (1,001 flows / 10 masks)\n`);
     const b = await testpmdIo();
     const f = await ferrydForward();
+    const p = await ferrydForward(ten);
     base.push(...b);
     ferry.push(...f);
+    pipe.push(...p);
     ratios.push(median(f) / median(b));
+    pipeRatios.push(median(p) / median(b));
   }
   process.stderr.write(`bench: samples (Mpps) testpmd ${base.map((v) => (v / 1e6).toFixed(1)).join(' ')}; ferryd ${ferry.map((v) => (v / 1e6).toFixed(1)).join(' ')}; per-round ratios ${ratios.map((v) => v.toFixed(2)).join(' ')}\n`);
   const rows: Row[] = [{
@@ -145,7 +231,14 @@ async function main(): Promise<void> {
     ferry: median(ferry) / 1e6, baseline: median(base) / 1e6, baselineName: 'testpmd io', unit: 'Mpps',
     ratio: median(ratios),
   }];
+  rows.push({
+    metric: 'pipeline parse+classify+forward, 64 B, 1,001 flows / 10 masks, 1 core',
+    ferry: median(pipe) / 1e6, baseline: median(base) / 1e6, baselineName: 'testpmd io', unit: 'Mpps',
+    ratio: median(pipeRatios),
+  });
   rows.push(...classifierRows());
+  process.stderr.write('bench: flow programming over REST\n');
+  rows.push(...(await programming()));
   printTable(rows);
 }
 

@@ -126,9 +126,10 @@ export class Ferry {
     throw new Error(`metric ${name}${JSON.stringify(labels)} not in /metrics`);
   }
 
-  /** Sends count test frames from vmFrom and returns how many vmTo received. */
-  async frames(vmFrom: number, vmTo: number, count: number, len = 60): Promise<number> {
-    const rx = spawn('ip', ['netns', 'exec', this.ns(vmTo), 'python3', RAWFRAMES, 'recv', 'eth0', '1.0'],
+  /** Sends count test frames from vmFrom and returns how many vmTo received (with
+   * destination MAC dstMac, when given). */
+  async frames(vmFrom: number, vmTo: number, count: number, len = 60, dstMac?: string): Promise<number> {
+    const rx = spawn('ip', ['netns', 'exec', this.ns(vmTo), 'python3', RAWFRAMES, 'recv', 'eth0', '1.0', ...(dstMac ? [dstMac] : [])],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = collect(rx);
     await waitFor('receiver ready', async () => (out().includes('ready') ? true : undefined), 5000);

@@ -72,10 +72,10 @@ describe('OpenFlow pipeline through ferryd', () => {
     assert.equal(last.total_len, 60);
   });
 
-  test('set_field rewrites, and an idle timeout removes the flow', async () => {
-    ctl('add-flow', 'table=0,priority=250,idle_timeout=1,dl_type=0x88b5,actions=set_field:02:fe:00:00:00:09->eth_dst,output:1');
-    assert.equal(await ferry.frames(1, 2, 4), 4);
-    assert.match(ctl('dump-flows'), /idle_timeout=1, priority=250,dl_type=0x88b5 actions=set_field:02:fe:00:00:00:09->eth_dst,output:1/);
-    await waitFor('flow idle-expired', async () => (ctl('dump-flows').includes('priority=250') ? undefined : true), 5000);
+  test('set_field rewrites the frame, and an idle timeout removes the flow', async () => {
+    ctl('add-flow', 'table=0,priority=250,idle_timeout=2,dl_type=0x88b5,actions=set_field:02:fe:00:00:00:09->eth_dst,output:1');
+    assert.match(ctl('dump-flows'), /idle_timeout=2, priority=250,dl_type=0x88b5 actions=set_field:02:fe:00:00:00:09->eth_dst,output:1/);
+    assert.equal(await ferry.frames(1, 2, 4, 60, '02:fe:00:00:00:09'), 4); /* arrived rewritten */
+    await waitFor('flow idle-expired', async () => (ctl('dump-flows').includes('priority=250') ? undefined : true), 6000);
   });
 });
