@@ -760,6 +760,24 @@ static void test_in_port_only_tables_skip_parsing(void)
 	CHECK_EQ(out(1, NULL, 0), 3);
 	CHECK_EQ(ws.parse_errors[FERRY_PARSE_REASON_ETH_SHORT], 0);
 	CHECK(ws.emc_misses - misses <= 1); /* one program for the burst */
+	/* a port's cached program is checked to still be that port's: simulate another
+	 * port's translation taking its cache slot */
+	struct ferry_rule b = flow(0, 10);
+	MATCH(b, in_port, 1, UINT32_MAX);
+	OUTPUT(b, 2);
+	add(&b);
+	commit();
+	in[0] = udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2));
+	run(0, in, 1);
+	in[0] = udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2));
+	run(1, in, 1);
+	CHECK_EQ(out(1, NULL, 0), 1);
+	CHECK_EQ(out(2, NULL, 0), 1);
+	w.hl_entry[0] = w.hl_entry[1];
+	in[0] = udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2));
+	run(0, in, 1);
+	CHECK_EQ(out(1, NULL, 0), 1); /* port 0's own flow, not port 1's */
+	CHECK_EQ(out(2, NULL, 0), 0);
 	/* a flow that looks at headers turns parsing back on */
 	struct ferry_rule ip = flow(0, 20);
 	match_nw_src(&ip, IP4(10, 0, 0, 0), 8);

@@ -407,6 +407,24 @@ static void process_recirculations(struct ferry_worker *w)
 	}
 }
 
+/* Sends a whole received burst of bytes out of port as it is, when nothing else waits
+ * for that port in this burst; unsent packets are counted and freed. */
+static void transmit_burst(struct ferry_worker *w, uint16_t out, struct rte_mbuf **pkts, uint16_t n, uint64_t bytes)
+{
+	uint16_t sent = rte_eth_tx_burst(out, w->txq, pkts, n);
+	struct ferry_worker_port_stats *ps = &w->stats->ports[out];
+	if (unlikely(sent < n)) {
+		for (uint16_t i = sent; i < n; i++) {
+			bytes -= pkts[i]->pkt_len;
+			rte_pktmbuf_free(pkts[i]);
+		}
+		ps->tx_dropped += n - sent;
+		w->stats->drops[FERRY_DROP_REASON_TX_FULL] += n - sent;
+	}
+	ps->tx_packets += sent;
+	ps->tx_bytes += bytes;
+}
+
 /* No visible flow looks at headers: every packet of the burst has the same result,
  * the one for its in_port, so nothing is parsed and one program serves the burst. */
 static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
@@ -414,25 +432,47 @@ static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct 
 	struct pkt p;
 	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
 	uint64_t bytes = 0;
-	memset(&p, 0, sizeof(p));
-	p.key.in_port = in_port;
-	p.lay.parse_error = FERRY_PARSE_OK;
 	for (uint16_t i = 0; i < n; i++)
 		bytes += pkts[i]->pkt_len;
 	in->rx_packets += n;
 	in->rx_bytes += bytes;
-	const struct ferry_emc_entry *run = NULL;
-	uint64_t rp = 0, rb = 0;
-	const struct ferry_emc_entry *e = program_for(w, &p, &run, &rp, &rb);
+
+	const struct ferry_emc_entry *e = w->hl_entry[in_port];
+	memset(&p.lay, 0, sizeof(p.lay));
+	p.lay.parse_error = FERRY_PARSE_OK;
+	p.table = 0;
+	p.depth = 0;
+	/* the cached entry is good while it still holds this port's program at this version:
+	 * another port's translation may have taken its cache slot. (Any key with this
+	 * in_port has this port's program: no visible flow reads anything else.) */
+	if (unlikely(w->hl_version[in_port] != w->version || e == NULL || e->version != w->version ||
+		     e->key.in_port != in_port || e->start_table != 0)) {
+		/* first burst of this port at this version: the port's program, via the cache */
+		memset(&p.key, 0, sizeof(p.key));
+		p.key.in_port = in_port;
+		const struct ferry_emc_entry *run = NULL;
+		uint64_t rp = 0, rb = 0;
+		e = program_for(w, &p, &run, &rp, &rb);
+		w->hl_entry[in_port] = e;
+		w->hl_version[in_port] = w->version;
+	} else {
+		w->stats->emc_hits++;
+	}
 	const struct ferry_program *prog = &e->prog;
 	account(w, prog, n, bytes);
 	w->stats->emc_hits += n - 1u;
 	if (prog->n_ops == 1 && prog->ops[0].type == FERRY_OP_OUTPUT && prog->ops[0].port < w->n_ports) {
 		/* the patch-panel case: the whole burst goes out one port as received */
 		uint16_t out = (uint16_t)prog->ops[0].port;
+		if (likely(w->tx_n[out] == 0)) {
+			transmit_burst(w, out, pkts, n, bytes);
+			return;
+		}
 		for (uint16_t i = 0; i < n; i++)
 			stage(w, out, pkts[i]);
 	} else {
+		memset(&p.key, 0, sizeof(p.key));
+		p.key.in_port = in_port;
 		for (uint16_t i = 0; i < n; i++)
 			execute(w, pkts[i], &p, prog, (const struct ferry_flow_key *)(const void *)prog->exit_meta);
 	}

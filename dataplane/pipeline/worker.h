@@ -73,6 +73,9 @@ struct ferry_worker {
 	uint64_t now_ns;                     /* of the current burst */
 	uint64_t version;                    /* of the current burst */
 	uint32_t headers_needed;             /* of the current burst */
+	/* headerless mode: each in_port's program for one version */
+	uint64_t hl_version[RTE_MAX_ETHPORTS];
+	const struct ferry_emc_entry *hl_entry[RTE_MAX_ETHPORTS];
 	/* recirculation queue (ct(table=)) */
 	uint16_t rq_n;
 	struct ferry_recirc rq[FERRY_RECIRC_SLOTS];
