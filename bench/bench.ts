@@ -201,7 +201,8 @@ function classifierRows(): Row[] {
   return out.trim().split('\n').map((line) => {
     const [metric, ferry, base, baseName] = line.split('\t');
     return {
-      metric: metric!, ferry: Number(ferry), baseline: Number(base), baselineName: baseName!, unit: 'Mpps',
+      metric: metric!, ferry: Number(ferry), baseline: Number(base), baselineName: baseName!,
+      unit: metric!.startsWith('flow table inserts') ? 'M flows/s' : 'Mpps',
       ratio: Number(ferry) / Number(base),
     };
   });
