@@ -55,23 +55,27 @@ static inline int count_drop(struct ferry_worker *w, enum ferry_drop_reason why)
 
 /* ---- output ---- */
 
-static void flush_port(struct ferry_worker *w, uint16_t out)
+/* Sends pkts[0..n) of bytes total out of port; what the NIC does not take is counted
+ * and freed. */
+static void transmit(struct ferry_worker *w, uint16_t out, struct rte_mbuf **pkts, uint16_t n, uint64_t bytes)
 {
-	uint16_t n = w->tx_n[out];
-	uint64_t bytes = w->tx_bytes[out];
-	uint16_t sent = rte_eth_tx_burst(out, w->txq, w->tx[out], n);
+	uint16_t sent = rte_eth_tx_burst(out, w->txq, pkts, n);
 	struct ferry_worker_port_stats *ps = &w->stats->ports[out];
 	if (unlikely(sent < n)) {
-		/* the NIC is full: the rest are ours to count and free */
 		for (uint16_t i = sent; i < n; i++) {
-			bytes -= w->tx[out][i]->pkt_len;
-			rte_pktmbuf_free(w->tx[out][i]);
+			bytes -= pkts[i]->pkt_len;
+			rte_pktmbuf_free(pkts[i]);
 		}
 		ps->tx_dropped += n - sent;
 		w->stats->drops[FERRY_DROP_REASON_TX_FULL] += n - sent;
 	}
 	ps->tx_packets += sent;
 	ps->tx_bytes += bytes;
+}
+
+static void flush_port(struct ferry_worker *w, uint16_t out)
+{
+	transmit(w, out, w->tx[out], w->tx_n[out], w->tx_bytes[out]);
 	w->tx_n[out] = 0;
 	w->tx_bytes[out] = 0;
 }
@@ -407,24 +411,6 @@ static void process_recirculations(struct ferry_worker *w)
 	}
 }
 
-/* Sends a whole received burst of bytes out of port as it is, when nothing else waits
- * for that port in this burst; unsent packets are counted and freed. */
-static void transmit_burst(struct ferry_worker *w, uint16_t out, struct rte_mbuf **pkts, uint16_t n, uint64_t bytes)
-{
-	uint16_t sent = rte_eth_tx_burst(out, w->txq, pkts, n);
-	struct ferry_worker_port_stats *ps = &w->stats->ports[out];
-	if (unlikely(sent < n)) {
-		for (uint16_t i = sent; i < n; i++) {
-			bytes -= pkts[i]->pkt_len;
-			rte_pktmbuf_free(pkts[i]);
-		}
-		ps->tx_dropped += n - sent;
-		w->stats->drops[FERRY_DROP_REASON_TX_FULL] += n - sent;
-	}
-	ps->tx_packets += sent;
-	ps->tx_bytes += bytes;
-}
-
 /* No visible flow looks at headers: every packet of the burst has the same result,
  * the one for its in_port, so nothing is parsed and one program serves the burst. */
 static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
@@ -465,7 +451,7 @@ static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct 
 		/* the patch-panel case: the whole burst goes out one port as received */
 		uint16_t out = (uint16_t)prog->ops[0].port;
 		if (likely(w->tx_n[out] == 0)) {
-			transmit_burst(w, out, pkts, n, bytes);
+			transmit(w, out, pkts, n, bytes); /* nothing else waits for that port */
 			return;
 		}
 		for (uint16_t i = 0; i < n; i++)

@@ -54,19 +54,7 @@ export function fnv1a64Fast(parts: readonly Uint8Array[]): bigint {
         continue;
       }
       if (zeros) { mulPow(zeros); zeros = 0; }
-      v0 ^= b;
-      let t0 = v0 * 0x1b3;
-      let t1 = v1 * 0x1b3;
-      let t2 = v2 * 0x1b3;
-      const t3 = v3 * 0x1b3 + (v1 << 8);
-      t2 += v0 << 8;
-      t1 += t0 >>> 16;
-      v0 = t0 & 0xffff;
-      t2 += t1 >>> 16;
-      v1 = t1 & 0xffff;
-      v3 = (t3 + (t2 >>> 16)) & 0xffff;
-      v2 = t2 & 0xffff;
-      t0 = 0;
+      step(b);
     }
   }
   if (zeros) mulPow(zeros);
