@@ -156,12 +156,15 @@ async function programming(): Promise<Row[]> {
     // starts moving as soon as the workers see it
     await postText(f.api, 'priority=1,in_port=0,actions=output:1\n');
     const lat: number[] = [];
+    const rtt: number[] = [];
     for (let i = 0; i < 200; i++) {
+      const sent = process.hrtime.bigint();
       const r = await fetch(`${f.api}/v1/flows`, {
         method: 'POST', headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ priority: 200 + i, match: { in_port: 0 }, actions: [{ type: 'output', port: 1 }] }),
       });
       const answered = process.hrtime.bigint();
+      rtt.push(Number(answered - sent) / 1e6);
       const { id } = await r.json() as { id: string };
       for (;;) {
         const g = await (await fetch(`${f.api}/v1/flows/${id}`)).json() as { n_packets: string | null };
@@ -169,13 +172,14 @@ async function programming(): Promise<Row[]> {
       }
       lat.push(Number(process.hrtime.bigint() - answered) / 1e6);
     }
-    lat.sort((a, b) => a - b);
-    const p99 = lat[Math.floor(lat.length * 0.99)]!;
+    const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
     return [
       { metric: `flow programming, bulk REST (${n} flows, one bundle)`, ferry: n / secs / 1000, baseline: 100,
         baselineName: 'issue target', unit: 'k flows/s', ratio: n / secs / 1000 / 100 },
-      { metric: 'POST answered -> flow carrying traffic, p99 (p50 ' + lat[lat.length >> 1]!.toFixed(2) + ' ms)',
-        ferry: p99, baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: p99 / 2 },
+      { metric: `single POST round trip, answered once every worker sees it, p99 (p50 ${pct(rtt, 0.5).toFixed(2)} ms)`,
+        ferry: pct(rtt, 0.99), baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: pct(rtt, 0.99) / 2 },
+      { metric: `POST answered -> its counter moves, polled over REST, p99 (p50 ${pct(lat, 0.5).toFixed(2)} ms)`,
+        ferry: pct(lat, 0.99), baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: pct(lat, 0.99) / 2 },
     ];
   } finally {
     await f.stop();
