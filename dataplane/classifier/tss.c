@@ -25,16 +25,20 @@ uint32_t tss_hash_masked(const struct tss_subtable *s, const struct ferry_flow_k
 }
 
 static inline int masked_equal(const struct tss_subtable *s, const struct ferry_flow_key *key,
-			       const struct ferry_rule *r)
+			       const struct tss_node *n)
 {
 	const uint64_t *kw = ferry_key_words(key), *mw = ferry_key_words(&s->mask);
-	const uint64_t *rw = ferry_key_words(&r->key);
 	uint64_t diff = 0;
 	for (unsigned i = 0; i < s->n_words; i++) {
 		unsigned w = s->words[i];
-		diff |= (kw[w] & mw[w]) ^ rw[w];
+		diff |= (kw[w] & mw[w]) ^ n->words[i];
 	}
 	return diff == 0;
+}
+
+static inline size_t node_size(const struct tss_subtable *s)
+{
+	return sizeof(struct tss_node) + (size_t)s->n_words * sizeof(uint64_t);
 }
 
 void tss_init(struct tss *t, tss_retire_fn retire, void *ctx)
@@ -93,11 +97,11 @@ const struct ferry_rule *tss_lookup(const struct tss *t, uint8_t table, const st
 		const struct tss_buckets *b = __atomic_load_n(&s->buckets, __ATOMIC_ACQUIRE);
 		for (const struct tss_node *n = __atomic_load_n(&b->head[h & b->mask], __ATOMIC_ACQUIRE);
 		     n != NULL; n = __atomic_load_n(&n->next, __ATOMIC_ACQUIRE)) {
-			const struct ferry_rule *r = n->rule;
-			if (n->hash != h || (best && r->priority <= best->priority) ||
-			    !ferry_rule_visible(r, version) || !masked_equal(s, key, r))
+			if (n->hash != h || (best && n->priority <= best->priority) || !masked_equal(s, key, n))
 				continue;
-			best = r;
+			/* only a match reads the rule: is it visible at this version? */
+			if (ferry_rule_visible(n->rule, version))
+				best = n->rule;
 		}
 	}
 out:
@@ -184,10 +188,10 @@ static int grow(struct tss *t, struct tss_subtable *s)
 	b->mask = n - 1;
 	for (uint32_t i = 0; i <= old->mask; i++) {
 		for (struct tss_node *o = old->head[i]; o; o = o->next) {
-			struct tss_node *c = rte_malloc("tss_node", sizeof(*c), 0);
+			struct tss_node *c = rte_malloc("tss_node", node_size(s), 0);
 			if (c == NULL)
 				goto nomem;
-			*c = *o;
+			memcpy(c, o, node_size(s));
 			c->next = b->head[c->hash & b->mask];
 			b->head[c->hash & b->mask] = c;
 		}
@@ -229,10 +233,14 @@ int tss_insert(struct tss *t, struct ferry_rule *r)
 		s->min_priority = r->priority;
 		created = 1;
 	}
-	struct tss_node *n = rte_malloc("tss_node", sizeof(*n), 0);
+	struct tss_node *n = rte_malloc("tss_node", node_size(s), 0);
 	if (n == NULL)
 		goto nomem;
 	n->rule = r;
+	n->priority = r->priority;
+	n->pad0 = 0;
+	for (unsigned i = 0; i < s->n_words; i++)
+		n->words[i] = ferry_key_words(&r->key)[s->words[i]];
 	n->hash = tss_hash_masked(s, &r->key);
 	struct tss_buckets *b = s->buckets;
 	n->next = b->head[n->hash & b->mask];

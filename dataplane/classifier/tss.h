@@ -13,10 +13,15 @@
 #include <stdint.h>
 #include "rule.h"
 
+/* A rule in a subtable. The masked key words the subtable compares, and the priority,
+ * are kept in the node so a visit reads one node, not node -> rule -> key. */
 struct tss_node {
 	struct tss_node *next;
-	uint32_t hash;
 	const struct ferry_rule *rule;
+	uint32_t hash;
+	uint16_t priority;
+	uint16_t pad0;
+	uint64_t words[]; /* the rule's key at the subtable's words[] */
 };
 
 struct tss_buckets {
