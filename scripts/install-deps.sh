@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   dpdk dpdk-dev libdpdk-dev meson ninja-build pkg-config gcc g++ make python3
   iproute2 ethtool iputils-ping procps libpcap-dev curl
+  prometheus docker-compose
 )
 
 missing=()
@@ -23,6 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "install-deps: apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian's prometheus package would start its service (listening on 0.0.0.0:9090) at
+  # install; a policy-rc.d that exits 101 forbids that. The tests run their own on loopback.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

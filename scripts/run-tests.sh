@@ -16,6 +16,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 section "TypeScript unit tests and the layout check"
 node --test --test-reporter=spec build/tests/layout/*.test.js build/control/test/*.test.js || failed+=("TS unit/layout tests")
 
+section "observability: metrics, dashboards, Prometheus, compose, OpenAPI"
+node --test --test-reporter=spec --test-concurrency=1 build/tests/observability/*.test.js || failed+=("observability tests")
+
 section "integration: ferryd + ferry-control in network namespaces"
 node --test --test-reporter=spec --test-concurrency=1 build/tests/integration/*.test.js || failed+=("integration tests")
 

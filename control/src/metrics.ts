@@ -7,6 +7,8 @@ import type { FerrydConnection } from './ferryd';
 import type { Snapshot, PortSnapshot } from './shm/segment';
 import type { FlowService } from './flows/service';
 import type { PacketInLog } from './packet-ins';
+import { readExtraStats } from './metrics/extra';
+import { ScrapeData, portLabel, registerDataplaneMetrics } from './metrics/dataplane';
 
 export function packageVersion(): string {
   try {
@@ -33,11 +35,9 @@ const PORT_COUNTERS: [string, string, (p: PortSnapshot) => bigint][] = [
   ['ferry_port_rx_errors_total', 'Erroneous packets received (hw ierrors)', (p) => p.hw.ierrors],
 ];
 
-const portLabel = (p: PortSnapshot): string => p.name || `port${p.port_id}`;
-
 export class FerryMetrics {
   readonly registry = new Registry();
-  private scrape: { snap?: Snapshot | null } | null = null;
+  private scrape: { data?: ScrapeData | null } | null = null;
   private last: Promise<unknown> = Promise.resolve();
   private readonly prevCycles = new Map<number, { busy: bigint; idle: bigint }>();
 
@@ -127,16 +127,30 @@ export class FerryMetrics {
       });
     }
 
+    registerDataplaneMetrics(this.registry, () => this.data());
+
     const build = new Gauge({ name: 'ferry_build_info', help: 'ferry-control build', labelNames: ['version'], registers });
     build.set({ version }, 1);
   }
 
-  /** The scrape's snapshot (taken by the first metric collected), or a fresh one outside a scrape. */
-  private snapshot(): Snapshot | null {
-    const take = (): Snapshot | null => this.ferryd.segment?.snapshot() ?? null;
+  /**
+   * The scrape's snapshot and the extra worker/table counters read right after it (taken together
+   * by the first metric collected), or fresh ones outside a scrape.
+   */
+  private data(): ScrapeData | null {
+    const take = (): ScrapeData | null => {
+      const seg = this.ferryd.segment;
+      if (!seg) return null;
+      const snap = seg.snapshot();
+      return { snap, extra: readExtraStats(seg) };
+    };
     if (!this.scrape) return take();
-    if (this.scrape.snap === undefined) this.scrape.snap = take();
-    return this.scrape.snap;
+    if (this.scrape.data === undefined) this.scrape.data = take();
+    return this.scrape.data;
+  }
+
+  private snapshot(): Snapshot | null {
+    return this.data()?.snap ?? null;
   }
 
   get contentType(): string {

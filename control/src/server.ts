@@ -10,6 +10,8 @@ import { packetInRoutes } from './routes/packet-ins';
 import { PacketInLog } from './packet-ins';
 import { FerryMetrics } from './metrics';
 import { registerProblemHandlers } from './problem';
+import swagger from '@fastify/swagger';
+import { packageVersion } from './metrics';
 
 export interface ServerOptions {
   ferryd: FerrydConnection;
@@ -36,6 +38,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const packetIns = opts.packetIns ?? new PacketInLog(ferryd);
   const metrics = opts.metrics ?? new FerryMetrics(ferryd, undefined, { flows, packetIns });
 
+  // OpenAPI 3 generated from the route schemas; registered first so it sees every route.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'ferry-control', description: 'Ferry\'s REST API: ports, flows, bundles, packet-ins, health and metrics', version: packageVersion() },
+    },
+  });
   await app.register(healthRoutes, { ferryd });
   await app.register(portRoutes, { ferryd });
   await app.register(flowRoutes, { flows });
@@ -44,5 +53,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const body = await metrics.render();
     return reply.type(metrics.contentType).send(body);
   });
+  app.get('/docs/json', async () => app.swagger());
   return app;
 }
