@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 DP_BUILD := dataplane/build
 DP_ASAN := dataplane/build-asan
+DP_FUZZ := dataplane/build-fuzz
+FUZZ_SECONDS ?= 300
 FERRYD := $(DP_BUILD)/ferryd
 export npm_config_nodedir := $(if $(wildcard /usr/include/node),/usr,)
 
-.PHONY: all deps build dataplane dataplane-asan control test test-c test-layout test-ts \
-        test-integration demo bench clean
+.PHONY: all deps build dataplane dataplane-asan dataplane-fuzz control test test-c test-layout test-ts \
+        test-integration demo bench fuzz clean
 
 all: build
 
@@ -25,11 +27,17 @@ dataplane-asan:
 	  -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; fi
 	@ninja -C $(DP_ASAN) >/dev/null
 
+# libFuzzer targets (clang, ASan + UBSan)
+dataplane-fuzz:
+	@if [ ! -f $(DP_FUZZ)/build.ninja ]; then CC=clang-14 meson setup $(DP_FUZZ) dataplane -Dfuzz=true \
+	  -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; fi
+	@ninja -C $(DP_FUZZ) fuzz_parse fuzz_ctl >/dev/null
+
 control:
 	@node proto/gen.mjs --ts control/src/gen/proto.ts
 	@npx tsc -p tsconfig.json
 
-test: build dataplane-asan
+test: build dataplane-asan dataplane-fuzz
 	@scripts/run-tests.sh
 
 test-c: build
@@ -47,5 +55,9 @@ demo: build
 bench: build
 	@node build/bench/bench.js
 
+# the fuzzers for FUZZ_SECONDS each (default 5 minutes), corpora kept in .ferry-run/fuzz
+fuzz: build dataplane-fuzz
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(DP_BUILD) $(DP_ASAN) build
+	rm -rf $(DP_BUILD) $(DP_ASAN) $(DP_FUZZ) build

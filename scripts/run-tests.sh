@@ -13,6 +13,9 @@ section "C unit tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   meson test -C dataplane/build-asan --print-errorlogs || failed+=("C unit tests (ASan/UBSan)")
 
+section "fuzzing: a short run of each libFuzzer target (make fuzz runs them longer)"
+scripts/fuzz.sh "${FERRY_FUZZ_SECONDS:-10}" || failed+=("fuzzing")
+
 section "TypeScript unit tests and the layout check"
 node --test --test-reporter=spec build/tests/layout/*.test.js build/control/test/*.test.js || failed+=("TS unit/layout tests")
 
