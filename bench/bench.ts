@@ -1,15 +1,13 @@
 // make bench: Ferry's figures next to a baseline run in the same invocation, as ratios.
 // Runs interleaved (baseline, Ferry, baseline, Ferry) and reports medians of the
 // per-second samples, because this machine is noisy.
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, waitFor } from '../tests/integration/harness';
+import { NullFerry, startNullFerry, stopProc } from '../tests/integration/harness';
 
 const root = path.resolve(__dirname, '../..');
-const FERRYD = path.join(root, 'dataplane/build/ferryd');
 const BENCH_CLASSIFIER = path.join(root, 'dataplane/build/ferry-bench-classifier');
-const CONTROL = path.join(root, 'control/bin/ferry-control.js');
 const SECONDS = Number(process.env.FERRY_BENCH_SECONDS ?? 5);
 const WARMUP = 2;
 const ROUNDS = Number(process.env.FERRY_BENCH_ROUNDS ?? 3);
@@ -21,15 +19,6 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-
-function stopProc(p: ChildProcess, sig: NodeJS.Signals = 'SIGINT'): Promise<void> {
-  if (p.exitCode != null || p.signalCode != null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-    p.on('exit', () => { clearTimeout(t); resolve(); });
-    p.kill(sig);
-  });
-}
 
 /** testpmd io forwarding between the two null ports: total Tx pps per stats period. */
 async function testpmdIo(): Promise<number[]> {
@@ -52,35 +41,9 @@ async function testpmdIo(): Promise<number[]> {
   return samples;
 }
 
-interface Ferry { api: string; stop(): Promise<void> }
-
-/** Starts ferryd on the two null ports and ferry-control, and waits until healthy. */
-async function startFerry(extra: string[] = [], eal: string[] = EAL): Promise<Ferry> {
-  const shm = `ferry-bench-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
-  const fd = spawn(FERRYD, [...eal, '--file-prefix', shm, '--', '--shm-name', shm, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  fd.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  fd.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const port = await freePort();
-  const api = `http://127.0.0.1:${port}`;
-  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', `127.0.0.1:${port}`, '--request-timeout-ms', '30000'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  const stop = async () => {
-    await stopProc(ctl, 'SIGTERM');
-    await stopProc(fd);
-    rmSync(`/dev/shm/${shm}`, { force: true });
-    rmSync(`/var/run/dpdk/${shm}`, { recursive: true, force: true });
-  };
-  try {
-    await waitFor('ferry-control healthy', async () => {
-      if (fd.exitCode != null) throw new Error(`ferryd exited: ${log}`);
-      return (await fetch(`${api}/health`)).status === 200 ? true : undefined;
-    }, 20000);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { api, stop };
+/** ferryd on the two null ports (pure polling) and ferry-control, healthy. */
+function startFerry(extra: string[] = [], memMb = 512): Promise<NullFerry> {
+  return startNullFerry({ tag: 'bench', memMb, extra });
 }
 
 async function postText(api: string, text: string): Promise<void> {
@@ -143,7 +106,7 @@ async function ferrydForward(flowText = 'priority=1,in_port=0,actions=output:1\n
 
 /** Bulk programming through REST, and how soon a single POST's flow carries traffic. */
 async function programming(): Promise<Row[]> {
-  const f = await startFerry(['--max-flows', '131072'], EAL.map((a) => (a === '512' ? '1024' : a)));
+  const f = await startFerry(['--max-flows', '131072'], 1024);
   try {
     const n = 100000;
     const lines: string[] = [];

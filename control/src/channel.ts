@@ -136,11 +136,9 @@ export class ControlChannel {
     return p;
   }
 
-  /**
-   * Writes as many of specs as fit into the request ring and publishes them with one head store.
-   * responses[i] belongs to specs[i] for i < submitted; the rest were not sent.
-   */
-  requestMany(specs: readonly RequestSpec[]): { submitted: number; responses: Promise<ChannelResponse>[] } {
+  /** Writes as many of specs as fit into the request ring, publishes them with one head
+   * store, and returns their request ids (specs[i] got ids[i]). */
+  private writeMany(specs: readonly RequestSpec[]): number[] {
     if (this.closedWith) throw this.closedWith;
     const ids: number[] = [];
     const submitted = this.req.writeBatch(specs.length, (i, dv, off) => {
@@ -150,8 +148,18 @@ export class ControlChannel {
     });
     if (submitted < specs.length) this.stats.ringFull++;
     this.stats.requests += submitted;
+    return ids;
+  }
+
+  /**
+   * Writes as many of specs as fit into the request ring and publishes them with one head store.
+   * responses[i] belongs to specs[i] for i < submitted; the rest were not sent.
+   */
+  requestMany(specs: readonly RequestSpec[]): { submitted: number; responses: Promise<ChannelResponse>[] } {
+    const ids = this.writeMany(specs);
+    const submitted = ids.length;
     const now = performance.now();
-    const responses = ids.slice(0, submitted).map((id, i) => this.track(id, specs[i]!, now));
+    const responses = ids.map((id, i) => this.track(id, specs[i]!, now));
     if (submitted > 0) {
       this.lastActivity = now;
       this.schedule();
@@ -165,15 +173,8 @@ export class ControlChannel {
    * timeout or failure.
    */
   requestGroup(specs: readonly RequestSpec[]): { submitted: number; done: Promise<ChannelResponse[]> } {
-    if (this.closedWith) throw this.closedWith;
-    const ids: number[] = [];
-    const submitted = this.req.writeBatch(specs.length, (i, dv, off) => {
-      const id = nextReqId();
-      ids.push(id);
-      this.writeRecord(dv, off, id, specs[i]!);
-    });
-    if (submitted < specs.length) this.stats.ringFull++;
-    this.stats.requests += submitted;
+    const ids = this.writeMany(specs);
+    const submitted = ids.length;
     if (submitted === 0) return { submitted, done: Promise.resolve([]) };
     const now = performance.now();
     const results = new Array<ChannelResponse>(submitted);

@@ -161,3 +161,55 @@ export class Ferry {
     sh(TOPOLOGY, ['down', this.opts.prefix, String(this.opts.vms)]);
   }
 }
+
+export function stopProc(p: ChildProcess, sig: NodeJS.Signals = 'SIGINT'): Promise<void> {
+  if (p.exitCode != null || p.signalCode != null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+    p.on('exit', () => { clearTimeout(t); resolve(); });
+    p.kill(sig);
+  });
+}
+
+export interface NullFerry {
+  api: string;
+  /** host:port of ferry-control, for a scrape target */
+  target: string;
+  stop(): Promise<void>;
+}
+
+/** ferryd on two net_null ports (EAL memory memMb, ferryd options extra) with a ferry-control
+ * attached, healthy, and flows (ovs-ofctl text) installed; stop() cleans up everything. */
+export async function startNullFerry(opts: { tag: string; memMb?: number; extra?: string[]; flows?: string }): Promise<NullFerry> {
+  const shm = `ferry-${opts.tag}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+  const fd = spawn(FERRYD, ['--no-huge', '-m', String(opts.memMb ?? 256), '--no-pci', '--file-prefix', shm, '-l', '0,1',
+    '--vdev', 'net_null0', '--vdev', 'net_null1', '--log-level=error', '--', '--shm-name', shm, ...(opts.extra ?? [])],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = collect(fd);
+  const port = await freePort();
+  const target = `127.0.0.1:${port}`;
+  const api = `http://${target}`;
+  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', target, '--request-timeout-ms', '30000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stop = async (): Promise<void> => {
+    await stopProc(ctl, 'SIGTERM');
+    await stopProc(fd);
+    rmSync(`/dev/shm/${shm}`, { force: true });
+    rmSync(`/var/run/dpdk/${shm}`, { recursive: true, force: true });
+  };
+  try {
+    await waitFor('ferry-control healthy', async () => {
+      if (fd.exitCode != null) throw new Error(`ferryd exited: ${log()}`);
+      return (await fetch(`${api}/health`)).status === 200 ? true : undefined;
+    }, 20000);
+    if (opts.flows) {
+      const r = await fetch(`${api}/v1/flows`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: opts.flows });
+      if (r.status >= 300) throw new Error(`adding flows: ${r.status} ${(await r.text()).slice(0, 500)}`);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { api, target, stop };
+}
+
