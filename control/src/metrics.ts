@@ -7,8 +7,7 @@ import type { FerrydConnection } from './ferryd';
 import type { Snapshot, PortSnapshot } from './shm/segment';
 import type { FlowService } from './flows/service';
 import type { PacketInLog } from './packet-ins';
-import { readExtraStats } from './metrics/extra';
-import { ScrapeData, portLabel, registerDataplaneMetrics } from './metrics/dataplane';
+import { portLabel, registerDataplaneMetrics } from './metrics/dataplane';
 
 export function packageVersion(): string {
   try {
@@ -37,7 +36,7 @@ const PORT_COUNTERS: [string, string, (p: PortSnapshot) => bigint][] = [
 
 export class FerryMetrics {
   readonly registry = new Registry();
-  private scrape: { data?: ScrapeData | null } | null = null;
+  private scrape: { snap?: Snapshot | null } | null = null;
   private last: Promise<unknown> = Promise.resolve();
   private readonly prevCycles = new Map<number, { busy: bigint; idle: bigint }>();
 
@@ -127,30 +126,18 @@ export class FerryMetrics {
       });
     }
 
-    registerDataplaneMetrics(this.registry, () => this.data());
+    registerDataplaneMetrics(this.registry, () => this.snapshot());
 
     const build = new Gauge({ name: 'ferry_build_info', help: 'ferry-control build', labelNames: ['version'], registers });
     build.set({ version }, 1);
   }
 
-  /**
-   * The scrape's snapshot and the extra worker/table counters read right after it (taken together
-   * by the first metric collected), or fresh ones outside a scrape.
-   */
-  private data(): ScrapeData | null {
-    const take = (): ScrapeData | null => {
-      const seg = this.ferryd.segment;
-      if (!seg) return null;
-      const snap = seg.snapshot();
-      return { snap, extra: readExtraStats(seg) };
-    };
-    if (!this.scrape) return take();
-    if (this.scrape.data === undefined) this.scrape.data = take();
-    return this.scrape.data;
-  }
-
+  /** The scrape's snapshot (taken by the first metric collected), or a fresh one outside a scrape. */
   private snapshot(): Snapshot | null {
-    return this.data()?.snap ?? null;
+    const take = (): Snapshot | null => this.ferryd.segment?.snapshot() ?? null;
+    if (!this.scrape) return take();
+    if (this.scrape.snap === undefined) this.scrape.snap = take();
+    return this.scrape.snap;
   }
 
   get contentType(): string {

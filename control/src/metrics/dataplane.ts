@@ -1,15 +1,9 @@
 // Ferry's dataplane metric families beyond the original port/drop/ring set: worker cycles and
 // bursts, EMC, recirculations, parse errors, flow-table lookups, port link/hw errors, heartbeat.
-// Every family reads the scrape's one snapshot through the `data` callback.
+// Every family reads the scrape's one snapshot through the `snapshot` callback.
 import { Counter, Gauge, Registry } from 'prom-client';
 import { ParseReasonName } from '../gen/proto';
 import type { Snapshot, WorkerSnapshot, PortSnapshot } from '../shm/segment';
-import type { ExtraStats, WorkerExtra } from './extra';
-
-export interface ScrapeData {
-  snap: Snapshot;
-  extra: ExtraStats;
-}
 
 export const portLabel = (p: PortSnapshot): string => p.name || `port${p.port_id}`;
 
@@ -17,20 +11,20 @@ const PARSE_REASONS: [number, string][] = Object.entries(ParseReasonName)
   .filter(([, name]) => !name.startsWith('RESERVED'))
   .map(([v, name]) => [Number(v), name.toLowerCase()]);
 
-type WorkerCounter = [string, string, (w: WorkerSnapshot, x: WorkerExtra | undefined) => bigint];
+type WorkerCounter = [string, string, (w: WorkerSnapshot) => bigint];
 
 const WORKER_COUNTERS: WorkerCounter[] = [
   ['ferry_worker_busy_cycles_total', 'TSC cycles a worker spent on loops that received packets', (w) => w.busy_cycles],
   ['ferry_worker_idle_cycles_total', 'TSC cycles a worker spent on empty polls', (w) => w.idle_cycles],
   ['ferry_worker_rx_bursts_total', 'Non-empty rx bursts a worker received', (w) => w.rx_bursts],
   ['ferry_worker_rx_packets_total', 'Packets a worker received (all its rx queues)', (w) => w.rx_packets],
-  ['ferry_worker_recirculations_total', 'Pipeline passes after the first (ct(table=) re-entries)', (_w, x) => x?.recirculations ?? 0n],
-  ['ferry_emc_hits_total', 'Packets whose pipeline result came from the worker\'s exact-match cache', (_w, x) => x?.emc_hits ?? 0n],
-  ['ferry_emc_misses_total', 'Packets that missed the worker\'s exact-match cache', (_w, x) => x?.emc_misses ?? 0n],
+  ['ferry_worker_recirculations_total', 'Pipeline passes after the first (ct(table=) re-entries)', (w) => w.recirculations],
+  ['ferry_emc_hits_total', 'Packets whose pipeline result came from the worker\'s exact-match cache', (w) => w.emc_hits],
+  ['ferry_emc_misses_total', 'Packets that missed the worker\'s exact-match cache', (w) => w.emc_misses],
 ];
 
-/** Registers the families on `registry`; `data()` returns the scrape's snapshot (null: no ferryd). */
-export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeData | null): void {
+/** Registers the families on `registry`; `snapshot()` returns the scrape's snapshot (null: no ferryd). */
+export function registerDataplaneMetrics(registry: Registry, snapshot: () => Snapshot | null): void {
   const registers = [registry];
 
   for (const [name, help, get] of WORKER_COUNTERS) {
@@ -38,9 +32,7 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
       name, help, labelNames: ['worker'], registers,
       collect: () => {
         c.reset();
-        const d = data();
-        if (!d) return;
-        for (const w of d.snap.workers) c.inc({ worker: String(w.worker) }, Number(get(w, d.extra.workers[w.worker])));
+        for (const w of snapshot()?.workers ?? []) c.inc({ worker: String(w.worker) }, Number(get(w)));
       },
     });
   }
@@ -49,7 +41,7 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
     name: 'ferry_parse_errors_total', help: 'Header problems the parser found, by worker and reason', labelNames: ['worker', 'reason'], registers,
     collect: () => {
       parseErrors.reset();
-      for (const x of data()?.extra.workers ?? []) {
+      for (const x of snapshot()?.workers ?? []) {
         for (const [r, reason] of PARSE_REASONS) parseErrors.inc({ worker: String(x.worker), reason }, Number(x.parse_errors[r] ?? 0n));
       }
     },
@@ -61,7 +53,7 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
     labelNames: ['table', 'result'], registers,
     collect: () => {
       lookups.reset();
-      for (const t of data()?.extra.tables ?? []) {
+      for (const t of snapshot()?.tables ?? []) {
         lookups.inc({ table: String(t.table), result: 'match' }, Number(t.matches));
         lookups.inc({ table: String(t.table), result: 'miss' }, Number(t.misses));
       }
@@ -73,7 +65,7 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
       name, help, labelNames: ['port'], registers,
       collect: () => {
         c.reset();
-        for (const p of data()?.snap.ports ?? []) c.inc({ port: portLabel(p) }, Number(get(p)));
+        for (const p of snapshot()?.ports ?? []) c.inc({ port: portLabel(p) }, Number(get(p)));
       },
     });
   };
@@ -84,7 +76,7 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
     name: 'ferry_port_up', help: '1 if the port\'s link is up', labelNames: ['port'], registers,
     collect: () => {
       portUp.reset();
-      for (const p of data()?.snap.ports ?? []) portUp.set({ port: portLabel(p) }, p.link.up ? 1 : 0);
+      for (const p of snapshot()?.ports ?? []) portUp.set({ port: portLabel(p) }, p.link.up ? 1 : 0);
     },
   });
 
@@ -92,7 +84,7 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
     name: 'ferry_port_speed_bytes', help: 'Link speed in bytes per second (ports reporting a speed only)', labelNames: ['port'], registers,
     collect: () => {
       speed.reset();
-      for (const p of data()?.snap.ports ?? []) {
+      for (const p of snapshot()?.ports ?? []) {
         if (p.link.speed_mbps > 0) speed.set({ port: portLabel(p) }, p.link.speed_mbps * 125000);
       }
     },
@@ -102,12 +94,12 @@ export function registerDataplaneMetrics(registry: Registry, data: () => ScrapeD
     name: 'ferry_heartbeat_age_seconds', help: 'Seconds since ferryd\'s main lcore last ticked its heartbeat', registers,
     collect: () => {
       hbAge.reset();
-      const d = data();
+      const d = snapshot();
       if (!d) {
         hbAge.remove({}); // no segment: no sample rather than a misleading 0
         return;
       }
-      const age = Number(d.snap.takenNs - d.snap.header.heartbeatNs) / 1e9;
+      const age = Number(d.takenNs - d.header.heartbeatNs) / 1e9;
       hbAge.set(Math.max(0, age));
     },
   });

@@ -5,7 +5,7 @@ import refStructDi from 'ref-struct-di';
 import refArrayDi from 'ref-array-di';
 import {
   ABI_VERSION, LAYOUT_HASH, SHM_MAGIC, SHM_HEADER, MSG_HDR, RESPONSE, EVENT_HDR, MAX_PORTS, MAX_WORKERS,
-  PORT_INFO, PORT_HW_STATS, WORKER_STATS, FLOW_STATS, FLOW_ADD, defineRefStructs, DpStateName,
+  PORT_INFO, PORT_HW_STATS, WORKER_STATS, FLOW_STATS, TABLE_STATS, N_TABLES, FLOW_ADD, defineRefStructs, DpStateName,
 } from '../gen/proto';
 import { AttachError } from '../errors';
 import { mapShared, shmOpen } from './libc';
@@ -44,6 +44,7 @@ export interface SegmentInfo {
   readonly portHwStatsOff: number;
   readonly workerStatsOff: number;
   readonly flowStatsOff: number;
+  readonly tableStatsOff: number;
 }
 
 /** Header fields ferryd keeps changing. */
@@ -89,6 +90,7 @@ function decodeHeader(bytes: Buffer): SegmentInfo & { magic: bigint; headerSize:
     portHwStatsOff: Number(u64(h.port_hw_stats_off)),
     workerStatsOff: Number(u64(h.worker_stats_off)),
     flowStatsOff: Number(u64(h.flow_stats_off)),
+    tableStatsOff: Number(u64(h.table_stats_off)),
   };
 }
 
@@ -116,6 +118,7 @@ function validateHeader(name: string, hdr: ReturnType<typeof decodeHeader>, file
     ['port_hw_stats', hdr.portHwStatsOff, hdr.nPorts * PORT_HW_STATS.size],
     ['worker_stats', hdr.workerStatsOff, hdr.nWorkers * WORKER_STATS.size],
     ['flow_stats', hdr.flowStatsOff, hdr.nWorkers * hdr.maxFlows * FLOW_STATS.size],
+    ['table_stats', hdr.tableStatsOff, hdr.nWorkers * N_TABLES * TABLE_STATS.size],
   ];
   for (const [what, off, len] of regions) {
     if (off % 64 !== 0 || off < SHM_HEADER.size || off + len > hdr.segmentSize) {

@@ -1,6 +1,6 @@
 // Reading ferryd's statistics regions: seqlocked port info/hw stats, single-writer worker counters.
 import {
-  PORT_INFO, PORT_HW_STATS, WORKER_STATS, WORKER_PORT_STATS, FLOW_STATS, DropReason,
+  PORT_INFO, PORT_HW_STATS, WORKER_STATS, WORKER_PORT_STATS, FLOW_STATS, TABLE_STATS, N_TABLES, DropReason, ParseReason,
   readPortInfo, readPortHwStats, PortInfo, PortHwStats,
 } from '../gen/proto';
 import type { Segment, LiveHeader } from './segment';
@@ -9,7 +9,9 @@ const SEQLOCK_RETRIES = 64;
 const WS = WORKER_STATS.fields;
 const WPS = WORKER_PORT_STATS.fields;
 const FS = FLOW_STATS.fields;
+const TS = TABLE_STATS.fields;
 const N_DROP_REASONS = Object.keys(DropReason).length;
+const N_PARSE_REASONS = Object.keys(ParseReason).length;
 
 export interface PortCounters {
   rx_packets: bigint;
@@ -52,8 +54,22 @@ export interface WorkerSnapshot {
   idle_cycles: bigint;
   rx_packets: bigint;
   rx_bursts: bigint;
+  emc_hits: bigint;
+  emc_misses: bigint;
+  recirculations: bigint;
+  packet_ins: bigint;
   /** Indexed by DropReason. */
   drops: bigint[];
+  /** Indexed by ParseReason. */
+  parse_errors: bigint[];
+}
+
+/** One flow table's counters, summed over workers. */
+export interface TableTotals {
+  table: number;
+  lookups: bigint;
+  matches: bigint;
+  misses: bigint;
 }
 
 export interface RingSnapshot {
@@ -67,6 +83,8 @@ export interface Snapshot {
   header: LiveHeader;
   ports: PortSnapshot[];
   workers: WorkerSnapshot[];
+  /** Only tables with lookups > 0, ascending by table id. */
+  tables: TableTotals[];
   rings: { request: RingSnapshot; response: RingSnapshot; event: RingSnapshot };
   /** Counters of a flow stats slot summed over workers (reads the live segment). */
   flowCounters(slot: number): FlowCounters;
@@ -121,6 +139,8 @@ export function readSnapshot(seg: Segment): Snapshot {
     const base = info.workerStatsOff + w * WORKER_STATS.size;
     const drops: bigint[] = [];
     for (let r = 0; r < N_DROP_REASONS; r++) drops.push(seg.loadU64(base + WS.drops.offset + r * 8));
+    const parse_errors: bigint[] = [];
+    for (let r = 0; r < N_PARSE_REASONS; r++) parse_errors.push(seg.loadU64(base + WS.parse_errors.offset + r * 8));
     workers.push({
       worker: w,
       lcore_id: view.dv.getUint32(base + WS.lcore_id.offset, true),
@@ -131,7 +151,12 @@ export function readSnapshot(seg: Segment): Snapshot {
       idle_cycles: seg.loadU64(base + WS.idle_cycles.offset),
       rx_packets: seg.loadU64(base + WS.rx_packets.offset),
       rx_bursts: seg.loadU64(base + WS.rx_bursts.offset),
+      emc_hits: seg.loadU64(base + WS.emc_hits.offset),
+      emc_misses: seg.loadU64(base + WS.emc_misses.offset),
+      recirculations: seg.loadU64(base + WS.recirculations.offset),
+      packet_ins: seg.loadU64(base + WS.packet_ins.offset),
       drops,
+      parse_errors,
     });
     for (let p = 0; p < info.nPorts; p++) {
       const c = readWorkerPort(seg, base + WS.ports.offset + p * WORKER_PORT_STATS.size);
@@ -179,9 +204,27 @@ export function readSnapshot(seg: Segment): Snapshot {
     header,
     ports,
     workers,
+    tables: readTableTotals(seg),
     rings: { request: ring(seg.requestRing()), response: ring(seg.responseRing()), event: ring(seg.eventRing()) },
     flowCounters: (slot) => readFlowCounters(seg, slot),
   };
+}
+
+/** table_stats[worker][table] summed over workers; only tables that have seen lookups. */
+function readTableTotals(seg: Segment): TableTotals[] {
+  const { info } = seg;
+  const tables: TableTotals[] = [];
+  for (let t = 0; t < N_TABLES; t++) {
+    const sum: TableTotals = { table: t, lookups: 0n, matches: 0n, misses: 0n };
+    for (let w = 0; w < info.nWorkers; w++) {
+      const at = info.tableStatsOff + (w * N_TABLES + t) * TABLE_STATS.size;
+      sum.lookups += seg.loadU64(at + TS.lookups.offset);
+      sum.matches += seg.loadU64(at + TS.matches.offset);
+      sum.misses += seg.loadU64(at + TS.misses.offset);
+    }
+    if (sum.lookups > 0n) tables.push(sum);
+  }
+  return tables;
 }
 
 export function readFlowCounters(seg: Segment, slot: number): FlowCounters {
