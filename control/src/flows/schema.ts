@@ -84,12 +84,7 @@ export const BundleBody = Type.Object(
         op: Type.Union([Type.Literal('add'), Type.Literal('delete')]),
         flow: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.String({ maxLength: 8192 })])),
         id: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{16}$' })),
-        table: Type.Optional(Type.Integer({ minimum: 0, maximum: 254 })),
-        priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-        cookie: Type.Optional(Type.String({ maxLength: 41 })),
-        cookie_mask: Type.Optional(Type.String({ maxLength: 20 })),
-        match: Type.Optional(Type.Union([FlowMatch, Type.String({ maxLength: 4096 })])),
-        strict: Type.Optional(Type.Boolean()),
+        ...FlowSelector.properties, // a delete by match selects as del-flows does
       },
       { additionalProperties: false },
     ), { maxItems: 1_000_000 }),
