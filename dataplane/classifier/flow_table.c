@@ -314,6 +314,11 @@ uint32_t ferry_flow_table_clear(struct ferry_flow_table *ft)
 	return n;
 }
 
+static inline bool rule_timed(const struct ferry_rule *r)
+{
+	return r->idle_timeout != 0 || r->hard_timeout != 0;
+}
+
 static int push_dead(struct ferry_flow_table *ft, struct ferry_rule *r)
 {
 	if (grow_array((void **)&ft->dead, &ft->cap_dead, ft->n_dead + 1, sizeof(ft->dead[0])) != 0)
@@ -360,11 +365,14 @@ static int commit(struct ferry_flow_table *ft, struct ferry_staging *st)
 		if (op->added) {
 			op->added->add_version = v;
 			ft->n_header_rules += ferry_rule_needs_headers(op->added);
+			ft->n_timed_rules += rule_timed(op->added);
 		}
 		if (op->removed) {
 			/* counted when it became visible (earlier, or by an op before this one) */
-			if (op->removed->add_version != FERRY_VERSION_NEVER && ferry_rule_needs_headers(op->removed))
-				ft->n_header_rules--;
+			if (op->removed->add_version != FERRY_VERSION_NEVER) {
+				ft->n_header_rules -= ferry_rule_needs_headers(op->removed);
+				ft->n_timed_rules -= rule_timed(op->removed);
+			}
 			if (op->removed->add_version == FERRY_VERSION_NEVER)
 				op->removed->add_version = v; /* added and removed in one staging */
 			op->removed->remove_version = v;

@@ -67,6 +67,7 @@ struct ferry_flow_table {
 	uint32_t n_dead_slots;
 	uint64_t commits;
 	uint32_t n_header_rules;    /* live rules that need parsed headers */
+	uint32_t n_timed_rules;     /* live rules with an idle or hard timeout */
 };
 
 int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint16_t n_ports,

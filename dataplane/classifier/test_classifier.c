@@ -298,6 +298,33 @@ static void test_slots_and_capacity(void)
 	ferry_flow_table_fini(&small);
 }
 
+/* The timed-rule count lets the main lcore skip its expiry sweep when nothing can expire. */
+static void test_timed_rules_are_counted(void)
+{
+	char why[128];
+	uint32_t slot;
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(ft.n_timed_rules, 0);
+	struct ferry_rule t = mk(60, 10, 1);
+	t.idle_timeout = 5;
+	CHECK_EQ(ferry_flow_table_add(&ft, &t, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	CHECK_EQ(ft.n_timed_rules, 0); /* staged: not yet live */
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(ft.n_timed_rules, 1);
+	struct ferry_rule u = mk(60, 10, 1); /* the same flow without a timeout replaces it */
+	CHECK_EQ(ferry_flow_table_add(&ft, &u, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(ft.n_timed_rules, 0);
+	t.hard_timeout = 9;
+	CHECK_EQ(ferry_flow_table_add(&ft, &t, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(ft.n_timed_rules, 1);
+	CHECK_EQ(ferry_flow_table_del(&ft, 60, false), FERRY_STATUS_OK);
+	ferry_flow_table_commit_batch(&ft);
+	CHECK_EQ(ft.n_timed_rules, 0);
+}
+
 static void test_subtables_visited_in_priority_order(void)
 {
 	char why[128];
@@ -338,6 +365,7 @@ int main(void)
 	RUN(test_ties_are_refused);
 	RUN(test_bundle_all_or_nothing);
 	RUN(test_slots_and_capacity);
+	RUN(test_timed_rules_are_counted);
 	RUN(test_subtables_visited_in_priority_order);
 	ferry_flow_table_fini(&ft);
 	rte_eal_cleanup();

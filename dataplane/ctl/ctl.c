@@ -226,8 +226,8 @@ static int push_event(struct ferry_ctl *ctl, uint16_t type, const void *body, ui
 uint32_t ferry_ctl_expire(struct ferry_ctl *ctl, uint64_t now_ns)
 {
 	struct ferry_flow_table *ft = ctl->flows;
-	if (ft->bundle_open)
-		return 0; /* the next sweep will do */
+	if (ft->n_timed_rules == 0 || ft->bundle_open)
+		return 0; /* nothing can expire, or the next sweep will do */
 	uint32_t n = 0;
 	for (uint32_t s = 0; s < ft->max_flows; s++) {
 		const struct ferry_rule *r = ft->slot_rule[s];
