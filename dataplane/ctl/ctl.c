@@ -82,6 +82,254 @@ static int handle_flow_add(struct ferry_ctl *ctl, const struct ferry_flow_add *m
 	return st == FERRY_STATUS_OK && !in_bundle;
 }
 
+
+/* ---- conntrack requests ---- */
+
+void ferry_ctl_attach_ct(struct ferry_ctl *ctl, struct ferry_ct *ct)
+{
+	ctl->ct = ct;
+	ferry_ct_thread_init(ct, &ctl->ct_thread);
+}
+
+static bool check_len(struct ferry_response *resp, uint32_t len, size_t want, const char *what)
+{
+	if (len == want)
+		return true;
+	char why[FERRY_ERR_MSG_LEN];
+	snprintf(why, sizeof(why), "len: %s body has the wrong size (%u, want %zu)", what, len, want);
+	reply(resp, FERRY_STATUS_EINVAL, why);
+	return false;
+}
+
+static bool check_filter(const struct ferry_ct_filter *f, struct ferry_response *resp)
+{
+	const uint32_t known = (FERRY_CT_FILTER_FLAG_EITHER_DIR << 1) - 1;
+	if (f->flags & ~known) {
+		reply(resp, FERRY_STATUS_EINVAL, "filter.flags: unknown bits");
+		return false;
+	}
+	if ((f->flags & FERRY_CT_FILTER_FLAG_IP_VERSION) && f->ip_version != 4 && f->ip_version != 6) {
+		reply(resp, FERRY_STATUS_EINVAL, "filter.ip_version: 4 or 6");
+		return false;
+	}
+	if (((f->flags & FERRY_CT_FILTER_FLAG_SRC) && f->src_plen > 128) ||
+	    ((f->flags & FERRY_CT_FILTER_FLAG_DST) && f->dst_plen > 128)) {
+		reply(resp, FERRY_STATUS_EINVAL, "filter.src_plen/dst_plen: at most 128");
+		return false;
+	}
+	if ((f->flags & FERRY_CT_FILTER_FLAG_TCP_STATE) && f->tcp_state >= FERRY_CT_TCP_STATE_COUNT) {
+		reply(resp, FERRY_STATUS_EINVAL, "filter.tcp_state: not a TCP state");
+		return false;
+	}
+	return true;
+}
+
+static void handle_ct(struct ferry_ctl *ctl, uint16_t type, const uint8_t *body, uint32_t len,
+		      struct ferry_msg_hdr *rh, struct ferry_response *resp)
+{
+	if (ctl->ct == NULL) {
+		reply(resp, FERRY_STATUS_EUNSUPPORTED, "this ferryd runs without a connection tracker");
+		return;
+	}
+	uint64_t now = ferry_monotonic_ns();
+	switch (type) {
+	case FERRY_MSG_TYPE_CT_FLUSH: {
+		struct ferry_ct_filter f;
+		if (!check_len(resp, len, sizeof(f), "CT_FLUSH"))
+			return;
+		memcpy(&f, body, sizeof(f));
+		if (!check_filter(&f, resp))
+			return;
+		resp->value = ferry_ct_flush(&ctl->ct_thread, &f, now);
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_CT_STATS: {
+		struct ferry_ct_stats_req q;
+		if (!check_len(resp, len, sizeof(q), "CT_STATS"))
+			return;
+		memcpy(&q, body, sizeof(q));
+		if (q.zone_start > FERRY_CT_ZONE_NONE) {
+			reply(resp, FERRY_STATUS_EINVAL, "zone_start: past the last zone");
+			return;
+		}
+		static struct ferry_ct_stats_resp st;
+		ferry_ct_stats(ctl->ct, q.zone_start, now, &st);
+		memcpy((uint8_t *)resp + sizeof(*resp), &st, sizeof(st));
+		rh->len = sizeof(*resp) + sizeof(st);
+		resp->value = st.total;
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_CT_SET_LIMIT: {
+		struct ferry_ct_limit_req q;
+		if (!check_len(resp, len, sizeof(q), "CT_SET_LIMIT"))
+			return;
+		memcpy(&q, body, sizeof(q));
+		if (ferry_ct_set_limit(ctl->ct, &q) != 0) {
+			reply(resp, FERRY_STATUS_EINVAL, "target: GLOBAL, DEFAULT_ZONE or ZONE");
+			return;
+		}
+		resp->value = ferry_ct_max_conns(ctl->ct);
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_CT_SET_TIMEOUT_POLICY: {
+		struct ferry_ct_timeout_policy_req q;
+		if (!check_len(resp, len, sizeof(q), "CT_SET_TIMEOUT_POLICY"))
+			return;
+		memcpy(&q, body, sizeof(q));
+		for (unsigned i = 0; i < FERRY_CT_N_TM; i++) {
+			if (q.seconds[i] > 10u * 365 * 86400) {
+				char why[FERRY_ERR_MSG_LEN];
+				snprintf(why, sizeof(why), "seconds[%u]: more than ten years", i);
+				reply(resp, FERRY_STATUS_EINVAL, why);
+				return;
+			}
+		}
+		if (ferry_ct_set_timeout_policy(ctl->ct, &q) != 0) {
+			reply(resp, FERRY_STATUS_ENOSPC, "no room for another zone's timeout policy");
+			return;
+		}
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_CT_SET_OPTIONS: {
+		struct ferry_ct_options_req q;
+		if (!check_len(resp, len, sizeof(q), "CT_SET_OPTIONS"))
+			return;
+		memcpy(&q, body, sizeof(q));
+		if (q.tcp_seq_check > 1 || q.events > 1) {
+			reply(resp, FERRY_STATUS_EINVAL, "tcp_seq_check/events: 0 or 1");
+			return;
+		}
+		ferry_ct_set_tcp_seq_check(ctl->ct, q.tcp_seq_check);
+		ferry_ct_set_events(ctl->ct, q.events);
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	default: /* CT_DUMP alone: one part, as much as fits */
+		reply(resp, FERRY_STATUS_EINVAL, "CT_DUMP is answered by ferry_ctl_poll");
+		return;
+	}
+}
+
+/* A CT_DUMP answer being written: parts of up to CT_DUMP_ENTRIES entries, one
+ * response slot each. */
+struct dump_writer {
+	struct ferry_ring *ring;
+	uint32_t next;          /* response index of the part being filled */
+	uint64_t req_id;
+	struct ferry_ct_dump_resp *part;
+};
+
+static struct ferry_ct_dump_resp *dump_part(struct dump_writer *dw)
+{
+	uint8_t *out = ferry_ring_prepare(dw->ring, dw->next);
+	struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
+	struct ferry_response *r = (struct ferry_response *)(out + sizeof(*rh));
+	memset(rh, 0, sizeof(*rh));
+	memset(r, 0, sizeof(*r));
+	rh->type = FERRY_MSG_TYPE_RESPONSE;
+	rh->req_id = dw->req_id;
+	rh->flags = FERRY_MSG_FLAG_MORE;
+	rh->len = sizeof(*r) + sizeof(struct ferry_ct_dump_resp);
+	struct ferry_ct_dump_resp *d = (struct ferry_ct_dump_resp *)(void *)((uint8_t *)r + sizeof(*r));
+	memset(d, 0, sizeof(*d));
+	return d;
+}
+
+static int dump_one(void *arg, const struct ferry_ct_entry *e)
+{
+	struct dump_writer *dw = arg;
+	if (dw->part->n_entries == FERRY_CT_DUMP_ENTRIES) {
+		dw->next++;
+		dw->part = dump_part(dw);
+	}
+	dw->part->entries[dw->part->n_entries++] = *e;
+	return 0;
+}
+
+/* Answers the CT_DUMP at request rec with parts from response index first, using at
+ * most room slots. Returns the slots used; 0 when room is too small to start. */
+static uint32_t answer_ct_dump(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t first, uint32_t room)
+{
+	/* a slot visit may give up to 16 entries past the limit: keep that much in hand */
+	const uint32_t headroom = 4;
+	struct ferry_msg_hdr h;
+	memcpy(&h, rec, sizeof(h));
+	struct ferry_ct_dump_req q;
+	struct dump_writer dw = { .ring = &ctl->shm->resp, .next = first, .req_id = h.req_id };
+	if (h.len != sizeof(q) || ctl->ct == NULL || h.flags != 0) {
+		/* one plain error answer */
+		uint8_t *out = ferry_ring_prepare(dw.ring, first);
+		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
+		struct ferry_response *r = (struct ferry_response *)(out + sizeof(*rh));
+		memset(rh, 0, sizeof(*rh));
+		memset(r, 0, sizeof(*r));
+		rh->type = FERRY_MSG_TYPE_RESPONSE;
+		rh->req_id = h.req_id;
+		rh->len = sizeof(*r);
+		if (ctl->ct == NULL)
+			reply(r, FERRY_STATUS_EUNSUPPORTED, "this ferryd runs without a connection tracker");
+		else
+			reply(r, FERRY_STATUS_EINVAL, h.flags ? "flags: CT_DUMP is not bundled" : "len: CT_DUMP body has the wrong size");
+		return 1;
+	}
+	if (room <= headroom)
+		return 0;
+	memcpy(&q, rec + sizeof(h), sizeof(q));
+	struct ferry_response tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	if (!check_filter(&q.filter, &tmp)) {
+		uint8_t *out = ferry_ring_prepare(dw.ring, first);
+		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
+		memset(rh, 0, sizeof(*rh));
+		rh->type = FERRY_MSG_TYPE_RESPONSE;
+		rh->req_id = h.req_id;
+		rh->len = sizeof(tmp);
+		memcpy(out + sizeof(*rh), &tmp, sizeof(tmp));
+		return 1;
+	}
+	uint32_t max = (room - headroom) * FERRY_CT_DUMP_ENTRIES;
+	if (q.max_entries != 0 && q.max_entries < max)
+		max = q.max_entries;
+	dw.part = dump_part(&dw);
+	bool done = false;
+	uint64_t next = ferry_ct_dump(ctl->ct, &q.filter, q.cursor, max, ferry_monotonic_ns(), dump_one, &dw, &done);
+	/* the last part: no MORE, where to go on */
+	uint8_t *out = ferry_ring_prepare(dw.ring, dw.next);
+	((struct ferry_msg_hdr *)out)->flags = 0;
+	dw.part->next_cursor = next;
+	dw.part->done = done;
+	return dw.next - first + 1;
+}
+
+static int push_event(struct ferry_ctl *ctl, uint16_t type, const void *body, uint32_t len, uint64_t now_ns);
+
+uint32_t ferry_ctl_drain_ct(struct ferry_ctl *ctl, uint64_t now_ns)
+{
+	if (ctl->ct == NULL)
+		return 0;
+	struct ferry_shm_header *hdr = ctl->shm->hdr;
+	struct ferry_ct_counters c;
+	ferry_ct_counters(ctl->ct, &c);
+	hdr->ct_conns = ferry_ct_count(ctl->ct);
+	hdr->ct_max_conns = ferry_ct_max_conns(ctl->ct);
+	hdr->ct_expired = c.expired;
+	hdr->ct_flushed = c.flushed;
+	hdr->ct_sweeps = c.sweeps;
+	uint32_t n = 0;
+	uint16_t type;
+	struct ferry_ct_event ev;
+	while (ferry_ring_free(&ctl->shm->events) > 0 && n < 1024 && ferry_ct_events_pop(ctl->ct, &type, &ev)) {
+		push_event(ctl, type, &ev, sizeof(ev), now_ns);
+		n++;
+	}
+	hdr->ct_events_dropped = c.events_dropped;
+	return n;
+}
+
 int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len,
 		     struct ferry_msg_hdr *rh, struct ferry_response *resp)
 {
@@ -158,6 +406,18 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 		ferry_flow_table_abort_bundle(ctl->flows);
 		reply(resp, FERRY_STATUS_OK, NULL);
 		return 0;
+	case FERRY_MSG_TYPE_CT_DUMP: /* answered in parts by ferry_ctl_poll; here only when called alone */
+	case FERRY_MSG_TYPE_CT_FLUSH:
+	case FERRY_MSG_TYPE_CT_STATS:
+	case FERRY_MSG_TYPE_CT_SET_LIMIT:
+	case FERRY_MSG_TYPE_CT_SET_TIMEOUT_POLICY:
+	case FERRY_MSG_TYPE_CT_SET_OPTIONS:
+		if (in_bundle) {
+			reply(resp, FERRY_STATUS_EINVAL, "flags: conntrack requests are not bundled");
+			return 0;
+		}
+		handle_ct(ctl, h.type, body, h.len, rh, resp);
+		return 0;
 	default:
 		reply(resp, FERRY_STATUS_EINVAL, "type: unknown request type");
 		return 0;
@@ -188,23 +448,34 @@ uint32_t ferry_ctl_poll(struct ferry_ctl *ctl, uint32_t max)
 		return 0;
 
 	int changed = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *out = ferry_ring_prepare(resp, i);
-		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
-		struct ferry_response *body = (struct ferry_response *)(out + sizeof(*rh));
+	uint32_t used = 0, i;
+	for (i = 0; i < n && used < room; i++) {
 		/* copy the record out first: the peer may scribble on the slot meanwhile */
 		static uint8_t rec[FERRY_MSG_SLOT_SIZE];
 		memcpy(rec, ferry_ring_peek(req, i), sizeof(rec));
+		uint16_t type;
+		memcpy(&type, rec, sizeof(type));
+		if (type == FERRY_MSG_TYPE_CT_DUMP) {
+			uint32_t k = answer_ct_dump(ctl, rec, used, room - used);
+			if (k == 0)
+				break; /* not enough room for a part: next poll */
+			used += k;
+			ctl->requests++;
+			continue;
+		}
+		uint8_t *out = ferry_ring_prepare(resp, used++);
+		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
+		struct ferry_response *body = (struct ferry_response *)(out + sizeof(*rh));
 		changed |= ferry_ctl_handle(ctl, rec, sizeof(rec), rh, body);
 		ctl->requests++;
 		ctl->bad_requests += body->status == FERRY_STATUS_EINVAL;
 	}
-	ferry_ring_release(req, n);
+	ferry_ring_release(req, i);
 	if (changed)
 		ferry_flow_table_commit_batch(ctl->flows);
 	publish_header(ctl);
-	ferry_ring_publish(resp, n);
-	return n;
+	ferry_ring_publish(resp, used);
+	return i;
 }
 
 static int push_event(struct ferry_ctl *ctl, uint16_t type, const void *body, uint32_t len, uint64_t now_ns)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "shm.h"
 #include "../classifier/flow_table.h"
+#include "../conntrack/conntrack.h"
 
 struct ferry_worker;
 
@@ -22,6 +23,8 @@ struct ferry_ctl {
 	uint64_t bad_requests;
 	uint64_t event_seq;
 	uint64_t events_lost;
+	struct ferry_ct *ct;                /* NULL: the CT_* requests answer EUNSUPPORTED */
+	struct ferry_ct_thread ct_thread;   /* for flushes */
 };
 
 void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows,
@@ -39,6 +42,13 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 
 /* Removes flows past their idle or hard timeout (FLOW_REMOVED events). Returns how many. */
 uint32_t ferry_ctl_expire(struct ferry_ctl *ctl, uint64_t now_ns);
+
+/* Attaches the connection tracker the CT_* requests act on. */
+void ferry_ctl_attach_ct(struct ferry_ctl *ctl, struct ferry_ct *ct);
+
+/* Moves the tracker's events into the event ring (as room allows); publishes its
+ * gauges in the header. Returns how many events moved. */
+uint32_t ferry_ctl_drain_ct(struct ferry_ctl *ctl, uint64_t now_ns);
 
 /* Moves packets the workers punted to the controller into the event ring. */
 uint32_t ferry_ctl_drain_punts(struct ferry_ctl *ctl, uint64_t now_ns);

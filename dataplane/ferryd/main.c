@@ -39,6 +39,9 @@ struct options {
 	uint32_t housekeeping_us;
 	uint32_t ctl_idle_min_us;
 	uint32_t ctl_idle_max_us;
+	uint32_t ct_max;
+	uint32_t ct_buckets;
+	uint32_t ct_sweep_ms;
 };
 
 static volatile bool quit;
@@ -58,9 +61,13 @@ static void usage(FILE *f)
 		"  --rxd N / --txd N      rx / tx descriptors per queue (default 1024)\n"
 		"  --pmd-sleep-us N       workers nap N us after a run of empty polls (default 0: pure polling)\n"
 		"  --housekeeping-us N    heartbeat, link and hw-stats period (default 10000)\n"
+		"  --ct-max N             connections the tracker holds at most; memory is reserved\n"
+		"                         for N and touched as they come (default %u)\n"
+		"  --ct-buckets N         lock buckets of the tracker (default %u)\n"
+		"  --ct-sweep-ms N        pause between the cleanup thread's sweeps (default %u)\n"
 		"  --version, --help\n"
 		"Every lcore but the main one is a worker; every probed ethdev is a port.\n",
-		FERRY_DEFAULT_MAX_FLOWS);
+		FERRY_DEFAULT_MAX_FLOWS, FERRY_CT_DEFAULT_MAX_CONNS, FERRY_CT_DEFAULT_BUCKETS, FERRY_CT_DEFAULT_SWEEP_MS);
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -78,7 +85,7 @@ static int parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t hi, u
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_SHM = 256, O_FLOWS, O_RXD, O_TXD, O_SLEEP, O_HK, O_VERSION, O_HELP };
+	enum { O_SHM = 256, O_FLOWS, O_RXD, O_TXD, O_SLEEP, O_HK, O_CT_MAX, O_CT_BUCKETS, O_CT_SWEEP, O_VERSION, O_HELP };
 	static const struct option longopts[] = {
 		{ "shm-name", required_argument, NULL, O_SHM },
 		{ "max-flows", required_argument, NULL, O_FLOWS },
@@ -86,6 +93,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "txd", required_argument, NULL, O_TXD },
 		{ "pmd-sleep-us", required_argument, NULL, O_SLEEP },
 		{ "housekeeping-us", required_argument, NULL, O_HK },
+		{ "ct-max", required_argument, NULL, O_CT_MAX },
+		{ "ct-buckets", required_argument, NULL, O_CT_BUCKETS },
+		{ "ct-sweep-ms", required_argument, NULL, O_CT_SWEEP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -112,6 +122,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_HK:
 			if (parse_u32("--housekeeping-us", optarg, 1000, 1000000, &o->housekeeping_us)) return -1;
+			break;
+		case O_CT_MAX:
+			if (parse_u32("--ct-max", optarg, 1, 1u << 28, &o->ct_max)) return -1;
+			break;
+		case O_CT_BUCKETS:
+			if (parse_u32("--ct-buckets", optarg, 1, 1u << 20, &o->ct_buckets)) return -1;
+			break;
+		case O_CT_SWEEP:
+			if (parse_u32("--ct-sweep-ms", optarg, 1, 3600000, &o->ct_sweep_ms)) return -1;
 			break;
 		case O_VERSION: printf("ferryd %s (ABI %u)\n", FERRY_VERSION, FERRY_ABI_VERSION); exit(0);
 		case O_HELP: usage(stdout); exit(0);
@@ -223,10 +242,21 @@ int main(int argc, char **argv)
 		goto fail_rcu;
 	}
 	ferry_ctl_init(&ctl, &shm, &flows, workers, n_workers);
+	/* the connection tracker: its memory is reserved here and touched as connections
+	 * come; its cleanup thread is an ordinary thread, not an lcore */
+	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){
+		.max_conns = opt.ct_max, .n_buckets = opt.ct_buckets, .sweep_interval_ms = opt.ct_sweep_ms,
+		.cleanup_thread = true });
+	if (ct == NULL) {
+		snprintf(err, sizeof(err), "connection tracker of %u entries: out of memory (lower --ct-max)",
+			 opt.ct_max ? opt.ct_max : FERRY_CT_DEFAULT_MAX_CONNS);
+		goto fail_flows;
+	}
+	ferry_ctl_attach_ct(&ctl, ct);
 	struct ferry_l2 *l2 = rte_zmalloc("ferry_l2", sizeof(*l2), RTE_CACHE_LINE_SIZE);
 	if (l2 == NULL) {
 		snprintf(err, sizeof(err), "MAC learning table: out of memory");
-		goto fail_flows;
+		goto fail_ct;
 	}
 
 	/* rx queue q of every port goes to worker q % n_workers */
@@ -243,6 +273,7 @@ int main(int argc, char **argv)
 		w->flows = &flows;
 		w->table_stats = &shm.table_stats[(size_t)wi * FERRY_N_TABLES];
 		w->l2 = l2;
+		w->ct = ct;
 		w->qsv = qsv;
 		w->quit = &quit;
 		int sock = (int)rte_lcore_to_socket_id(lcore);
@@ -296,6 +327,7 @@ int main(int argc, char **argv)
 		uint32_t handled = ferry_ctl_poll(&ctl, UINT32_MAX);
 		uint64_t now = ferry_monotonic_ns();
 		handled += ferry_ctl_drain_punts(&ctl, now);
+		handled += ferry_ctl_drain_ct(&ctl, now);
 		if (now >= next_hk) {
 			housekeeping(&shm, &ports);
 			next_hk = now + hk_period;
@@ -322,6 +354,9 @@ fail_workers:
 	for (unsigned i = 0; i < n_workers; i++)
 		ferry_worker_fini(&workers[i]);
 	rte_free(l2);
+fail_ct:
+	ferry_ct_thread_fini(&ctl.ct_thread);
+	ferry_ct_destroy(ct);
 fail_flows:
 	ferry_flow_table_fini(&flows);
 fail_rcu:

@@ -31,6 +31,16 @@ int ferry_worker_init(struct ferry_worker *w, int socket)
 		w->emc->e[i].version = 0; /* versions start at 1: every entry misses */
 	if (w->punt_rate == 0)
 		w->punt_rate = FERRY_PUNT_RATE_DEFAULT;
+	if (w->ct != NULL) {
+		ferry_ct_thread_init(w->ct, &w->ct_thread);
+		if (w->stats != NULL) {
+			w->ct_thread.packets = &w->stats->ct_packets;
+			w->ct_thread.created = &w->stats->ct_created;
+			w->ct_thread.limit_refused = &w->stats->ct_limit_refused;
+			w->ct_thread.early_drops = &w->stats->ct_early_drops;
+			w->ct_thread.invalid = w->stats->ct_invalid;
+		}
+	}
 	return 0;
 }
 
@@ -40,6 +50,8 @@ void ferry_worker_fini(struct ferry_worker *w)
 	w->emc = NULL;
 	rte_ring_free(w->punts);
 	w->punts = NULL;
+	if (w->ct != NULL)
+		ferry_ct_thread_fini(&w->ct_thread);
 }
 
 /* A consuming op's result: 1 consumed, 0 not (the packet goes on), or DROPPED(reason)
@@ -199,18 +211,81 @@ static int punt(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_o
 	return last;
 }
 
-/* ---- ct: executes once the connection tracker lands ---- */
+/* ---- ct: the connection tracker ---- */
 
-static void ct_stub(const struct ferry_act_ct *a, uint8_t *meta_ct_state, uint16_t *meta_zone,
-		    const struct ferry_flow_key *out_meta)
+static inline uint16_t ct_zone_of(const struct ferry_act_ct *a, const struct ferry_flow_key *meta)
 {
-	/* Without a tracker every packet is tracked-but-invalid: pipelines that admit
-	 * only +new/+est fail closed. The zone is set as the action says. */
-	*meta_ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
 	if (a->flags & FERRY_CT_FLAG_ZONE_FROM_REG)
-		*meta_zone = (uint16_t)(out_meta->reg[a->zone_reg] >> a->zone_reg_ofs);
-	else
-		*meta_zone = a->zone;
+		return (uint16_t)(meta->reg[a->zone_reg] >> a->zone_reg_ofs);
+	return a->zone;
+}
+
+static inline void ct_action_of(const struct ferry_act_ct *a, uint16_t zone, struct ferry_ct_action *o)
+{
+	o->zone = zone;
+	o->flags = a->flags & (FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_FORCE);
+	o->mark = a->mark;
+	o->mark_mask = a->mark_mask;
+	memcpy(o->label, a->label, 16);
+	memcpy(o->label_mask, a->label_mask, 16);
+}
+
+/* The tracker reads the packet where its IP header starts; a chained mbuf is made
+ * contiguous first (the checksums cover all of it). */
+static inline void ct_pkt_of(struct rte_mbuf *m, const struct ferry_pkt_layout *lay, uint16_t eth_type,
+			     struct ferry_ct_pkt *o)
+{
+	if (unlikely(m->nb_segs > 1))
+		(void)rte_pktmbuf_linearize(m); /* on failure the tracker sees it short: inv */
+	o->data = rte_pktmbuf_mtod(m, const uint8_t *);
+	o->len = rte_pktmbuf_data_len(m);
+	o->l3_ofs = lay->l3_off;
+	o->eth_type = eth_type;
+	o->flags = 0;
+	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		o->flags |= FERRY_CT_PKT_L3_CSUM_GOOD;
+	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		o->flags |= FERRY_CT_PKT_L4_CSUM_GOOD;
+}
+
+/* what the tracker verified stays verified for the packet's next passes */
+static inline void ct_pkt_done(struct rte_mbuf *m, const struct ferry_ct_pkt *p)
+{
+	if (p->flags & FERRY_CT_PKT_L3_CSUM_GOOD)
+		m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_IP_CKSUM_MASK) | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	if (p->flags & FERRY_CT_PKT_L4_CSUM_GOOD)
+		m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_L4_CKSUM_MASK) | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+}
+
+/* a result into the key fields the next pass matches on */
+static inline void ct_result_to_key(const struct ferry_ct_result *r, struct ferry_flow_key *k)
+{
+	k->ct_state = r->state;
+	k->ct_zone = r->zone;
+	k->ct_mark = r->mark;
+	memcpy(k->ct_label, r->label, 16);
+	k->ct_nw_proto = r->proto;
+	memcpy(k->ct_nw_src, r->nw_src, 16);
+	memcpy(k->ct_nw_dst, r->nw_dst, 16);
+	k->ct_tp_src = r->tp_src;
+	k->ct_tp_dst = r->tp_dst;
+}
+
+/* ct() without table=: the connection is tracked (and committed) now; nothing in
+ * this pass reads the result */
+static void ct_now(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_pkt_layout *lay, uint16_t eth_type,
+		   const struct ferry_act_ct *a, const struct ferry_flow_key *meta)
+{
+	if (w->ct == NULL)
+		return;
+	struct ferry_ct_action act;
+	struct ferry_ct_pkt p;
+	struct ferry_ct_result r;
+	const struct ferry_ct_action *ap = &act;
+	ct_action_of(a, ct_zone_of(a, meta), &act);
+	ct_pkt_of(m, lay, eth_type, &p);
+	ferry_ct_execute(&w->ct_thread, &p, &ap, 1, w->now_ns, &r);
+	ct_pkt_done(m, &p);
 }
 
 static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_program *p,
@@ -227,11 +302,10 @@ static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct 
 	r->table = p->recirc_table;
 	r->depth = (uint8_t)(depth + 1);
 	r->in_port = in_port;
+	r->ct = op->act;
 	memcpy(r->meta, exit_meta, sizeof(r->meta));
 	struct ferry_flow_key *mk = (struct ferry_flow_key *)(void *)r->meta;
-	uint8_t st;
-	ct_stub(op->act, &st, &mk->ct_zone, exit_meta);
-	mk->ct_state = st;
+	mk->ct_zone = ct_zone_of(op->act, exit_meta);
 	return last;
 }
 
@@ -279,8 +353,10 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 			ferry_rewrite_dec_ttl(m, &pk->lay);
 			break;
 		case FERRY_OP_CT:
-			if (op->port) /* ct(table=): the packet goes round again */
+			if (op->port) /* ct(table=): tracked as the packet goes round again */
 				consumed = recirculate(w, m, p, op, in_port, pk->depth, op->last, op->copy, exit_meta);
+			else
+				ct_now(w, m, &pk->lay, pk->key.eth_type, op->act, exit_meta);
 			break;
 		case FERRY_OP_NORMAL:
 			consumed = normal(w, m, &pk->lay, in_port, op->last, op->copy);
@@ -384,15 +460,51 @@ static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt 
 		account(w, &run->prog, run_pkts, run_bytes);
 }
 
+/* Tracks the packets of a recirculation batch that came through ct(table=), all in
+ * one burst call of the tracker, and writes the results into their keys. */
+static void track_batch(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt *pk, const struct ferry_recirc *rs,
+			uint16_t n)
+{
+	struct ferry_ct_pkt cp[FERRY_BURST];
+	struct ferry_ct_action act[FERRY_BURST];
+	const struct ferry_ct_action *ap[FERRY_BURST];
+	struct ferry_ct_result res[FERRY_BURST];
+	uint16_t idx[FERRY_BURST];
+	unsigned nc = 0;
+	for (uint16_t i = 0; i < n; i++) {
+		if (rs[i].ct == NULL)
+			continue;
+		ct_action_of(rs[i].ct, pk[i].key.ct_zone, &act[nc]);
+		ap[nc] = &act[nc];
+		ct_pkt_of(pkts[i], &pk[i].lay, pk[i].key.eth_type, &cp[nc]);
+		idx[nc++] = i;
+	}
+	if (nc == 0)
+		return;
+	if (unlikely(w->ct == NULL)) {
+		/* no tracker: tracked-but-invalid, so pipelines that admit only +new/+est fail closed */
+		for (unsigned j = 0; j < nc; j++)
+			pk[idx[j]].key.ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
+		return;
+	}
+	ferry_ct_execute(&w->ct_thread, cp, ap, nc, w->now_ns, res);
+	for (unsigned j = 0; j < nc; j++) {
+		ct_pkt_done(pkts[idx[j]], &cp[j]);
+		ct_result_to_key(&res[j], &pk[idx[j]].key);
+	}
+}
+
 static void process_recirculations(struct ferry_worker *w)
 {
 	struct rte_mbuf *pkts[FERRY_BURST];
 	struct pkt pk[FERRY_BURST];
+	struct ferry_recirc rs[FERRY_BURST];
 	while (w->rq_n > 0) {
 		uint16_t n = w->rq_n < FERRY_BURST ? w->rq_n : FERRY_BURST;
 		w->rq_n -= n;
+		memcpy(rs, &w->rq[w->rq_n], n * sizeof(rs[0]));
 		for (uint16_t i = 0; i < n; i++) {
-			struct ferry_recirc *r = &w->rq[w->rq_n + i];
+			struct ferry_recirc *r = &rs[i];
 			pkts[i] = r->m;
 			ferry_parse(r->m, r->in_port, &pk[i].key, &pk[i].lay);
 			/* the packet's own fields come from its headers again; its metadata,
@@ -406,6 +518,7 @@ static void process_recirculations(struct ferry_worker *w)
 			pk[i].table = r->table;
 			pk[i].depth = r->depth;
 		}
+		track_batch(w, pkts, pk, rs, n);
 		w->stats->recirculations += n;
 		run_pass(w, pkts, pk, n);
 	}

@@ -13,6 +13,7 @@
 #include "ferry_proto.h"
 #include "../common/clock.h"
 #include "../classifier/flow_table.h"
+#include "../conntrack/conntrack.h"
 #include "../parse/parse.h"
 #include "emc.h"
 #include "l2.h"
@@ -46,6 +47,7 @@ struct ferry_recirc {
 	uint8_t table;
 	uint8_t depth;
 	uint32_t in_port;
+	const struct ferry_act_ct *ct;  /* the ct(table=) that sent it round, tracked at the next pass */
 	uint8_t meta[FERRY_KEY_META_BYTES] __attribute__((aligned(8)));
 };
 
@@ -61,6 +63,8 @@ struct ferry_worker {
 	struct ferry_flow_stats *flow_stats; /* shared segment, [max_flows] */
 	struct ferry_table_stats *table_stats; /* shared segment, [N_TABLES] */
 	const struct ferry_flow_table *flows;
+	struct ferry_ct *ct;                 /* shared tracker (NULL: ct() gives +trk+inv) */
+	struct ferry_ct_thread ct_thread;    /* this worker's entry cache and counters */
 	struct ferry_emc *emc;
 	struct ferry_l2 *l2;
 	struct rte_mempool *pool;            /* for copies */

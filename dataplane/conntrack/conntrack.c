@@ -1,0 +1,739 @@
+/* The table and the burst path: create, lookup under bucket locks, commit with
+ * limits and early drop, mark/label, force, results, events, and the cleanup
+ * thread's life. The walks (dump, flush, stats, sweep) are in ct_walk.c. */
+#include "ct_private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <rte_prefetch.h>
+
+#define IPPROTO_TCP_ 6
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_ICMPV6_ 58
+#define FREE_BATCH 32u
+#define CT_PREFETCH_AHEAD 4u
+#define DEFAULT_EVENT_SLOTS 8192u
+
+/* OVS's defaults (conntrack.md 1a), seconds, by FERRY_CT_TM_* */
+const uint32_t ferry_ct_default_timeouts[FERRY_CT_N_TM] = {
+	[FERRY_CT_TM_TCP_SYN_SENT] = 30,
+	[FERRY_CT_TM_TCP_SYN_RECV] = 30,
+	[FERRY_CT_TM_TCP_ESTABLISHED] = 86400,
+	[FERRY_CT_TM_TCP_FIN_WAIT] = 900,
+	[FERRY_CT_TM_TCP_TIME_WAIT] = 45,
+	[FERRY_CT_TM_TCP_CLOSE] = 30,
+	[FERRY_CT_TM_UDP_FIRST] = 60,
+	[FERRY_CT_TM_UDP_SINGLE] = 60,
+	[FERRY_CT_TM_UDP_MULTIPLE] = 30,
+	[FERRY_CT_TM_ICMP_FIRST] = 60,
+	[FERRY_CT_TM_ICMP_REPLY] = 30,
+};
+
+static inline const struct ct_l4_ops *l4_ops(uint8_t proto)
+{
+	if (proto == IPPROTO_TCP_)
+		return &ct_tcp_ops;
+	if (proto == IPPROTO_ICMP_ || proto == IPPROTO_ICMPV6_)
+		return &ct_icmp_ops;
+	return &ct_other_ops;
+}
+
+static uint64_t monotonic_ns(void *arg)
+{
+	(void)arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+	uint32_t p = 1;
+	while (p < n && p < (1u << 31))
+		p <<= 1;
+	return p;
+}
+
+static void *map_lazy(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* lookups land anywhere in these: transparent huge pages spare most TLB misses
+	 * where the kernel offers them (advice only; ignored elsewhere) */
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+	return p;
+}
+
+static void *cleanup_main(void *arg);
+
+struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
+{
+	struct ferry_ct *ct = calloc(1, sizeof(*ct));
+	if (ct == NULL)
+		return NULL;
+	uint32_t max = cfg->max_conns ? cfg->max_conns : FERRY_CT_DEFAULT_MAX_CONNS;
+	ct->capacity = cfg->capacity ? cfg->capacity : max;
+	if (max > ct->capacity)
+		max = ct->capacity;
+	atomic_init(&ct->max_conns, max);
+	uint32_t n_buckets = cfg->n_buckets ? pow2_at_least(cfg->n_buckets) : FERRY_CT_DEFAULT_BUCKETS;
+	uint32_t n_slots = pow2_at_least(ct->capacity);
+	if (n_slots < n_buckets)
+		n_slots = n_buckets;
+	ct->slot_mask = n_slots - 1;
+	ct->bucket_mask = n_buckets - 1;
+	ct->sweep_interval_ms = cfg->sweep_interval_ms ? cfg->sweep_interval_ms : FERRY_CT_DEFAULT_SWEEP_MS;
+	ct->sweep_budget = cfg->sweep_budget ? cfg->sweep_budget : FERRY_CT_DEFAULT_SWEEP_BUDGET;
+	ct->clock = cfg->clock ? cfg->clock : monotonic_ns;
+	ct->clock_arg = cfg->clock_arg;
+	atomic_init(&ct->tcp_seq_check, true);
+	atomic_init(&ct->events, cfg->events);
+
+	/* the pool and the slots are reserved, not touched: pages come as entries do */
+	ct->conns_bytes = (size_t)ct->capacity * sizeof(struct ct_conn);
+	ct->heads_bytes = (size_t)n_slots * sizeof(uint32_t);
+	ct->conns = map_lazy(ct->conns_bytes);
+	ct->heads = map_lazy(ct->heads_bytes);
+	ct->free_stack = map_lazy((size_t)ct->capacity * sizeof(uint32_t));
+	ct->buckets = aligned_alloc(64, n_buckets * sizeof(struct ct_bucket));
+	ct->zone_limit = malloc(FERRY_CT_ZONES * sizeof(*ct->zone_limit));
+	ct->zone_count = calloc(FERRY_CT_ZONES, sizeof(*ct->zone_count));
+	ct->zone_tp = calloc(FERRY_CT_ZONES, sizeof(*ct->zone_tp));
+	ct->tp_ns = calloc(CT_MAX_POLICIES, sizeof(*ct->tp_ns));
+	ct->tp_used = calloc(CT_MAX_POLICIES, 1);
+	uint32_t ev_slots = cfg->event_slots ? pow2_at_least(cfg->event_slots) : DEFAULT_EVENT_SLOTS;
+	ssize_t ring_sz = rte_ring_get_memsize_elem(sizeof(struct ct_event_rec), ev_slots);
+	ct->event_ring = ring_sz > 0 ? aligned_alloc(64, (size_t)RTE_ALIGN_CEIL(ring_sz, 64)) : NULL;
+	if (!ct->conns || !ct->heads || !ct->free_stack || !ct->buckets || !ct->zone_limit || !ct->zone_count ||
+	    !ct->zone_tp || !ct->tp_ns || !ct->tp_used || !ct->event_ring)
+		goto fail;
+	/* preempted producers (the cleanup thread is an ordinary thread) must not stall
+	 * the others: relaxed tail sync on enqueue */
+	if (rte_ring_init(ct->event_ring, "ferry_ct_ev", ev_slots, RING_F_MP_RTS_ENQ | RING_F_SC_DEQ) != 0)
+		goto fail;
+
+	memset(ct->heads, 0xff, ct->heads_bytes); /* CT_NIL */
+	/* free entries popped from the top in index order: the pool fills from its start */
+	for (uint32_t i = 0; i < ct->capacity; i++)
+		ct->free_stack[i] = ct->capacity - 1 - i;
+	ct->n_free = ct->capacity;
+	pthread_mutex_init(&ct->free_lock, NULL);
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	for (uint32_t b = 0; b < n_buckets; b++) {
+		pthread_mutex_init(&ct->buckets[b].lock, &ma);
+		ct->buckets[b].exp_head = ct->buckets[b].exp_tail = ct->buckets[b].cursor = CT_NIL;
+		ct->buckets[b].exp_len = 0;
+	}
+	pthread_mutexattr_destroy(&ma);
+	for (uint32_t z = 0; z < FERRY_CT_ZONES; z++)
+		atomic_init(&ct->zone_limit[z], CT_LIMIT_UNSET);
+	for (unsigned i = 0; i < FERRY_CT_N_TM; i++)
+		ct->tp_ns[0][i] = (uint64_t)ferry_ct_default_timeouts[i] * NS_PER_SEC;
+	ct->tp_used[0] = 1;
+	pthread_mutex_init(&ct->tp_lock, NULL);
+	pthread_mutex_init(&ct->stop_lock, NULL);
+	pthread_cond_init(&ct->stop_cond, NULL);
+	if (cfg->cleanup_thread) {
+		if (pthread_create(&ct->thread, NULL, cleanup_main, ct) != 0)
+			goto fail;
+		pthread_setname_np(ct->thread, "ferry-ct-clean");
+		ct->thread_started = true;
+	}
+	return ct;
+fail:
+	ferry_ct_destroy(ct);
+	return NULL;
+}
+
+void ferry_ct_destroy(struct ferry_ct *ct)
+{
+	if (ct == NULL)
+		return;
+	if (ct->thread_started) {
+		pthread_mutex_lock(&ct->stop_lock);
+		ct->stop = true;
+		pthread_cond_signal(&ct->stop_cond);
+		pthread_mutex_unlock(&ct->stop_lock);
+		pthread_join(ct->thread, NULL);
+	}
+	if (ct->conns)
+		munmap(ct->conns, ct->conns_bytes);
+	if (ct->heads)
+		munmap(ct->heads, ct->heads_bytes);
+	if (ct->free_stack)
+		munmap(ct->free_stack, (size_t)ct->capacity * sizeof(uint32_t));
+	free(ct->buckets);
+	free(ct->zone_limit);
+	free(ct->zone_count);
+	free(ct->zone_tp);
+	free(ct->tp_ns);
+	free(ct->tp_used);
+	free(ct->event_ring);
+	free(ct);
+}
+
+/* ---- entries: per-thread caches over the shared free stack ---- */
+
+void ferry_ct_thread_init(struct ferry_ct *ct, struct ferry_ct_thread *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->ct = ct;
+	t->packets = &t->local[0];
+	t->created = &t->local[1];
+	t->limit_refused = &t->local[2];
+	t->early_drops = &t->local[3];
+	t->invalid = &t->local[4];
+}
+
+void ferry_ct_thread_fini(struct ferry_ct_thread *t)
+{
+	struct ferry_ct *ct = t->ct;
+	if (ct == NULL || t->n_free == 0)
+		return;
+	pthread_mutex_lock(&ct->free_lock);
+	while (t->n_free)
+		ct->free_stack[ct->n_free++] = t->free_idx[--t->n_free];
+	pthread_mutex_unlock(&ct->free_lock);
+}
+
+static uint32_t entry_alloc(struct ferry_ct_thread *t)
+{
+	if (unlikely(t->n_free == 0)) {
+		struct ferry_ct *ct = t->ct;
+		pthread_mutex_lock(&ct->free_lock);
+		while (t->n_free < FREE_BATCH && ct->n_free > 0)
+			t->free_idx[t->n_free++] = ct->free_stack[--ct->n_free];
+		pthread_mutex_unlock(&ct->free_lock);
+		if (t->n_free == 0)
+			return CT_NIL;
+	}
+	return t->free_idx[--t->n_free];
+}
+
+static void entry_free(struct ferry_ct_thread *t, uint32_t idx)
+{
+	if (unlikely(t->n_free == RTE_DIM(t->free_idx))) {
+		struct ferry_ct *ct = t->ct;
+		pthread_mutex_lock(&ct->free_lock);
+		while (t->n_free > RTE_DIM(t->free_idx) - FREE_BATCH)
+			ct->free_stack[ct->n_free++] = t->free_idx[--t->n_free];
+		pthread_mutex_unlock(&ct->free_lock);
+	}
+	t->free_idx[t->n_free++] = idx;
+}
+
+/* ---- events ---- */
+
+static void publish(struct ferry_ct *ct, uint16_t type, const struct ct_conn *c, uint8_t reason, uint64_t now)
+{
+	struct ct_event_rec r;
+	r.type = type;
+	ct_fill_entry(ct, c, now, &r.ev.entry);
+	r.ev.reason = reason;
+	memset(r.ev.pad0, 0, sizeof(r.ev.pad0));
+	if (rte_ring_enqueue_elem(ct->event_ring, &r, sizeof(r)) != 0)
+		atomic_fetch_add_explicit(&ct->events_dropped, 1, memory_order_relaxed);
+}
+
+bool ferry_ct_events_pop(struct ferry_ct *ct, uint16_t *type, struct ferry_ct_event *ev)
+{
+	struct ct_event_rec r;
+	if (rte_ring_dequeue_elem(ct->event_ring, &r, sizeof(r)) != 0)
+		return false;
+	*type = r.type;
+	*ev = r.ev;
+	return true;
+}
+
+/* ---- the table, under a bucket lock ---- */
+
+static inline struct ct_bucket *bucket_of(const struct ferry_ct *ct, uint32_t hash)
+{
+	return &ct->buckets[hash & ct->slot_mask & ct->bucket_mask];
+}
+
+static void exp_unlink(struct ferry_ct *ct, struct ct_bucket *b, struct ct_conn *c, uint32_t idx)
+{
+	if (b->cursor == idx)
+		b->cursor = c->exp_next;
+	if (c->exp_prev != CT_NIL)
+		ct->conns[c->exp_prev].exp_next = c->exp_next;
+	else
+		b->exp_head = c->exp_next;
+	if (c->exp_next != CT_NIL)
+		ct->conns[c->exp_next].exp_prev = c->exp_prev;
+	else
+		b->exp_tail = c->exp_prev;
+	b->exp_len--;
+}
+
+void ct_remove_locked(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, uint8_t reason, uint64_t now)
+{
+	struct ferry_ct *ct = t->ct;
+	uint32_t idx = (uint32_t)(c - ct->conns);
+	/* before the unlinking stores (see commit_new) */
+	atomic_fetch_sub_explicit(&ct->zone_count[c->key.zone], 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&ct->n_conns, 1, memory_order_relaxed);
+	uint32_t *link = &ct->heads[c->hash & ct->slot_mask];
+	while (*link != idx)
+		link = &ct->conns[*link].next;
+	*link = c->next;
+	exp_unlink(ct, b, c, idx);
+	if (atomic_load_explicit(&ct->events, memory_order_relaxed))
+		publish(ct, FERRY_EVENT_TYPE_CT_DESTROY, c, reason, now);
+	if (reason == FERRY_CT_DESTROY_REASON_EXPIRED)
+		atomic_fetch_add_explicit(&ct->expired, 1, memory_order_relaxed);
+	entry_free(t, idx);
+}
+
+/* The live entry with p's key; expired entries met on the way are removed. */
+static inline struct ct_conn *lookup(struct ferry_ct_thread *t, struct ct_bucket *b, const struct ct_pktctx *p,
+				     uint64_t now)
+{
+	struct ferry_ct *ct = t->ct;
+	uint32_t idx = ct->heads[p->hash & ct->slot_mask];
+	while (idx != CT_NIL) {
+		struct ct_conn *c = &ct->conns[idx];
+		idx = c->next;
+		if (c->hash != p->hash || !ct_key_eq(&c->key, &p->key)) {
+			if (unlikely(ct_expired(c, now)))
+				ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+			continue;
+		}
+		if (unlikely(ct_expired(c, now))) {
+			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+			continue;
+		}
+		return c;
+	}
+	return NULL;
+}
+
+/* Evicts an unreplied entry of this bucket (of zone when zone_only) to make room,
+ * like netfilter's early drop. */
+static bool early_drop(struct ferry_ct_thread *t, struct ct_bucket *b, bool zone_only, uint16_t zone, uint64_t now)
+{
+	struct ferry_ct *ct = t->ct;
+	uint32_t idx = b->exp_head;
+	for (unsigned n = 0; idx != CT_NIL && n < CT_EARLY_DROP_SCAN; n++) {
+		struct ct_conn *c = &ct->conns[idx];
+		idx = c->exp_next;
+		if (ct_expired(c, now)) {
+			if (!zone_only || c->key.zone == zone) {
+				ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+				return true;
+			}
+			continue;
+		}
+		if (!(c->flags & CONN_SEEN_REPLY) && (!zone_only || c->key.zone == zone)) {
+			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EVICTED, now);
+			(*t->early_drops)++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static uint32_t zone_limit_in_force(const struct ferry_ct *ct, uint16_t zone)
+{
+	uint32_t l = atomic_load_explicit(&ct->zone_limit[zone], memory_order_relaxed);
+	return l == CT_LIMIT_UNSET ? atomic_load_explicit(&ct->default_zone_limit, memory_order_relaxed) : l;
+}
+
+/* A new entry for p, or NULL when a limit refuses it (counted). */
+static struct ct_conn *commit_new(struct ferry_ct_thread *t, struct ct_bucket *b, const struct ct_pktctx *p,
+				  uint64_t now)
+{
+	struct ferry_ct *ct = t->ct;
+	uint16_t zone = p->key.zone;
+	if (atomic_load_explicit(&ct->n_conns, memory_order_relaxed) >=
+	    atomic_load_explicit(&ct->max_conns, memory_order_relaxed)) {
+		if (!early_drop(t, b, false, 0, now)) {
+			(*t->limit_refused)++;
+			return NULL;
+		}
+	}
+	/* a zone's own limit of 0 blocks it; the default of 0 means none */
+	uint32_t own = atomic_load_explicit(&ct->zone_limit[zone], memory_order_relaxed);
+	uint32_t zl = zone_limit_in_force(ct, zone);
+	if ((own == 0) ||
+	    (zl != 0 && atomic_load_explicit(&ct->zone_count[zone], memory_order_relaxed) >= zl &&
+	     !early_drop(t, b, true, zone, now))) {
+		(*t->limit_refused)++;
+		return NULL;
+	}
+	uint32_t idx = entry_alloc(t);
+	if (idx == CT_NIL) {
+		(*t->limit_refused)++;
+		return NULL;
+	}
+	/* counted before the entry is written: a locked add waits for the stores before
+	 * it, and those of a fresh entry miss the cache */
+	atomic_fetch_add_explicit(&ct->zone_count[zone], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ct->n_conns, 1, memory_order_relaxed);
+	struct ct_conn *c = &ct->conns[idx];
+	memset(c, 0, sizeof(*c));
+	c->key = p->key;
+	c->hash = p->hash;
+	c->orig_b = p->swapped;
+	c->first_seen = now;
+	l4_ops(p->key.proto)->new_conn(ct, c, p);
+	c->expiration = now + ct_timeout_ns(ct, zone, c->tm);
+	uint32_t *head = &ct->heads[p->hash & ct->slot_mask];
+	c->next = *head;
+	*head = idx;
+	c->exp_prev = b->exp_tail;
+	c->exp_next = CT_NIL;
+	if (b->exp_tail != CT_NIL)
+		ct->conns[b->exp_tail].exp_next = idx;
+	else
+		b->exp_head = idx;
+	b->exp_tail = idx;
+	b->exp_len++;
+	(*t->created)++;
+	if (atomic_load_explicit(&ct->events, memory_order_relaxed))
+		publish(ct, FERRY_EVENT_TYPE_CT_NEW, c, 0, now);
+	return c;
+}
+
+static inline void set_mark_label(struct ct_conn *c, const struct ferry_ct_action *a)
+{
+	if (a->mark_mask)
+		c->mark = (c->mark & ~a->mark_mask) | (a->mark & a->mark_mask);
+	uint64_t m[2], v[2], l[2];
+	memcpy(m, a->label_mask, 16);
+	if (m[0] | m[1]) {
+		memcpy(v, a->label, 16);
+		memcpy(l, c->label, 16);
+		l[0] = (l[0] & ~m[0]) | (v[0] & m[0]);
+		l[1] = (l[1] & ~m[1]) | (v[1] & m[1]);
+		memcpy(c->label, l, 16);
+		c->flags |= CONN_LABELED;
+	}
+}
+
+/* the original-direction tuple and the connection's metadata (the key's addresses
+ * are zero-padded, so IPv4 copies whole words too) */
+static inline void result_from_conn(const struct ct_conn *c, struct ferry_ct_result *r)
+{
+	const struct ct_key *k = &c->key;
+	r->mark = c->mark;
+	if (unlikely(c->flags & CONN_LABELED))
+		memcpy(r->label, c->label, 16);
+	else
+		memset(r->label, 0, 16);
+	r->proto = k->proto;
+	memcpy(r->nw_src, c->orig_b ? k->b : k->a, 16);
+	memcpy(r->nw_dst, c->orig_b ? k->a : k->b, 16);
+	r->tp_src = c->orig_b ? k->pb : k->pa;
+	r->tp_dst = c->orig_b ? k->pa : k->pb;
+}
+
+static inline void result_from_packet(const struct ct_pktctx *p, struct ferry_ct_result *r)
+{
+	const struct ct_key *k = &p->key;
+	r->mark = 0;
+	memset(r->label, 0, 16);
+	r->proto = k->proto;
+	memcpy(r->nw_src, p->swapped ? k->b : k->a, 16);
+	memcpy(r->nw_dst, p->swapped ? k->a : k->b, 16);
+	r->tp_src = p->sport;
+	r->tp_dst = p->dport;
+}
+
+static inline void result_invalid(struct ferry_ct_result *r, unsigned reason)
+{
+	memset(r, 0, sizeof(*r));
+	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
+	r->invalid_reason = (uint8_t)reason;
+}
+
+static inline void count_packet(struct ct_conn *c, bool reply, const struct ct_pktctx *p, uint64_t now)
+{
+	c->packets[reply]++;
+	c->bytes[reply] += p->bytes;
+	c->last_seen = now;
+	if (reply)
+		c->flags |= CONN_SEEN_REPLY;
+}
+
+static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const struct ct_pktctx *p,
+			const struct ferry_ct_action *a, uint64_t now, struct ferry_ct_result *r)
+{
+	struct ferry_ct *ct = t->ct;
+	bool commit = a->flags & FERRY_CT_FLAG_COMMIT;
+	struct ct_conn *c = lookup(t, b, p, now);
+	r->zone = p->key.zone;
+	r->invalid_reason = 0;
+
+	if (unlikely(p->related)) {
+		/* an ICMP error about a connection: rel, never an entry of its own */
+		if (c == NULL) {
+			ct_count_invalid(t, FERRY_CT_INVALID_REASON_NO_CONN);
+			result_invalid(r, FERRY_CT_INVALID_REASON_NO_CONN);
+			r->zone = p->key.zone;
+			return;
+		}
+		bool quoted_reply = p->swapped != c->orig_b;
+		r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_REL |
+			   (quoted_reply ? 0 : FERRY_CT_STATE_BIT_RPL) |
+			   ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
+		count_packet(c, !quoted_reply, p, now);
+		result_from_conn(c, r);
+		return;
+	}
+
+	const struct ct_l4_ops *ops = l4_ops(p->key.proto);
+	if (c != NULL) {
+		bool reply = p->swapped != c->orig_b;
+		if (unlikely((a->flags & FERRY_CT_FLAG_FORCE) && commit && reply)) {
+			/* force: the connection was committed the other way; start it anew */
+			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
+			c = NULL;
+		} else {
+			bool refresh;
+			enum ct_update u = ops->update(t, c, p, reply, &refresh);
+			if (likely(u == CT_UPDATE_VALID || u == CT_UPDATE_VALID_NEW)) {
+				if (refresh)
+					c->expiration = now + ct_timeout_ns(ct, p->key.zone, c->tm);
+				count_packet(c, reply, p, now);
+				if (commit)
+					set_mark_label(c, a);
+				r->state = FERRY_CT_STATE_BIT_TRK |
+					   (u == CT_UPDATE_VALID ? FERRY_CT_STATE_BIT_EST | (reply ? FERRY_CT_STATE_BIT_RPL : 0)
+								 : FERRY_CT_STATE_BIT_NEW) |
+					   ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
+				result_from_conn(c, r);
+				return;
+			}
+			if (u == CT_UPDATE_INVALID) {
+				/* inv never deletes the entry */
+				result_invalid(r, FERRY_CT_INVALID_REASON_TCP_SEQ);
+				r->zone = p->key.zone;
+				return;
+			}
+			/* CT_UPDATE_NEW: the old connection is over */
+			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
+			c = NULL;
+		}
+	}
+	if (!ops->valid_new(t, p)) {
+		result_invalid(r, FERRY_CT_INVALID_REASON_NO_CONN);
+		r->zone = p->key.zone;
+		return;
+	}
+	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW;
+	if (commit && (c = commit_new(t, b, p, now)) != NULL) {
+		count_packet(c, false, p, now);
+		set_mark_label(c, a);
+		result_from_conn(c, r);
+		return;
+	}
+	result_from_packet(p, r);
+}
+
+void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, const struct ferry_ct_action *const *act,
+		      unsigned n, uint64_t now, struct ferry_ct_result *res)
+{
+	struct ferry_ct *ct = t->ct;
+	struct ct_pktctx ctx[FERRY_CT_BURST_MAX];
+	uint32_t bkt[FERRY_CT_BURST_MAX];
+	uint64_t todo = 0;
+	if (n > FERRY_CT_BURST_MAX)
+		n = FERRY_CT_BURST_MAX;
+	*t->packets += n;
+
+	/* 1. keys and hashes of the whole burst; the slots they fall in are fetched.
+	 * Headers are fetched a few packets ahead of the extraction, as l3fwd does. */
+	for (unsigned i = 0; i < n && i < CT_PREFETCH_AHEAD; i++)
+		rte_prefetch0(pkts[i].data + pkts[i].l3_ofs);
+	for (unsigned i = 0; i < n; i++) {
+		if (i + CT_PREFETCH_AHEAD < n)
+			rte_prefetch0(pkts[i + CT_PREFETCH_AHEAD].data + pkts[i + CT_PREFETCH_AHEAD].l3_ofs);
+		if (unlikely(!ct_extract(&pkts[i], act[i]->zone, &ctx[i]))) {
+			unsigned why = ctx[i].invalid - 1u;
+			ct_count_invalid(t, why);
+			result_invalid(&res[i], why);
+			res[i].zone = act[i]->zone;
+			continue;
+		}
+		uint32_t slot = ctx[i].hash & ct->slot_mask;
+		bkt[i] = slot & ct->bucket_mask;
+		rte_prefetch0(&ct->heads[slot]);
+		todo |= 1ull << i;
+	}
+	/* 2. the first entry of every chain */
+	for (uint64_t m = todo; m; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
+		uint32_t head = ct->heads[ctx[i].hash & ct->slot_mask];
+		if (head != CT_NIL) {
+			/* the key's line, and the line the packet's update writes */
+			rte_prefetch0(&ct->conns[head]);
+			rte_prefetch0(&ct->conns[head].peer);
+		}
+	}
+	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */
+	while (todo) {
+		unsigned first = (unsigned)__builtin_ctzll(todo);
+		uint32_t bi = bkt[first];
+		struct ct_bucket *b = &ct->buckets[bi];
+		pthread_mutex_lock(&b->lock);
+		for (uint64_t m = todo; m; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctzll(m);
+			if (bkt[i] != bi)
+				continue;
+			process_one(t, b, &ctx[i], act[i], now, &res[i]);
+			todo &= ~(1ull << i);
+		}
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+/* ---- limits, timeout policies, options ---- */
+
+int ferry_ct_set_limit(struct ferry_ct *ct, const struct ferry_ct_limit_req *req)
+{
+	switch (req->target) {
+	case FERRY_CT_LIMIT_TARGET_GLOBAL: {
+		uint32_t l = req->limit == 0 || req->limit > ct->capacity ? ct->capacity : req->limit;
+		atomic_store(&ct->max_conns, l);
+		return 0;
+	}
+	case FERRY_CT_LIMIT_TARGET_DEFAULT_ZONE:
+		atomic_store(&ct->default_zone_limit, req->clear ? 0 : req->limit);
+		return 0;
+	case FERRY_CT_LIMIT_TARGET_ZONE:
+		atomic_store(&ct->zone_limit[req->zone], req->clear ? CT_LIMIT_UNSET : req->limit);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+uint32_t ferry_ct_zone_limit(const struct ferry_ct *ct, uint16_t zone)
+{
+	return zone_limit_in_force(ct, zone);
+}
+
+uint32_t ferry_ct_zone_count(const struct ferry_ct *ct, uint16_t zone)
+{
+	return atomic_load(&ct->zone_count[zone]);
+}
+
+uint64_t ferry_ct_count(const struct ferry_ct *ct)
+{
+	return atomic_load(&ct->n_conns);
+}
+
+uint32_t ferry_ct_max_conns(const struct ferry_ct *ct)
+{
+	return atomic_load(&ct->max_conns);
+}
+
+int ferry_ct_set_timeout_policy(struct ferry_ct *ct, const struct ferry_ct_timeout_policy_req *req)
+{
+	int rc = 0;
+	pthread_mutex_lock(&ct->tp_lock);
+	uint16_t cur = atomic_load(&ct->zone_tp[req->zone]);
+	if (req->clear) {
+		atomic_store(&ct->zone_tp[req->zone], 0);
+		if (cur != 0)
+			ct->tp_used[cur] = 0; /* lookups may still read it once: the values stay sane */
+		goto out;
+	}
+	uint16_t p = cur;
+	if (p == 0) {
+		for (p = 1; p < CT_MAX_POLICIES && ct->tp_used[p]; p++)
+			;
+		if (p == CT_MAX_POLICIES) {
+			rc = -1;
+			goto out;
+		}
+		ct->tp_used[p] = 1;
+	}
+	for (unsigned i = 0; i < FERRY_CT_N_TM; i++) {
+		uint32_t s = req->seconds[i] ? req->seconds[i] : ferry_ct_default_timeouts[i];
+		__atomic_store_n(&ct->tp_ns[p][i], (uint64_t)s * NS_PER_SEC, __ATOMIC_RELAXED);
+	}
+	atomic_store(&ct->zone_tp[req->zone], p);
+out:
+	pthread_mutex_unlock(&ct->tp_lock);
+	return rc;
+}
+
+uint32_t ferry_ct_timeout(const struct ferry_ct *ct, uint16_t zone, unsigned tm)
+{
+	return tm < FERRY_CT_N_TM ? (uint32_t)(ct_timeout_ns(ct, zone, tm) / NS_PER_SEC) : 0;
+}
+
+void ferry_ct_set_tcp_seq_check(struct ferry_ct *ct, bool on)
+{
+	atomic_store(&ct->tcp_seq_check, on);
+}
+
+void ferry_ct_set_events(struct ferry_ct *ct, bool on)
+{
+	atomic_store(&ct->events, on);
+}
+
+void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out)
+{
+	out->expired = atomic_load(&ct->expired);
+	out->flushed = atomic_load(&ct->flushed);
+	out->sweeps = atomic_load(&ct->sweeps);
+	out->events_dropped = atomic_load(&ct->events_dropped);
+}
+
+size_t ferry_ct_state_str(uint32_t state, char *buf, size_t len)
+{
+	static const struct { uint32_t bit; const char *name; } names[] = {
+		{ FERRY_CT_STATE_BIT_NEW, "new" }, { FERRY_CT_STATE_BIT_EST, "est" },
+		{ FERRY_CT_STATE_BIT_REL, "rel" }, { FERRY_CT_STATE_BIT_RPL, "rpl" },
+		{ FERRY_CT_STATE_BIT_INV, "inv" }, { FERRY_CT_STATE_BIT_TRK, "trk" },
+		{ FERRY_CT_STATE_BIT_SNAT, "snat" }, { FERRY_CT_STATE_BIT_DNAT, "dnat" },
+		{ FERRY_CT_STATE_BIT_SRPL, "srpl" },
+	};
+	size_t n = 0;
+	if (len)
+		buf[0] = 0;
+	for (unsigned i = 0; i < RTE_DIM(names); i++) {
+		if (!(state & names[i].bit))
+			continue;
+		int w = snprintf(buf + n, len > n ? len - n : 0, "%s%s", n ? "|" : "", names[i].name);
+		if (w > 0)
+			n += (size_t)w;
+	}
+	return n;
+}
+
+/* ---- the cleanup thread ---- */
+
+static void *cleanup_main(void *arg)
+{
+	struct ferry_ct *ct = arg;
+	struct ferry_ct_thread t;
+	ferry_ct_thread_init(ct, &t);
+	pthread_mutex_lock(&ct->stop_lock);
+	while (!ct->stop) {
+		pthread_mutex_unlock(&ct->stop_lock);
+		ferry_ct_sweep(&t, ct->clock(ct->clock_arg));
+		pthread_mutex_lock(&ct->stop_lock);
+		if (ct->stop)
+			break;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)ct->sweep_interval_ms * 1000000ull;
+		until.tv_sec += (time_t)(ns / NS_PER_SEC);
+		until.tv_nsec = (long)(ns % NS_PER_SEC);
+		pthread_cond_timedwait(&ct->stop_cond, &ct->stop_lock, &until);
+	}
+	pthread_mutex_unlock(&ct->stop_lock);
+	ferry_ct_thread_fini(&t);
+	return NULL;
+}

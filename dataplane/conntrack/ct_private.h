@@ -1,0 +1,212 @@
+/* The tracker's insides, shared by its files: the table (conntrack.c), key extraction
+ * (ct_extract.c), the protocol machines (ct_tcp.c, ct_other.c) and the walks (dump,
+ * flush, stats, sweep: ct_walk.c). Nothing outside dataplane/conntrack includes it. */
+#ifndef FERRY_CT_PRIVATE_H
+#define FERRY_CT_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <rte_ring.h>
+#include "conntrack.h"
+
+#define CT_NIL UINT32_MAX
+#define CT_LIMIT_UNSET UINT32_MAX   /* zone_limit: the zone follows the default limit */
+#define CT_MAX_POLICIES 1024u       /* zones with a timeout policy of their own, at once */
+#define CT_EARLY_DROP_SCAN 8u       /* entries of a bucket's list looked at for an unreplied victim */
+#define NS_PER_SEC 1000000000ull
+
+/* A connection's key, canonical: endpoint a is the lower (address, port) of the two,
+ * so both directions of a connection have the same key and one lookup finds it. */
+struct ct_key {
+	uint8_t a[16];
+	uint8_t b[16];
+	uint16_t pa, pb;   /* ports; ICMP echo: the id on both */
+	uint16_t zone;
+	uint8_t proto;
+	uint8_t l3;        /* 4 or 6 */
+};
+_Static_assert(sizeof(struct ct_key) == 40, "ct_key is five words");
+
+/* one side of a TCP connection, pf's model (conntrack.md 5.1) */
+struct ct_tcp_peer {
+	uint32_t seqlo;    /* lowest sequence number expected from this peer */
+	uint32_t seqhi;    /* highest sequence number the other peer's window allows */
+	uint16_t max_win;  /* largest window this peer advertised, unscaled */
+	uint8_t wscale;    /* CT_WSCALE_* flags | shift */
+	uint8_t state;     /* FERRY_CT_TCP_STATE_* */
+};
+#define CT_WSCALE_FLAG 0x80    /* the peer sent the window-scale option */
+#define CT_WSCALE_UNKNOWN 0x40 /* picked up mid-stream: the scale is not known */
+#define CT_WSCALE_MASK 0x0f
+
+/* conn.flags */
+#define CONN_SEEN_REPLY 0x01
+#define CONN_LIBERAL 0x02      /* picked up mid-stream (OVS's BE_LIBERAL) */
+#define CONN_LABELED 0x04      /* a label was written: results read the third line */
+
+/* Three cache lines: a lookup reads the first; a packet's update writes the second;
+ * the third is for dumps and the expiration list. */
+struct ct_conn {
+	struct ct_key key;
+	uint32_t hash;
+	uint32_t next;          /* hash chain */
+	uint64_t expiration;    /* ns; the entry is gone for lookups from then on */
+	uint32_t mark;
+	uint8_t orig_b;         /* 1 when the originator is endpoint b of the key */
+	uint8_t tm;             /* FERRY_CT_TM_* in force */
+	uint8_t flags;          /* CONN_* */
+	uint8_t l4state;        /* the UDP/other or ICMP machine's state */
+
+	struct ct_tcp_peer peer[2] __attribute__((aligned(64))); /* [0] originator, [1] responder */
+	uint64_t packets[2];    /* [0] original direction, [1] reply */
+	uint64_t bytes[2];
+	uint64_t last_seen;
+
+	uint8_t label[16] __attribute__((aligned(64)));
+	uint64_t first_seen;
+	uint32_t exp_prev, exp_next; /* the bucket's expiration list */
+	uint8_t icmp_type, icmp_code; /* of the packet that opened it */
+} __attribute__((aligned(64)));
+
+/* A lock bucket: an adaptive mutex over the slots slot & mask == its index, and the
+ * expiration list of their connections (in creation order; the sweep walks it from
+ * 'cursor', which a removal of the cursor's entry moves on). */
+struct ct_bucket {
+	pthread_mutex_t lock;
+	uint32_t exp_head, exp_tail;
+	uint32_t exp_len;
+	uint32_t cursor;
+} __attribute__((aligned(64)));
+
+/* What extraction learnt of a packet (ct_extract.c). */
+struct ct_pktctx {
+	struct ct_key key;
+	uint32_t hash;
+	uint8_t swapped;        /* the packet travels from endpoint b to a */
+	uint8_t invalid;        /* FERRY_CT_INVALID_REASON_* + 1, 0 when fine */
+	uint8_t related;        /* an ICMP error: key is the quoted packet's */
+	uint8_t icmp_reply;     /* an echo (timestamp, info) reply */
+	uint8_t icmp_type, icmp_code;
+	uint8_t tcp_flags;
+	uint8_t tcp_wscale;     /* of a SYN: CT_WSCALE_FLAG | shift, or 0 */
+	uint32_t tcp_seq, tcp_ack;
+	uint16_t tcp_win;
+	uint32_t l4_payload;    /* TCP payload bytes */
+	uint32_t bytes;         /* IP packet length, for the counters */
+	/* the packet's own tuple, for a result without an entry */
+	const uint8_t *src, *dst;
+	uint16_t sport, dport;
+};
+
+/* the outcome of a protocol update (OVS's ct_update_res) */
+enum ct_update {
+	CT_UPDATE_VALID,        /* est */
+	CT_UPDATE_VALID_NEW,    /* still new (retransmitted SYN, UDP before a reply) */
+	CT_UPDATE_INVALID,      /* inv; the entry stays */
+	CT_UPDATE_NEW,          /* the old connection is over: expire it, start again */
+};
+
+struct ferry_ct;
+
+/* One protocol's machine: OVS's ct_l4_proto. */
+struct ct_l4_ops {
+	/* may this packet open a connection? (counts why not) */
+	bool (*valid_new)(struct ferry_ct_thread *t, const struct ct_pktctx *p);
+	/* a fresh entry's state after its first packet; sets c->tm */
+	void (*new_conn)(struct ferry_ct *ct, struct ct_conn *c, const struct ct_pktctx *p);
+	/* a packet of an existing entry; sets c->tm when the timeout is to be refreshed
+	 * and returns whether to refresh through *refresh */
+	enum ct_update (*update)(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p,
+				 bool reply, bool *refresh);
+};
+extern const struct ct_l4_ops ct_tcp_ops, ct_other_ops, ct_icmp_ops;
+
+struct ct_event_rec {
+	uint16_t type;
+	uint16_t pad[3];
+	struct ferry_ct_event ev;
+};
+
+struct ferry_ct {
+	struct ct_conn *conns;            /* the pool, [capacity] */
+	uint32_t *heads;                  /* hash slots, [slot_mask + 1] */
+	struct ct_bucket *buckets;        /* [bucket_mask + 1] */
+	uint32_t capacity, slot_mask, bucket_mask;
+	size_t conns_bytes, heads_bytes;
+
+	/* entries not in use; threads take and give them in batches */
+	pthread_mutex_t free_lock;
+	uint32_t *free_stack;
+	uint32_t n_free;
+
+	_Atomic uint64_t n_conns;
+	_Atomic uint32_t max_conns;
+	_Atomic uint32_t default_zone_limit;   /* 0: unlimited */
+	_Atomic uint32_t *zone_limit;          /* [65536], CT_LIMIT_UNSET or the zone's own */
+	_Atomic uint32_t *zone_count;          /* [65536] */
+
+	/* timeouts: zone -> policy index (0: the defaults); each policy in ns by tm */
+	_Atomic uint16_t *zone_tp;             /* [65536] */
+	uint64_t (*tp_ns)[FERRY_CT_N_TM];      /* [CT_MAX_POLICIES] */
+	uint8_t *tp_used;                      /* [CT_MAX_POLICIES] */
+	pthread_mutex_t tp_lock;               /* control side only */
+
+	_Atomic bool tcp_seq_check;
+	_Atomic bool events;
+	struct rte_ring *event_ring;
+
+	_Atomic uint64_t expired, flushed, sweeps, events_dropped;
+
+	/* cleanup thread */
+	uint32_t sweep_interval_ms, sweep_budget;
+	uint64_t (*clock)(void *);
+	void *clock_arg;
+	bool thread_started;
+	pthread_t thread;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stop;
+};
+
+/* ---- shared helpers ---- */
+
+static inline struct ct_conn *ct_conn_at(const struct ferry_ct *ct, uint32_t idx)
+{
+	return &ct->conns[idx];
+}
+
+static inline uint64_t ct_timeout_ns(const struct ferry_ct *ct, uint16_t zone, unsigned tm)
+{
+	uint16_t p = atomic_load_explicit(&ct->zone_tp[zone], memory_order_relaxed);
+	return ct->tp_ns[p][tm];
+}
+
+static inline void ct_count_invalid(struct ferry_ct_thread *t, unsigned reason)
+{
+	t->invalid[reason]++;
+}
+
+/* ct_extract.c: fills p from pkt; returns false (p->invalid set) when it cannot be tracked */
+bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p);
+uint32_t ct_key_hash(const struct ct_key *k);
+
+/* conntrack.c, for the walks: the bucket lock must be held */
+void ct_remove_locked(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, uint8_t reason, uint64_t now);
+void ct_fill_entry(const struct ferry_ct *ct, const struct ct_conn *c, uint64_t now, struct ferry_ct_entry *e);
+
+/* keys compare as five words, without a call to memcmp */
+static inline bool ct_key_eq(const struct ct_key *x, const struct ct_key *y)
+{
+	uint64_t a[5], b[5];
+	memcpy(a, x, sizeof(a));
+	memcpy(b, y, sizeof(b));
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0;
+}
+
+static inline bool ct_expired(const struct ct_conn *c, uint64_t now)
+{
+	return now >= c->expiration;
+}
+
+#endif
