@@ -31,7 +31,7 @@ dataplane-asan:
 dataplane-fuzz:
 	@if [ ! -f $(DP_FUZZ)/build.ninja ]; then CC=clang-14 meson setup $(DP_FUZZ) dataplane -Dfuzz=true \
 	  -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; fi
-	@ninja -C $(DP_FUZZ) fuzz_parse fuzz_ctl >/dev/null
+	@ninja -C $(DP_FUZZ) fuzz_parse fuzz_ctl fuzz_ct >/dev/null
 
 control:
 	@node proto/gen.mjs --ts control/src/gen/proto.ts

@@ -253,11 +253,6 @@ bool ferry_ct_events_pop(struct ferry_ct *ct, uint16_t *type, struct ferry_ct_ev
 
 /* ---- the table, under a bucket lock ---- */
 
-static inline struct ct_bucket *bucket_of(const struct ferry_ct *ct, uint32_t hash)
-{
-	return &ct->buckets[hash & ct->slot_mask & ct->bucket_mask];
-}
-
 static void exp_unlink(struct ferry_ct *ct, struct ct_bucket *b, struct ct_conn *c, uint32_t idx)
 {
 	if (b->cursor == idx)

@@ -11,6 +11,7 @@
 #include "../common/ftest.h"
 #include "ctl.h"
 #include "shm.h"
+#include "../common/clock.h"
 
 static struct ferry_shm shm;
 static struct ferry_flow_table flows;
@@ -281,6 +282,139 @@ static void test_stale_segment_is_replaced(void)
 	CHECK(strstr(err, "--shm-name") != NULL);
 }
 
+/* UDP 10.0.0.1:sport -> 10.0.0.2:53, committed in zone, into the tracker */
+static void ct_commit_udp(struct ferry_ct *ct, uint16_t zone, uint16_t sport)
+{
+	uint8_t f[42] = { 0 };
+	f[12] = 0x08;
+	uint8_t *ip = f + 14;
+	ip[0] = 0x45;
+	ip[3] = 28;
+	ip[8] = 64;
+	ip[9] = 17;
+	ip[12] = 10, ip[15] = 1, ip[16] = 10, ip[19] = 2;
+	uint32_t sum = 0;
+	for (int i = 0; i < 20; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ip[10] = (uint8_t)(~sum >> 8), ip[11] = (uint8_t)~sum;
+	uint8_t *u = ip + 20;
+	u[0] = (uint8_t)(sport >> 8), u[1] = (uint8_t)sport, u[3] = 53, u[5] = 8;
+	struct ferry_ct_pkt p = { .data = f, .len = sizeof(f), .l3_ofs = 14, .eth_type = 0x0800 };
+	struct ferry_ct_action a = { .zone = zone, .flags = FERRY_CT_FLAG_COMMIT };
+	const struct ferry_ct_action *ap = &a;
+	struct ferry_ct_result r;
+	struct ferry_ct_thread t;
+	ferry_ct_thread_init(ct, &t);
+	ferry_ct_execute(&t, &p, &ap, 1, ferry_monotonic_ns(), &r);
+	ferry_ct_thread_fini(&t);
+	CHECK(r.state & FERRY_CT_STATE_BIT_NEW);
+}
+
+static void test_conntrack_requests(void)
+{
+	struct ferry_response r;
+	/* without a tracker the requests say so */
+	struct ferry_ct_filter all;
+	memset(&all, 0, sizeof(all));
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_CT_FLUSH, &all, sizeof(all), sizeof(all), &r), FERRY_STATUS_EUNSUPPORTED);
+
+	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 4096 });
+	CHECK(ct != NULL);
+	ferry_ctl_attach_ct(&ctl, ct);
+	for (uint16_t i = 0; i < 20; i++)
+		ct_commit_udp(ct, (uint16_t)(i < 15 ? 5 : 6), (uint16_t)(1000 + i));
+
+	/* a dump of 20 entries answers in parts of 6: MORE on all but the last */
+	struct ferry_ct_dump_req q;
+	memset(&q, 0, sizeof(q));
+	uint64_t id = next_id;
+	push(FERRY_MSG_TYPE_CT_DUMP, &q, sizeof(q), sizeof(q));
+	CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 1);
+	struct ferry_ring cons = shm.resp;
+	cons.own = shm.resp.ctl->tail;
+	uint32_t parts = ferry_ring_count(&cons), entries = 0, more = 0, done = 0;
+	CHECK_EQ(parts, 4);
+	for (uint32_t i = 0; i < parts; i++) {
+		const uint8_t *rec = ferry_ring_peek(&cons, i);
+		struct ferry_msg_hdr h;
+		memcpy(&h, rec, sizeof(h));
+		CHECK_EQ(h.req_id, id);
+		more += (h.flags & FERRY_MSG_FLAG_MORE) != 0;
+		struct ferry_ct_dump_resp d;
+		memcpy(&d, rec + sizeof(h) + sizeof(struct ferry_response), sizeof(d));
+		entries += d.n_entries;
+		done += d.done;
+		for (unsigned k = 0; k < d.n_entries; k++)
+			CHECK(d.entries[k].proto == 17 && d.entries[k].dport == 53 && d.entries[k].packets_orig == 1);
+	}
+	ferry_ring_release(&cons, parts);
+	CHECK_EQ(entries, 20);
+	CHECK_EQ(more, parts - 1);
+	CHECK_EQ(done, 1);
+
+	/* a zone filter is applied in the dataplane; a bad filter is refused by name */
+	q.filter.flags = FERRY_CT_FILTER_FLAG_ZONE;
+	q.filter.zone = 6;
+	push(FERRY_MSG_TYPE_CT_DUMP, &q, sizeof(q), sizeof(q));
+	CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 1);
+	cons.own = shm.resp.ctl->tail;
+	CHECK_EQ(ferry_ring_count(&cons), 1);
+	struct ferry_ct_dump_resp d;
+	memcpy(&d, ferry_ring_peek(&cons, 0) + sizeof(struct ferry_msg_hdr) + sizeof(struct ferry_response), sizeof(d));
+	CHECK_EQ(d.n_entries, 5);
+	ferry_ring_release(&cons, 1);
+	q.filter.flags = 1u << 20;
+	push(FERRY_MSG_TYPE_CT_DUMP, &q, sizeof(q), sizeof(q));
+	CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 1);
+	uint64_t got;
+	r = pop(&got);
+	CHECK_EQ(r.status, FERRY_STATUS_EINVAL);
+	CHECK(strstr(r.message, "filter.flags") != NULL);
+
+	/* stats: per zone counts follow the response struct */
+	struct ferry_ct_stats_req sq = { .zone_start = 0 };
+	push(FERRY_MSG_TYPE_CT_STATS, &sq, sizeof(sq), sizeof(sq));
+	CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 1);
+	cons.own = shm.resp.ctl->tail;
+	struct ferry_ct_stats_resp st;
+	memcpy(&st, ferry_ring_peek(&cons, 0) + sizeof(struct ferry_msg_hdr) + sizeof(struct ferry_response), sizeof(st));
+	ferry_ring_release(&cons, 1);
+	CHECK_EQ(st.total, 20);
+	CHECK_EQ(st.by_proto[FERRY_CT_PROTO_INDEX_UDP], 20);
+	CHECK_EQ(st.n_zones, 2);
+	CHECK(st.zones[0].zone == 5 && st.zones[0].count == 15 && st.zones[1].zone == 6 && st.zones[1].count == 5);
+
+	/* limits and policies, with their fields checked */
+	struct ferry_ct_limit_req l = { .target = FERRY_CT_LIMIT_TARGET_ZONE, .zone = 9, .limit = 3 };
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_CT_SET_LIMIT, &l, sizeof(l), sizeof(l), &r), FERRY_STATUS_OK);
+	CHECK_EQ(ferry_ct_zone_limit(ct, 9), 3);
+	l.target = 7;
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_CT_SET_LIMIT, &l, sizeof(l), sizeof(l), &r), FERRY_STATUS_EINVAL);
+	CHECK(strstr(r.message, "target") != NULL);
+	struct ferry_ct_timeout_policy_req tp;
+	memset(&tp, 0, sizeof(tp));
+	tp.zone = 5;
+	tp.seconds[FERRY_CT_TM_UDP_FIRST] = 7;
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_CT_SET_TIMEOUT_POLICY, &tp, sizeof(tp), sizeof(tp), &r), FERRY_STATUS_OK);
+	CHECK_EQ(ferry_ct_timeout(ct, 5, FERRY_CT_TM_UDP_FIRST), 7);
+	CHECK_EQ(ferry_ct_timeout(ct, 6, FERRY_CT_TM_UDP_FIRST), 60);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_CT_SET_TIMEOUT_POLICY, &tp, sizeof(tp), sizeof(tp) - 4, &r),
+		 FERRY_STATUS_EINVAL);
+
+	/* flush by zone removes exactly that zone */
+	all.flags = FERRY_CT_FILTER_FLAG_ZONE;
+	all.zone = 5;
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_CT_FLUSH, &all, sizeof(all), sizeof(all), &r), FERRY_STATUS_OK);
+	CHECK_EQ(r.value, 15);
+	CHECK_EQ(ferry_ct_count(ct), 5);
+
+	ferry_ct_thread_fini(&ctl.ct_thread);
+	ctl.ct = NULL;
+	ferry_ct_destroy(ct);
+}
+
 int main(void)
 {
 	ferry_test_eal_init("ctl", NULL, 0);
@@ -303,6 +437,7 @@ int main(void)
 	RUN(test_clear);
 	RUN(test_full_response_ring_pushes_back);
 	RUN(test_stale_segment_is_replaced);
+	RUN(test_conntrack_requests);
 
 	ferry_flow_table_fini(&flows);
 	ferry_shm_destroy(&shm);

@@ -14,6 +14,21 @@
 _Static_assert(sizeof(((struct ferry_program *)0)->exit_meta) == FERRY_KEY_META_BYTES,
 	       "a program keeps exactly the key's metadata bytes");
 
+/* a fragment of an abandoned datagram (overlap, timeout, no room) */
+static void release_fragment(void *arg, void *handle)
+{
+	struct ferry_worker *w = arg;
+	w->stats->drops[FERRY_DROP_REASON_FRAG]++;
+	rte_pktmbuf_free(handle);
+}
+
+static void frag_counters(struct ferry_worker *w)
+{
+	const uint64_t *c = ferry_ipf_counters(w->ipf);
+	for (unsigned i = 0; i < FERRY_FRAG_REASONS; i++)
+		w->stats->frag[i] = c[i];
+}
+
 int ferry_worker_init(struct ferry_worker *w, int socket)
 {
 	char name[RTE_RING_NAMESIZE];
@@ -32,6 +47,12 @@ int ferry_worker_init(struct ferry_worker *w, int socket)
 	if (w->punt_rate == 0)
 		w->punt_rate = FERRY_PUNT_RATE_DEFAULT;
 	if (w->ct != NULL) {
+		w->ipf = ferry_ipf_create(&(struct ferry_ipf_config){ 0 });
+		if (w->ipf == NULL) {
+			ferry_worker_fini(w);
+			return -1;
+		}
+		ferry_ipf_set_release(w->ipf, release_fragment, w);
 		ferry_ct_thread_init(w->ct, &w->ct_thread);
 		if (w->stats != NULL) {
 			w->ct_thread.packets = &w->stats->ct_packets;
@@ -52,6 +73,8 @@ void ferry_worker_fini(struct ferry_worker *w)
 	w->punts = NULL;
 	if (w->ct != NULL)
 		ferry_ct_thread_fini(&w->ct_thread);
+	ferry_ipf_destroy(w->ipf); /* gives back what it holds */
+	w->ipf = NULL;
 }
 
 /* A consuming op's result: 1 consumed, 0 not (the packet goes on), or DROPPED(reason)
@@ -303,6 +326,7 @@ static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct 
 	r->depth = (uint8_t)(depth + 1);
 	r->in_port = in_port;
 	r->ct = op->act;
+	r->has_result = false;
 	memcpy(r->meta, exit_meta, sizeof(r->meta));
 	struct ferry_flow_key *mk = (struct ferry_flow_key *)(void *)r->meta;
 	mk->ct_zone = ct_zone_of(op->act, exit_meta);
@@ -460,38 +484,135 @@ static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt 
 		account(w, &run->prog, run_pkts, run_bytes);
 }
 
+/* A fragment going through ct(table=): held until its datagram is whole; then the
+ * datagram is tracked and every fragment of it goes on with that result (the others
+ * through the recirculation queue). Returns true when pkts[i] goes on now, with its
+ * tracker input in *cp (the whole datagram). */
+static bool fragment_in(struct ferry_worker *w, struct rte_mbuf *m, const struct pkt *p, const struct ferry_recirc *r,
+			struct ferry_ct_pkt *cp, struct ferry_ipf_done *done)
+{
+	struct ferry_ipf_frag f = { .data = rte_pktmbuf_mtod(m, const uint8_t *), .len = rte_pktmbuf_data_len(m),
+				    .l3_ofs = p->lay.l3_off, .zone = p->key.ct_zone, .handle = m };
+	uint8_t why = 0;
+	enum ferry_ipf_verdict v = ferry_ipf_add(w->ipf, &f, w->now_ns, done, &why);
+	frag_counters(w);
+	if (v == FERRY_IPF_HELD)
+		return false;
+	if (v == FERRY_IPF_DROP) {
+		w->stats->drops[FERRY_DROP_REASON_FRAG]++;
+		rte_pktmbuf_free(m);
+		return false;
+	}
+	/* DONE: the whole datagram is what the tracker sees */
+	cp->data = done->whole;
+	cp->len = done->whole_len;
+	cp->l3_ofs = done->l3_ofs;
+	cp->flags = FERRY_CT_PKT_REASSEMBLED;
+	(void)r;
+	return true;
+}
+
+/* the other fragments of a tracked datagram: round again with its result */
+static void fragments_out(struct ferry_worker *w, const struct ferry_ipf_done *done, struct rte_mbuf *self,
+			  const struct ferry_recirc *r, const struct ferry_ct_result *res)
+{
+	for (unsigned k = 0; k < done->n_handles; k++) {
+		struct rte_mbuf *fm = done->handles[k];
+		if (fm == self)
+			continue;
+		if (w->rq_n == FERRY_RECIRC_SLOTS) {
+			w->stats->drops[FERRY_DROP_REASON_RECIRC_LIMIT]++;
+			rte_pktmbuf_free(fm);
+			continue;
+		}
+		struct ferry_recirc *q = &w->rq[w->rq_n++];
+		*q = *r;
+		q->m = fm;
+		q->ct = NULL;
+		q->has_result = true;
+		q->ct_result = *res;
+	}
+}
+
 /* Tracks the packets of a recirculation batch that came through ct(table=), all in
- * one burst call of the tracker, and writes the results into their keys. */
-static void track_batch(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt *pk, const struct ferry_recirc *rs,
-			uint16_t n)
+ * one burst call of the tracker, and writes the results into their keys. Fragments
+ * may be held back: returns how many packets go on (pkts/pk compacted). */
+static uint16_t track_batch(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt *pk, const struct ferry_recirc *rs,
+			    uint16_t n)
 {
 	struct ferry_ct_pkt cp[FERRY_BURST];
 	struct ferry_ct_action act[FERRY_BURST];
 	const struct ferry_ct_action *ap[FERRY_BURST];
 	struct ferry_ct_result res[FERRY_BURST];
 	uint16_t idx[FERRY_BURST];
-	unsigned nc = 0;
+	int8_t whole_of[FERRY_BURST];        /* tracked packet j is fragment set whole_of[j] */
+	static __thread struct ferry_ipf_done done[2]; /* whole datagrams in this batch */
+	unsigned nc = 0, nd = 0;
+	uint16_t kept = 0;
 	for (uint16_t i = 0; i < n; i++) {
-		if (rs[i].ct == NULL)
-			continue;
-		ct_action_of(rs[i].ct, pk[i].key.ct_zone, &act[nc]);
-		ap[nc] = &act[nc];
-		ct_pkt_of(pkts[i], &pk[i].lay, pk[i].key.eth_type, &cp[nc]);
-		idx[nc++] = i;
+		if (rs[i].has_result) {
+			ct_result_to_key(&rs[i].ct_result, &pk[i].key);
+		} else if (rs[i].ct != NULL) {
+			whole_of[nc] = -1;
+			ct_action_of(rs[i].ct, pk[i].key.ct_zone, &act[nc]);
+			ap[nc] = &act[nc];
+			ct_pkt_of(pkts[i], &pk[i].lay, pk[i].key.eth_type, &cp[nc]);
+			if (unlikely(w->ct != NULL && pk[i].key.nw_frag != 0)) {
+				if (nd == RTE_DIM(done)) {
+					/* one reassembly result at a time is kept per slot: later ones wait */
+					w->stats->drops[FERRY_DROP_REASON_FRAG]++;
+					rte_pktmbuf_free(pkts[i]);
+					continue;
+				}
+				if (!fragment_in(w, pkts[i], &pk[i], &rs[i], &cp[nc], &done[nd]))
+					continue;
+				/* fragment_in's result lives until the next add: finish it now */
+				whole_of[nc] = (int8_t)nd++;
+			}
+			idx[nc++] = kept;
+		}
+		if (kept != i) {
+			pkts[kept] = pkts[i];
+			pk[kept] = pk[i];
+		}
+		kept++;
+		if (nd && whole_of[nc - 1] >= 0 && rs[i].ct != NULL) {
+			/* track the datagram before the reassembler is used again */
+			unsigned j = nc - 1;
+			ferry_ct_execute(&w->ct_thread, &cp[j], &ap[j], 1, w->now_ns, &res[j]);
+			ct_result_to_key(&res[j], &pk[idx[j]].key);
+			fragments_out(w, &done[whole_of[j]], pkts[idx[j]], &rs[i], &res[j]);
+			whole_of[j] = -2; /* done */
+			nd = 0;
+		}
 	}
 	if (nc == 0)
-		return;
+		return kept;
 	if (unlikely(w->ct == NULL)) {
 		/* no tracker: tracked-but-invalid, so pipelines that admit only +new/+est fail closed */
 		for (unsigned j = 0; j < nc; j++)
 			pk[idx[j]].key.ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
-		return;
+		return kept;
 	}
-	ferry_ct_execute(&w->ct_thread, cp, ap, nc, w->now_ns, res);
+	/* everything else in one burst */
+	const struct ferry_ct_action *bap[FERRY_BURST];
+	struct ferry_ct_pkt bcp[FERRY_BURST];
+	struct ferry_ct_result bres[FERRY_BURST];
+	uint16_t bidx[FERRY_BURST];
+	unsigned nb = 0;
 	for (unsigned j = 0; j < nc; j++) {
-		ct_pkt_done(pkts[idx[j]], &cp[j]);
-		ct_result_to_key(&res[j], &pk[idx[j]].key);
+		if (whole_of[j] == -2)
+			continue;
+		bap[nb] = ap[j];
+		bcp[nb] = cp[j];
+		bidx[nb++] = idx[j];
 	}
+	ferry_ct_execute(&w->ct_thread, bcp, bap, nb, w->now_ns, bres);
+	for (unsigned j = 0; j < nb; j++) {
+		ct_pkt_done(pkts[bidx[j]], &bcp[j]);
+		ct_result_to_key(&bres[j], &pk[bidx[j]].key);
+	}
+	return kept;
 }
 
 static void process_recirculations(struct ferry_worker *w)
@@ -518,9 +639,10 @@ static void process_recirculations(struct ferry_worker *w)
 			pk[i].table = r->table;
 			pk[i].depth = r->depth;
 		}
-		track_batch(w, pkts, pk, rs, n);
 		w->stats->recirculations += n;
-		run_pass(w, pkts, pk, n);
+		n = track_batch(w, pkts, pk, rs, n);
+		if (n)
+			run_pass(w, pkts, pk, n);
 	}
 }
 
@@ -640,6 +762,11 @@ int ferry_worker_main(void *arg)
 			st->rx_bursts++;
 			got += n;
 			ferry_worker_process_burst(w, rq->port, pkts, n);
+		}
+		/* datagrams that will not complete give their fragments back */
+		if (unlikely(w->ipf != NULL && ferry_ipf_held(w->ipf) != 0)) {
+			ferry_ipf_expire(w->ipf, w->now_ns);
+			frag_counters(w);
 		}
 		/* no reference to a rule or table survives this point */
 		rte_rcu_qsbr_quiescent(w->qsv, w->id);

@@ -14,6 +14,7 @@
 #include "../common/clock.h"
 #include "../classifier/flow_table.h"
 #include "../conntrack/conntrack.h"
+#include "../conntrack/ipf.h"
 #include "../parse/parse.h"
 #include "emc.h"
 #include "l2.h"
@@ -48,6 +49,8 @@ struct ferry_recirc {
 	uint8_t depth;
 	uint32_t in_port;
 	const struct ferry_act_ct *ct;  /* the ct(table=) that sent it round, tracked at the next pass */
+	bool has_result;                /* a fragment whose datagram was tracked already: ct_result */
+	struct ferry_ct_result ct_result;
 	uint8_t meta[FERRY_KEY_META_BYTES] __attribute__((aligned(8)));
 };
 
@@ -65,6 +68,7 @@ struct ferry_worker {
 	const struct ferry_flow_table *flows;
 	struct ferry_ct *ct;                 /* shared tracker (NULL: ct() gives +trk+inv) */
 	struct ferry_ct_thread ct_thread;    /* this worker's entry cache and counters */
+	struct ferry_ipf *ipf;               /* fragments held until their datagram is whole */
 	struct ferry_emc *emc;
 	struct ferry_l2 *l2;
 	struct rte_mempool *pool;            /* for copies */
