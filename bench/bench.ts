@@ -1,13 +1,14 @@
 // make bench: Ferry's figures next to a baseline run in the same invocation, as ratios.
 // Runs interleaved (baseline, Ferry, baseline, Ferry) and reports medians of the
 // per-second samples, because this machine is noisy.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { NullFerry, startNullFerry, stopProc } from '../tests/integration/harness';
 
 const root = path.resolve(__dirname, '../..');
 const BENCH_CLASSIFIER = path.join(root, 'dataplane/build/ferry-bench-classifier');
+const BENCH_CT = path.join(root, 'dataplane/build/ferry-bench-conntrack');
 const SECONDS = Number(process.env.FERRY_BENCH_SECONDS ?? 5);
 const WARMUP = 2;
 const ROUNDS = Number(process.env.FERRY_BENCH_ROUNDS ?? 3);
@@ -175,6 +176,56 @@ function classifierRows(): Row[] {
   });
 }
 
+
+/** One figure of ferry-bench-conntrack: the median over ROUNDS runs. */
+function ctFigure(args: string[], pick: RegExp): number {
+  const xs: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const out = execFileSync(BENCH_CT, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = out.split('\n').find((l) => pick.test(l));
+    if (!line) throw new Error(`ferry-bench-conntrack ${args.join(' ')}: no line matching ${pick}:\n${out}`);
+    xs.push(Number(line.split('\t')[1]));
+  }
+  return median(xs);
+}
+
+/** Instructions per packet of the OVS benchmark workload under callgrind (the
+ * difference between two packet counts, so start-up cost drops out). */
+function ctInstructions(): number {
+  const ir = (n: number): number => {
+    const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', BENCH_CT, 'ovs', '1', String(n), '32'],
+      { encoding: 'utf8' });
+    const m = /refs:\s+([\d,]+)/.exec(r.stderr ?? '');
+    if (!m) throw new Error(`callgrind gave no count:\n${r.stderr}`);
+    return Number(m[1]!.replace(/,/g, ''));
+  };
+  return (ir(400000) - ir(200000)) / 200000;
+}
+
+/** The connection tracker next to OVS v3.7.1's ovstest figures on this VM class
+ * (shared/research/benchmarks.md: ovstest is not packaged, so its measured figures
+ * stand in for a run here). */
+function conntrackRows(): Row[] {
+  process.stderr.write('bench: connection tracker (ferry-bench-conntrack, OVS ovstest workloads)\n');
+  const anchor = 'OVS 3.7.1 ovstest, benchmarks.md';
+  const more = (metric: string, ferry: number, baseline: number, unit: string, baselineName = anchor): Row =>
+    ({ metric, ferry, baseline, baselineName, unit, ratio: ferry / baseline });
+  const less = (metric: string, ferry: number, baseline: number, unit: string, baselineName = anchor): Row =>
+    ({ metric: `${metric} (lower is better: ratio = baseline/Ferry)`, ferry, baseline, baselineName, unit, ratio: baseline / ferry });
+  const ovs = /ovs-benchmark/;
+  return [
+    more('ct: ovstest benchmark 1 thread, 1 UDP flow, commit, batch 32', ctFigure(['ovs', '1', '10000000', '32'], ovs), 12.3, 'Mpps'),
+    more('ct: ovstest benchmark 2 threads, batch 32', ctFigure(['ovs', '2', '10000000', '32'], ovs), 22.2, 'Mpps'),
+    more('ct: ovstest benchmark 1 thread, batch 1', ctFigure(['ovs', '1', '10000000', '1'], ovs), 11.1, 'Mpps'),
+    less('ct: instructions per packet, ovstest benchmark 1 thread batch 32 (callgrind)', ctInstructions(), 961, 'Ir/pkt'),
+    more('ct: new connections at 100,000, batch 1', ctFigure(['setup', '100000', '1'], /new connections/), 2.48, 'M/s'),
+    more('ct: new connections at 100,000, batch 32', ctFigure(['setup', '100000', '32'], /new connections/), 2.48, 'M/s'),
+    more('ct: new connections at 1,000,000, batch 32', ctFigure(['setup', '1000000', '32'], /new connections/), 1.5, 'M/s'),
+    more('ct: established lookups at 1,000,000, batch 32 (OVS: batch 1)', ctFigure(['setup', '1000000', '32'], /established/), 3.9, 'M/s'),
+    less('ct: worst worker burst (32 lookups) while the cleanup thread expires 1,000,000', ctFigure(['cleanup', '1000000'], /worst/), 50, 'us', 'issue bound'),
+  ];
+}
+
 async function main(): Promise<void> {
   const ferry: number[] = [];
   const pipe: number[] = [];
@@ -205,6 +256,7 @@ async function main(): Promise<void> {
     ratio: median(pipeRatios),
   });
   rows.push(...classifierRows());
+  rows.push(...conntrackRows());
   process.stderr.write('bench: flow programming over REST\n');
   rows.push(...(await programming()));
   printTable(rows);
