@@ -44,7 +44,7 @@ test-c: build
 	@meson test -C $(DP_BUILD) --print-errorlogs
 
 test-ts: build
-	@node --test build/tests/layout/*.test.js build/control/test/*.test.js
+	@node --test build/tests/layout/*.test.js build/tests/conntrack/*.test.js build/control/test/*.test.js
 
 test-integration: build
 	@node --test --test-concurrency=1 build/tests/integration/*.test.js

@@ -392,8 +392,6 @@ static struct ct_conn *commit_new(struct ferry_ct_thread *t, struct ct_bucket *b
 	b->exp_tail = idx;
 	b->exp_len++;
 	(*t->created)++;
-	if (atomic_load_explicit(&ct->events, memory_order_relaxed))
-		publish(ct, FERRY_EVENT_TYPE_CT_NEW, c, 0, now);
 	return c;
 }
 
@@ -428,6 +426,11 @@ static inline void result_from_conn(const struct ct_conn *c, struct ferry_ct_res
 	memcpy(r->nw_dst, c->orig_b ? k->a : k->b, 16);
 	r->tp_src = c->orig_b ? k->pb : k->pa;
 	r->tp_dst = c->orig_b ? k->pa : k->pb;
+	if (unlikely(k->proto == IPPROTO_ICMP_ || k->proto == IPPROTO_ICMPV6_)) {
+		/* OVS's ct_tp_src/dst of ICMP: the original type and code */
+		r->tp_src = c->icmp_type;
+		r->tp_dst = c->icmp_code;
+	}
 }
 
 static inline void result_from_packet(const struct ct_pktctx *p, struct ferry_ct_result *r)
@@ -440,6 +443,10 @@ static inline void result_from_packet(const struct ct_pktctx *p, struct ferry_ct
 	memcpy(r->nw_dst, p->swapped ? k->a : k->b, 16);
 	r->tp_src = p->sport;
 	r->tp_dst = p->dport;
+	if (unlikely(k->proto == IPPROTO_ICMP_ || k->proto == IPPROTO_ICMPV6_)) {
+		r->tp_src = p->icmp_type;
+		r->tp_dst = p->icmp_code;
+	}
 }
 
 static inline void result_invalid(struct ferry_ct_result *r, unsigned reason)
@@ -479,7 +486,10 @@ static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const st
 		r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_REL |
 			   (quoted_reply ? 0 : FERRY_CT_STATE_BIT_RPL) |
 			   ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
-		count_packet(c, !quoted_reply, p, now);
+		/* counted in its direction, but an error is not a reply: srpl stays as it was */
+		c->packets[!quoted_reply]++;
+		c->bytes[!quoted_reply] += p->bytes;
+		c->last_seen = now;
 		result_from_conn(c, r);
 		return;
 	}
@@ -509,7 +519,7 @@ static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const st
 			}
 			if (u == CT_UPDATE_INVALID) {
 				/* inv never deletes the entry */
-				result_invalid(r, FERRY_CT_INVALID_REASON_TCP_SEQ);
+				result_invalid(r, t->last_invalid);
 				r->zone = p->key.zone;
 				return;
 			}
@@ -519,7 +529,7 @@ static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const st
 		}
 	}
 	if (!ops->valid_new(t, p)) {
-		result_invalid(r, FERRY_CT_INVALID_REASON_NO_CONN);
+		result_invalid(r, t->last_invalid);
 		r->zone = p->key.zone;
 		return;
 	}
@@ -527,6 +537,9 @@ static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const st
 	if (commit && (c = commit_new(t, b, p, now)) != NULL) {
 		count_packet(c, false, p, now);
 		set_mark_label(c, a);
+		/* after the commit's mark and label: the event carries what was committed */
+		if (atomic_load_explicit(&ct->events, memory_order_relaxed))
+			publish(ct, FERRY_EVENT_TYPE_CT_NEW, c, 0, now);
 		result_from_conn(c, r);
 		return;
 	}

@@ -97,6 +97,7 @@ struct ferry_ct_thread {
 	uint64_t *early_drops;
 	uint64_t *invalid;        /* -> ct_invalid[FERRY_CT_INVALID_REASONS] */
 	uint64_t local[4 + FERRY_CT_INVALID_REASONS]; /* default targets */
+	uint8_t last_invalid;     /* the reason last counted: what the result reports */
 };
 
 struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg);
@@ -135,7 +136,8 @@ void ferry_ct_set_events(struct ferry_ct *ct, bool on);
 /* Walks entries matching f from cursor (0 = start), calling cb for each with the
  * entry filled in, until the table ends (returns 0 and *done = true) or at least
  * max entries (0 = no limit) were given (returns the cursor to go on from). cb
- * returning non-zero stops the walk too. Takes each bucket lock briefly. */
+ * returning non-zero stops the walk too, once the entries of the slot it is in are
+ * given (a cursor is a slot: a chain is never split). Takes each bucket lock briefly. */
 typedef int (*ferry_ct_entry_cb)(void *arg, const struct ferry_ct_entry *e);
 uint64_t ferry_ct_dump(struct ferry_ct *ct, const struct ferry_ct_filter *f, uint64_t cursor, uint32_t max,
 		       uint64_t now_ns, ferry_ct_entry_cb cb, void *arg, bool *done);

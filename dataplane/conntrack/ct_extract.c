@@ -110,10 +110,12 @@ static inline void set_tuple(struct ct_pktctx *p, const uint8_t *src, const uint
 /* ones' complement sum of the pseudo header */
 static uint32_t pseudo_sum(const uint8_t *src, const uint8_t *dst, unsigned alen, uint8_t proto, uint32_t l4_len)
 {
+	/* __rte_raw_cksum adds 16-bit words as they lie in memory (network order read on a
+	 * little-endian CPU): the protocol and length words must be added the same way */
 	uint32_t s = __rte_raw_cksum(src, alen, 0);
 	s = __rte_raw_cksum(dst, alen, s);
-	s += proto;
-	s += (l4_len >> 16) + (l4_len & 0xffff);
+	s += rte_cpu_to_be_16((uint16_t)proto);
+	s += rte_cpu_to_be_16((uint16_t)(l4_len >> 16)) + rte_cpu_to_be_16((uint16_t)(l4_len & 0xffff));
 	return s;
 }
 
@@ -143,6 +145,19 @@ static bool icmp6_is_error(uint8_t type)
 {
 	return type == ICMP6_DST_UNREACH || type == ICMP6_PACKET_TOO_BIG || type == ICMP6_TIME_EXCEEDED ||
 	       type == ICMP6_PARAM_PROB;
+}
+
+/* the request a reply answers (echo, timestamp, info) */
+static uint16_t icmp_request_type(uint8_t type, bool v6)
+{
+	if (v6)
+		return type == ICMP6_ECHO_REPLY ? ICMP6_ECHO_REQUEST : type;
+	switch (type) {
+	case ICMP4_ECHO_REPLY: return ICMP4_ECHO_REQUEST;
+	case ICMP4_TIMESTAMP_REPLY: return ICMP4_TIMESTAMP;
+	case ICMP4_INFO_REPLY: return ICMP4_INFO;
+	default: return type;
+	}
 }
 
 struct l3info {
@@ -261,7 +276,8 @@ static bool icmp_error_inner(struct ct_pktctx *p, const struct l3info *outer, co
 		if ((!v6 && t != ICMP4_ECHO_REQUEST && t != ICMP4_TIMESTAMP && t != ICMP4_INFO) ||
 		    (v6 && t != ICMP6_ECHO_REQUEST))
 			return invalid(p, FERRY_CT_INVALID_REASON_ICMP_ERROR);
-		sport = dport = rd16(in.l4 + 4);
+		sport = rd16(in.l4 + 4); /* a quoted request: (id -> type) */
+		dport = t;
 		break;
 	}
 	default:
@@ -474,8 +490,15 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 				return invalid(p, FERRY_CT_INVALID_REASON_ICMP_TYPE);
 			}
 		}
+		/* keyed by id and request type, as OVS does: the request goes (id -> type),
+		 * its reply (type -> id), so both directions have one key, and another
+		 * type or an echo the other way is another connection */
 		uint16_t id = rd16(l4 + 4);
-		set_tuple(p, l3.src, l3.dst, l3.alen, id, id);
+		uint16_t req = icmp_request_type(type, v6);
+		if (p->icmp_reply)
+			set_tuple(p, l3.src, l3.dst, l3.alen, req, id);
+		else
+			set_tuple(p, l3.src, l3.dst, l3.alen, id, req);
 		break;
 	}
 	default:

@@ -185,6 +185,7 @@ static inline uint64_t ct_timeout_ns(const struct ferry_ct *ct, uint16_t zone, u
 static inline void ct_count_invalid(struct ferry_ct_thread *t, unsigned reason)
 {
 	t->invalid[reason]++;
+	t->last_invalid = (uint8_t)reason;
 }
 
 /* ct_extract.c: fills p from pkt; returns false (p->invalid set) when it cannot be tracked */

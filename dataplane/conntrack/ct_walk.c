@@ -22,6 +22,8 @@ void ct_fill_entry(const struct ferry_ct *ct, const struct ct_conn *c, uint64_t 
 	memcpy(e->dst, c->orig_b ? k->a : k->b, alen);
 	e->sport = c->orig_b ? k->pb : k->pa;
 	e->dport = c->orig_b ? k->pa : k->pb;
+	if (k->proto == 1 || k->proto == 58)
+		e->dport = e->sport; /* the key holds (id, request type); a dump shows the id */
 	e->zone = k->zone;
 	e->proto = k->proto;
 	e->ip_version = k->l3;
@@ -121,7 +123,7 @@ uint64_t ferry_ct_dump(struct ferry_ct *ct, const struct ferry_ct_filter *f, uin
 		if (max && given >= max)
 			return slot;
 		struct ct_bucket *b = &ct->buckets[slot & ct->bucket_mask];
-		struct ferry_ct_entry batch[16];
+		struct ferry_ct_entry batch[64];
 		unsigned nb = 0;
 		bool stop = false;
 		pthread_mutex_lock(&b->lock);
@@ -130,14 +132,15 @@ uint64_t ferry_ct_dump(struct ferry_ct *ct, const struct ferry_ct_filter *f, uin
 			if (ct_expired(c, now) || !filter_match(f, c))
 				continue;
 			if (nb == RTE_DIM(batch))
-				break; /* a chain this long is pathological; the rest waits for the next slot visit */
+				break; /* a chain this long cannot form with slots >= entries */
 			ct_fill_entry(ct, c, now, &batch[nb++]);
 		}
 		pthread_mutex_unlock(&b->lock);
-		/* callbacks run without the lock: they may write to a ring and wait */
-		for (unsigned i = 0; i < nb && !stop; i++) {
+		/* callbacks run without the lock: they may write to a ring and wait. A stop
+		 * takes effect at the end of the slot, so the cursor never splits a chain. */
+		for (unsigned i = 0; i < nb; i++) {
 			given++;
-			stop = cb(arg, &batch[i]) != 0;
+			stop |= cb(arg, &batch[i]) != 0;
 		}
 		if (stop)
 			return slot + 1;

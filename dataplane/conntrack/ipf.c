@@ -190,6 +190,14 @@ static int parse_v4(const struct ferry_ipf *ipf, const struct ferry_ipf_frag *f,
 	uint32_t hl = (ip[0] & 0xfu) * 4u, tot = rd16(ip + 2);
 	if (hl < IPV4_MIN_HLEN || hl > avail || tot <= hl || tot > avail)
 		return P_DROP;
+	/* a corrupt header must not become part of a datagram whose header is rebuilt */
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i < hl; i += 2)
+		sum += rd16(ip + i);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	if (sum != 0xffff)
+		return P_DROP;
 	p->more = fl & IPV4_MF;
 	p->off = (fl & IPV4_OFF) * 8u;
 	p->len = tot - hl;

@@ -498,11 +498,8 @@ static bool fragment_in(struct ferry_worker *w, struct rte_mbuf *m, const struct
 	frag_counters(w);
 	if (v == FERRY_IPF_HELD)
 		return false;
-	if (v == FERRY_IPF_DROP) {
-		w->stats->drops[FERRY_DROP_REASON_FRAG]++;
-		rte_pktmbuf_free(m);
-		return false;
-	}
+	if (v == FERRY_IPF_DROP)
+		return true; /* as OVS: refused by the reassembler, it meets the tracker as it is (inv) */
 	/* DONE: the whole datagram is what the tracker sees */
 	cp->data = done->whole;
 	cp->len = done->whole_len;
@@ -567,7 +564,8 @@ static uint16_t track_batch(struct ferry_worker *w, struct rte_mbuf **pkts, stru
 				if (!fragment_in(w, pkts[i], &pk[i], &rs[i], &cp[nc], &done[nd]))
 					continue;
 				/* fragment_in's result lives until the next add: finish it now */
-				whole_of[nc] = (int8_t)nd++;
+				if (cp[nc].flags & FERRY_CT_PKT_REASSEMBLED)
+					whole_of[nc] = (int8_t)nd++;
 			}
 			idx[nc++] = kept;
 		}

@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 		case 'z': {
 			char *end;
 			unsigned long z = strtoul(optarg, &end, 0);
-			if (*end || z > 65535) {
+			if (*optarg == 0 || *end || z > 65535) {
 				fprintf(stderr, "ferry-ct-replay: --zone: '%s' is not a zone (0..65535)\n", optarg);
 				return 2;
 			}
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
 	char err[PCAP_ERRBUF_SIZE];
 	pcap_t *pc = pcap_open_offline_with_tstamp_precision(argv[optind], PCAP_TSTAMP_PRECISION_NANO, err);
 	if (pc == NULL) {
-		fprintf(stderr, "ferry-ct-replay: %s\n", err);
+		fprintf(stderr, "ferry-ct-replay: %s: %s\n", argv[optind], err);
 		return 1;
 	}
 	if (pcap_datalink(pc) != DLT_EN10MB) {
@@ -189,8 +189,10 @@ int main(int argc, char **argv)
 					snprintf(q->state, sizeof(q->state), "%s", st);
 				}
 			} else if (v == FERRY_IPF_DROP) {
+				/* as OVS: a fragment the reassembler refused meets the tracker as it is (inv) */
+				ferry_ct_execute(&t, &p, &ap, 1, now, &r);
+				state_of(&r, pd->state, sizeof(pd->state));
 				pd->done = true;
-				snprintf(pd->state, sizeof(pd->state), "dropped (fragment reason %u)", why);
 			}
 			flush_pending();
 			continue;
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
 			snprintf(pend[i].state, sizeof(pend[i].state), "held"), pend[i].done = true;
 	flush_pending();
 	if (rc == -1)
-		fprintf(stderr, "ferry-ct-replay: %s\n", pcap_geterr(pc));
+		fprintf(stderr, "ferry-ct-replay: %s: %s\n", argv[optind], pcap_geterr(pc));
 	pcap_close(pc);
 	ferry_ct_thread_fini(&t);
 	ferry_ipf_destroy(ipf);
