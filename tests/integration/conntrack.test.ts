@@ -29,9 +29,9 @@ describe('connection tracking through ferryd', () => {
       'table=0,priority=100,arp,actions=normal',
       'table=0,priority=90,ip,ct_state=-trk,actions=ct(table=1,zone=5)',
       'table=1,priority=100,ip,in_port=0,ct_state=+trk+new,actions=ct(commit,zone=5,exec(set_field:0x2a->ct_mark)),normal',
-      'table=1,priority=100,ip,ct_state=+trk+est,ct_mark=0x2a,actions=normal',
-      'table=1,priority=90,ip,ct_state=+trk+rel,actions=normal',
-      'table=1,priority=50,ip,ct_state=+trk+inv,actions=drop',
+      'table=1,priority=101,ip,ct_state=+trk+est,ct_mark=0x2a,actions=normal',
+      'table=1,priority=102,ip,ct_state=+trk+rel,actions=normal',
+      'table=1,priority=103,ip,ct_state=+trk+inv,actions=drop',
       'table=1,priority=0,actions=drop',
     ].join('\n') + '\n', 'add-flows', '-');
   });
