@@ -696,6 +696,7 @@ void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out)
 	out->flushed = atomic_load(&ct->flushed);
 	out->sweeps = atomic_load(&ct->sweeps);
 	out->events_dropped = atomic_load(&ct->events_dropped);
+	out->sweep_max_hold_ns = atomic_load(&ct->sweep_max_hold_ns);
 }
 
 size_t ferry_ct_state_str(uint32_t state, char *buf, size_t len)

@@ -28,7 +28,7 @@
 #define FERRY_CT_DEFAULT_MAX_CONNS 3000000u
 #define FERRY_CT_DEFAULT_BUCKETS 1024u
 #define FERRY_CT_DEFAULT_SWEEP_MS 5000u
-#define FERRY_CT_DEFAULT_SWEEP_BUDGET 64u
+#define FERRY_CT_DEFAULT_SWEEP_BUDGET 8u
 #define FERRY_CT_BURST_MAX 64u
 #define FERRY_CT_N_TM 11u            /* FERRY_CT_TM_* */
 #define FERRY_CT_ZONES 65536u
@@ -159,6 +159,7 @@ struct ferry_ct_counters {
 	uint64_t flushed;
 	uint64_t sweeps;
 	uint64_t events_dropped;
+	uint64_t sweep_max_hold_ns; /* the longest a sweep held one bucket lock */
 };
 void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out);
 

@@ -157,6 +157,7 @@ struct ferry_ct {
 	struct rte_ring *event_ring;
 
 	_Atomic uint64_t expired, flushed, sweeps, events_dropped;
+	_Atomic uint64_t sweep_max_hold_ns;   /* longest a sweep held one bucket lock */
 
 	/* cleanup thread */
 	uint32_t sweep_interval_ms, sweep_budget;

@@ -3,7 +3,9 @@
  * sweep that expires entries. Each takes one bucket lock at a time and holds it for
  * a bounded amount of work, so a worker's burst never waits behind a long walk. */
 #include <string.h>
+#include <time.h>
 #include <rte_pause.h>
+#include <rte_prefetch.h>
 #include "ct_private.h"
 
 #define IPPROTO_TCP_ 6
@@ -232,6 +234,16 @@ void ferry_ct_stats(struct ferry_ct *ct, uint32_t zone_start, uint64_t now, stru
 	}
 }
 
+/* the sweeping thread's own CPU time: the work done under a lock, without the time
+ * the OS took the thread away (which a worker can wait out too, but which no bound on
+ * the work prevents) */
+static inline uint64_t hold_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* One bucket's expiration list, sweep_budget entries per lock hold. */
 static uint64_t sweep_bucket(struct ferry_ct_thread *t, struct ct_bucket *b, uint64_t now)
 {
@@ -240,14 +252,20 @@ static uint64_t sweep_bucket(struct ferry_ct_thread *t, struct ct_bucket *b, uin
 	pthread_mutex_lock(&b->lock);
 	b->cursor = b->exp_head;
 	while (b->cursor != CT_NIL) {
+		uint64_t held = hold_clock();
 		for (uint32_t k = 0; k < ct->sweep_budget && b->cursor != CT_NIL; k++) {
 			struct ct_conn *c = &ct->conns[b->cursor];
 			b->cursor = c->exp_next;
+			if (b->cursor != CT_NIL)
+				rte_prefetch0(&ct->conns[b->cursor].exp_next);
 			if (ct_expired(c, now)) {
 				ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
 				removed++;
 			}
 		}
+		held = hold_clock() - held;
+		if (held > atomic_load_explicit(&ct->sweep_max_hold_ns, memory_order_relaxed))
+			atomic_store_explicit(&ct->sweep_max_hold_ns, held, memory_order_relaxed);
 		/* let a waiting worker in; the cursor survives removals made meanwhile */
 		pthread_mutex_unlock(&b->lock);
 		for (int i = 0; i < 16; i++)
