@@ -1,6 +1,6 @@
 // The request/response channel to ferryd over the segment's rings.
 import { performance } from 'node:perf_hooks';
-import { MSG_HDR, RESPONSE, MsgType, MsgTypeName, StatusName, readCString } from './gen/proto';
+import { MSG_HDR, RESPONSE, MsgFlag, MsgType, MsgTypeName, StatusName, readCString } from './gen/proto';
 import { FerrydDownError, RingFullError, TimeoutError } from './errors';
 import type { Segment } from './shm/segment';
 import type { RingConsumer, RingProducer } from './shm/ring';
@@ -18,6 +18,31 @@ export interface ChannelResponse {
   aux: number;
   value: bigint;
   message: string;
+}
+
+/**
+ * One part of a multi-part answer (CT_DUMP), handed to the part callback while the record is still
+ * in the response ring: dv and the payload range are valid only during the call (copy what you keep).
+ */
+export interface ChannelPart extends ChannelResponse {
+  /** msg_hdr.flags had MORE: further parts with the same req_id follow. */
+  more: boolean;
+  /** 0-based index of this part within the answer. */
+  index: number;
+  dv: DataView;
+  /** Byte offset in dv of what follows the response struct (ct_dump_resp, ct_stats_resp). */
+  payloadOff: number;
+  /** Bytes of it the record carries (msg_hdr.len minus the response struct; 0 when none). */
+  payloadLen: number;
+}
+
+/** Called for every part of a multi-part answer, in order; a throw fails the request (later parts are dropped). */
+export type PartHandler = (part: ChannelPart) => void;
+
+export interface MultiPartResult {
+  /** The last part (no MORE). Its status is the answer's. */
+  last: ChannelResponse;
+  parts: number;
 }
 
 export interface RequestSpec {
@@ -40,6 +65,8 @@ export interface ChannelStats {
   responses: number;
   timeouts: number;
   orphanResponses: number;
+  /** Parts of multi-part answers received (the last parts included). */
+  parts: number;
   ringFull: number;
   events: number;
 }
@@ -50,6 +77,9 @@ interface Pending {
   timeoutMs: number;
   resolve(r: ChannelResponse): void;
   reject(e: Error): void;
+  /** A multi-part request: every part goes here, and each one restarts the deadline. */
+  onPart?: PartHandler;
+  parts?: number;
 }
 
 const HDR = MSG_HDR.fields;
@@ -75,7 +105,7 @@ export class ControlChannel {
   private lastActivity = 0;
   private nextDeadline = Infinity;
   private closedWith: Error | null = null;
-  readonly stats: ChannelStats = { requests: 0, responses: 0, timeouts: 0, orphanResponses: 0, ringFull: 0, events: 0 };
+  readonly stats: ChannelStats = { requests: 0, responses: 0, timeouts: 0, orphanResponses: 0, parts: 0, ringFull: 0, events: 0 };
 
   constructor(readonly segment: Segment, opts: ChannelOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
@@ -104,20 +134,48 @@ export class ControlChannel {
     dv.setBigUint64(off + HDR.req_id.offset, BigInt(reqId), true);
   }
 
-  private track(reqId: number, spec: RequestSpec, now: number): Promise<ChannelResponse> {
+  private track(reqId: number, spec: RequestSpec, now: number, onPart?: PartHandler): Promise<ChannelResponse> {
     const timeoutMs = spec.timeoutMs ?? this.timeoutMs;
     const deadline = now + timeoutMs;
     if (deadline < this.nextDeadline) this.nextDeadline = deadline;
     return new Promise<ChannelResponse>((resolve, reject) => {
-      this.pending.set(reqId, { type: spec.type, deadline, timeoutMs, resolve, reject });
+      this.pending.set(reqId, { type: spec.type, deadline, timeoutMs, resolve, reject, ...(onPart ? { onPart, parts: 0 } : {}) });
     });
   }
 
   /** Sends one request; resolves with ferryd's response (whatever its status). */
   request(type: number, body?: BodyWriter, opts: { timeoutMs?: number; flags?: number } = {}): Promise<ChannelResponse> {
+    return this.submit({ type, body, timeoutMs: opts.timeoutMs, flags: opts.flags });
+  }
+
+  /**
+   * Sends one request whose answer comes in parts (RESPONSE records with the request's id, MORE set on
+   * all but the last). onPart sees every part while it is in the ring; the promise resolves with the
+   * last part once it arrived. The timeout applies to the wait for each part (every part restarts it),
+   * so a long answer is not cut short while ferryd keeps producing. A part arriving after the request
+   * failed (timeout, a throwing onPart) is counted as an orphan and dropped.
+   */
+  requestParts(type: number, body: BodyWriter | undefined, onPart: PartHandler, opts: { timeoutMs?: number } = {}): Promise<MultiPartResult> {
+    let parts = 0;
+    const counting: PartHandler = (part) => {
+      parts = part.index + 1;
+      onPart(part);
+    };
+    return this.submit({ type, body, timeoutMs: opts.timeoutMs }, counting).then((last) => ({ last, parts }));
+  }
+
+  /** requestParts() collecting a copy of every part's payload. */
+  async requestCollect(type: number, body?: BodyWriter, opts: { timeoutMs?: number } = {}): Promise<{ last: ChannelResponse; payloads: Buffer[] }> {
+    const payloads: Buffer[] = [];
+    const { last } = await this.requestParts(type, body, (p) => {
+      payloads.push(Buffer.from(new Uint8Array(p.dv.buffer, p.dv.byteOffset + p.payloadOff, p.payloadLen)));
+    }, opts);
+    return { last, payloads };
+  }
+
+  private submit(spec: RequestSpec, onPart?: PartHandler): Promise<ChannelResponse> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const reqId = nextReqId();
-    const spec: RequestSpec = { type, body, timeoutMs: opts.timeoutMs, flags: opts.flags };
     let written: boolean;
     try {
       written = this.req.tryWrite((dv, off) => this.writeRecord(dv, off, reqId, spec));
@@ -130,7 +188,7 @@ export class ControlChannel {
     }
     this.stats.requests++;
     const now = performance.now();
-    const p = this.track(reqId, spec, now);
+    const p = this.track(reqId, spec, now, onPart);
     this.lastActivity = now;
     this.schedule();
     return p;
@@ -211,6 +269,7 @@ export class ControlChannel {
 
   /** Drains the response ring now, settling matching requests. Returns the records consumed. */
   poll(): number {
+    let now = 0;
     const n = this.resp.drain((dv, off) => {
       const type = dv.getUint16(off + HDR.type.offset, true);
       const reqId = Number(dv.getBigUint64(off + HDR.req_id.offset, true));
@@ -219,17 +278,38 @@ export class ControlChannel {
         this.stats.orphanResponses++;
         return;
       }
-      this.pending.delete(reqId);
       const b = off + MSG_HDR.size;
       const status = dv.getUint32(b + RESP.status.offset, true);
-      p.resolve({
+      const r: ChannelResponse = {
         reqId,
         status,
         statusName: StatusName[status] ?? `STATUS_${status}`,
         aux: dv.getUint32(b + RESP.aux.offset, true),
         value: dv.getBigUint64(b + RESP.value.offset, true),
         message: dv.getUint8(b + RESP.message.offset) === 0 ? '' : readCString(dv, b + RESP.message.offset, RESP.message.size),
-      });
+      };
+      if (!p.onPart) {
+        this.pending.delete(reqId); // a plain request: the first record settles it (a stray MORE included)
+        p.resolve(r);
+        return;
+      }
+      const more = (dv.getUint16(off + HDR.flags.offset, true) & MsgFlag.MORE) !== 0;
+      const len = Math.min(dv.getUint32(off + HDR.len.offset, true), this.resp.slotSize - MSG_HDR.size);
+      this.stats.parts++;
+      try {
+        p.onPart({ ...r, more, index: p.parts!++, dv, payloadOff: b + RESPONSE.size, payloadLen: Math.max(0, len - RESPONSE.size) });
+      } catch (e) {
+        this.pending.delete(reqId); // the rest of its parts become orphans
+        p.reject(e as Error);
+        return;
+      }
+      if (more) {
+        now ||= performance.now();
+        p.deadline = now + p.timeoutMs;
+        return;
+      }
+      this.pending.delete(reqId);
+      p.resolve(r);
     });
     this.stats.responses += n;
     if (n > 0) this.lastActivity = performance.now();

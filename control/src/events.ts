@@ -1,5 +1,6 @@
-// Records of ferryd's event ring: flows it removed (timeouts) and packets sent to the controller.
-import { EVENT_FLOW_REMOVED, EVENT_HDR, EVENT_PACKET_IN, EventType } from './gen/proto';
+// Records of ferryd's event ring: flows it removed (timeouts), packets sent to the controller, and
+// connections the tracker created or destroyed (when its events are on).
+import { CT_EVENT, CtEntry, EVENT_FLOW_REMOVED, EVENT_HDR, EVENT_PACKET_IN, EventType, readCtEntry } from './gen/proto';
 
 export interface FlowRemovedEvent {
   type: 'flow_removed';
@@ -28,6 +29,17 @@ export interface PacketInEvent {
   data: Buffer;
 }
 
+/** CT_NEW / CT_DESTROY: a connection entered or left ferryd's tracker. */
+export interface CtEventRecord {
+  type: 'ct';
+  kind: 'new' | 'destroy';
+  seq: bigint;
+  timeNs: bigint;
+  entry: CtEntry;
+  /** CtDestroyReason (CT_DESTROY only) */
+  reason: number;
+}
+
 export interface UnknownEvent {
   type: 'unknown';
   code: number;
@@ -35,7 +47,7 @@ export interface UnknownEvent {
   timeNs: bigint;
 }
 
-export type FerryEvent = FlowRemovedEvent | PacketInEvent | UnknownEvent;
+export type FerryEvent = FlowRemovedEvent | PacketInEvent | CtEventRecord | UnknownEvent;
 
 const EH = EVENT_HDR.fields;
 const FR = EVENT_FLOW_REMOVED.fields;
@@ -72,6 +84,13 @@ export function decodeEvent(dv: DataView, off: number, slotSize: number): FerryE
       table: dv.getUint8(b + PI.table_id.offset),
       reason: dv.getUint8(b + PI.reason.offset),
       data: Buffer.from(new Uint8Array(dv.buffer, dv.byteOffset + b + PI.data.offset, dataLen)),
+    };
+  }
+  if ((code === EventType.CT_NEW || code === EventType.CT_DESTROY) && len >= CT_EVENT.size && room >= CT_EVENT.size) {
+    return {
+      type: 'ct', kind: code === EventType.CT_NEW ? 'new' : 'destroy', seq, timeNs,
+      entry: readCtEntry(dv, b + CT_EVENT.fields.entry.offset),
+      reason: dv.getUint8(b + CT_EVENT.fields.reason.offset),
     };
   }
   return { type: 'unknown', code, seq, timeNs };

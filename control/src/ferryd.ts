@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { ABI_VERSION, DpState, DpStateName } from './gen/proto';
 import { AttachError, FerrydDownError } from './errors';
-import { ControlChannel, ChannelResponse } from './channel';
+import { ControlChannel, ChannelResponse, MultiPartResult, PartHandler } from './channel';
 import { Segment, attachSegment } from './shm/segment';
 import { shmStat } from './shm/libc';
 import type { BodyWriter } from './messages';
@@ -66,6 +66,8 @@ export class FerrydConnection extends EventEmitter {
   private replayed = false;
   private replaying: Promise<void> | null = null;
   private replayHandler: ReplayHandler | null = null;
+  /** Further replay steps, run in order before replayHandler (state the flows' traffic relies on). */
+  private readonly replaySteps: { name: string; fn: ReplayHandler }[] = [];
   private replayError: string | null = null;
   private lastProblem: string;
   private timer: NodeJS.Timeout | null = null;
@@ -86,6 +88,15 @@ export class FerrydConnection extends EventEmitter {
 
   setReplayHandler(fn: ReplayHandler): void {
     this.replayHandler = fn;
+  }
+
+  /**
+   * Adds a replay step run, in the order added, before the flow table's replay handler: a new ferryd
+   * gets e.g. its conntrack limits, timeout policies and options before its first flow. A step that
+   * throws fails the replay (retried at the next health check), as the flow replay does.
+   */
+  addReplayStep(name: string, fn: ReplayHandler): void {
+    this.replaySteps.push({ name, fn });
   }
 
   /** Attaches now if possible and watches ferryd every healthIntervalMs. */
@@ -123,7 +134,7 @@ export class FerrydConnection extends EventEmitter {
     if (h.pid !== seg.info.pid) return `ferryd restarted (pid ${seg.info.pid} -> ${h.pid}); reattaching`;
     if (!pidAlive(h.pid)) return `ferryd pid ${h.pid} is gone`;
     if (h.state !== DpState.RUNNING) return `ferryd is ${h.stateName}`;
-    if (!this.replayed) return this.replayError ?? 'replaying the flow table to ferryd';
+    if (!this.replayed) return this.replayError ?? 'replaying the desired state (conntrack settings, flow table) to ferryd';
     return null;
   }
 
@@ -157,6 +168,15 @@ export class FerrydConnection extends EventEmitter {
   request(type: number, body?: BodyWriter, opts?: { timeoutMs?: number; flags?: number }): Promise<ChannelResponse> {
     try {
       return this.channel().request(type, body, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** requestParts() on the current channel (a multi-part answer); rejects with FerrydDownError when ferryd is not ready. */
+  requestParts(type: number, body: BodyWriter | undefined, onPart: PartHandler, opts?: { timeoutMs?: number }): Promise<MultiPartResult> {
+    try {
+      return this.channel().requestParts(type, body, onPart, opts);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -279,7 +299,14 @@ export class FerrydConnection extends EventEmitter {
     const seg = this.seg!;
     const chan = this.chan!;
     const handler = this.replayHandler;
+    const steps = [...this.replaySteps];
+    let what = 'the flow table';
     const run = (async () => {
+      for (const step of steps) {
+        what = step.name;
+        await step.fn(chan, seg);
+      }
+      what = 'the flow table';
       if (handler) await handler(chan, seg);
     })();
     this.replaying = run;
@@ -295,7 +322,7 @@ export class FerrydConnection extends EventEmitter {
       (e: Error) => {
         if (this.replaying !== run) return;
         this.replaying = null; // the next check retries
-        this.replayError = `replaying the flow table to ferryd failed: ${e.message}`;
+        this.replayError = `replaying ${what} to ferryd failed: ${e.message}`;
         this.log.warn(this.replayError);
       });
   }

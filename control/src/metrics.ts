@@ -7,6 +7,7 @@ import type { FerrydConnection } from './ferryd';
 import type { Snapshot, PortSnapshot } from './shm/segment';
 import type { FlowService } from './flows/service';
 import type { PacketInLog } from './packet-ins';
+import type { ConntrackService } from './conntrack/service';
 import { portLabel, registerDataplaneMetrics } from './metrics/dataplane';
 
 export function packageVersion(): string {
@@ -40,7 +41,7 @@ export class FerryMetrics {
   private last: Promise<unknown> = Promise.resolve();
   private readonly prevCycles = new Map<number, { busy: bigint; idle: bigint }>();
 
-  constructor(private readonly ferryd: FerrydConnection, version = packageVersion(), extra: { flows?: FlowService; packetIns?: PacketInLog } = {}) {
+  constructor(private readonly ferryd: FerrydConnection, version = packageVersion(), extra: { flows?: FlowService; packetIns?: PacketInLog; conntrack?: ConntrackService } = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -108,7 +109,17 @@ export class FerryMetrics {
       },
     });
 
-    const { flows: flowService, packetIns } = extra;
+    const { flows: flowService, packetIns, conntrack } = extra;
+    if (conntrack) {
+      const subs: Gauge = new Gauge({
+        name: 'ferry_ct_event_subscribers', help: 'Open GET /v1/conntrack/events streams', registers,
+        collect: () => subs.set(conntrack.events.size),
+      });
+      const dropped: Counter = new Counter({
+        name: 'ferry_ct_event_subscribers_dropped_total', help: 'Conntrack event streams cut off for falling behind', registers,
+        collect: () => { dropped.reset(); dropped.inc(conntrack.events.counters.subscribersDropped); },
+      });
+    }
     if (packetIns) {
       const pi: Counter = new Counter({
         name: 'ferry_packet_ins_total', help: 'Packets ferryd sent to ferry-control (controller action)', registers,

@@ -4,6 +4,8 @@ import { TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-pro
 import type { FerrydConnection } from './ferryd';
 import { FlowService } from './flows/service';
 import { flowRoutes } from './flows/routes';
+import { ConntrackService } from './conntrack/service';
+import { conntrackRoutes } from './conntrack/routes';
 import { portRoutes } from './routes/ports';
 import { healthRoutes } from './routes/health';
 import { packetInRoutes } from './routes/packet-ins';
@@ -17,6 +19,8 @@ export interface ServerOptions {
   ferryd: FerrydConnection;
   /** Defaults to a new FlowService over an in-memory store (registers ferryd's replay handler). */
   flows?: FlowService;
+  /** Defaults to a new ConntrackService (registers its replay step before the flows'). */
+  conntrack?: ConntrackService;
   metrics?: FerryMetrics;
   packetIns?: PacketInLog;
   /** fastify logger option (default: off). */
@@ -35,19 +39,22 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   const ferryd = opts.ferryd;
   const flows = opts.flows ?? new FlowService(ferryd, undefined, app.log);
+  const conntrack = opts.conntrack ?? new ConntrackService(ferryd, { log: app.log });
   const packetIns = opts.packetIns ?? new PacketInLog(ferryd);
-  const metrics = opts.metrics ?? new FerryMetrics(ferryd, undefined, { flows, packetIns });
+  const metrics = opts.metrics ?? new FerryMetrics(ferryd, undefined, { flows, packetIns, conntrack });
 
   // OpenAPI 3 generated from the route schemas; registered first so it sees every route.
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'ferry-control', description: 'Ferry\'s REST API: ports, flows, bundles, packet-ins, health and metrics', version: packageVersion() },
+      info: { title: 'ferry-control', description: 'Ferry\'s REST API: ports, flows, bundles, conntrack, packet-ins, health and metrics', version: packageVersion() },
     },
   });
   await app.register(healthRoutes, { ferryd });
   await app.register(portRoutes, { ferryd });
   await app.register(flowRoutes, { flows });
+  await app.register(conntrackRoutes, { conntrack });
+  app.addHook('preClose', async () => conntrack.events.closeAll()); // long-lived event streams end first
   await app.register(packetInRoutes, { packetIns });
   app.get('/metrics', async (_req, reply) => {
     const body = await metrics.render();

@@ -13,6 +13,7 @@ import {
   writeEventHdr, writeEventFlowRemoved, readMsgHdr, PortHwStats, WorkerPortStats,
 } from '../src/gen/proto';
 import { shmOpen, mapShared } from '../src/shm/libc';
+import { FakeConntrack } from './fake-conntrack';
 
 const up = (n: number, a = 64): number => Math.ceil(n / a) * a;
 const R = RING_CTL.fields;
@@ -109,6 +110,8 @@ export class FakeFerryd {
   bulkReceived = 0;
   /** Optional: refuse some requests with a status of the test's choosing. */
   rejecter: Rejecter | null = null;
+  /** The connection tracker (CT_* requests, ct header counters, CT events). */
+  readonly ct = new FakeConntrack(this);
   private freeSlots: number[] = [];
   private nextSlot = 0;
   private eventSeq = 0n;
@@ -180,8 +183,9 @@ export class FakeFerryd {
       req_ring_off: BigInt(L.reqRing), resp_ring_off: BigInt(L.respRing), event_ring_off: BigInt(L.eventRing),
       port_info_off: BigInt(L.portInfo), port_hw_stats_off: BigInt(L.portHw), worker_stats_off: BigInt(L.workers),
       flow_stats_off: BigInt(L.flowStats), table_stats_off: BigInt(L.tableStats), flows_active: 0, flows_generation: 0,
-      visible_version: 0n,
+      visible_version: 0n, ct_conns: 0n, ct_max_conns: 0n, ct_expired: 0n, ct_flushed: 0n, ct_events_dropped: 0n, ct_sweeps: 0n,
     });
+    this.ct.reset();
     this.dv.setBigUint64(SHM_HEADER.fields.magic.offset, this.opts.magic, true); // magic last, as ferryd does
     this.flows.clear();
     this.staged = [];
@@ -422,6 +426,11 @@ export class FakeFerryd {
         this.respond(r.reqId, Status.OK);
         return;
       default:
+        if (forced) {
+          this.respond(r.reqId, forced.status, 0, forced.message);
+          return;
+        }
+        if (this.ct.answer(r)) return;
         this.respond(r.reqId, Status.EUNSUPPORTED, 0, `unknown request type ${r.type}`);
     }
   }
@@ -478,6 +487,35 @@ export class FakeFerryd {
     this.dv.setUint32(SHM_HEADER.fields.flows_active.offset, this.flows.size, true);
     const g = SHM_HEADER.fields.flows_generation.offset;
     this.dv.setUint32(g, this.dv.getUint32(g, true) + 1, true);
+  }
+
+  /** Free slots in the response ring. */
+  responseRoom(): number {
+    const ring = this.layout.respRing;
+    const slots = this.dv.getUint32(ring + R.slots.offset, true);
+    return slots - ((this.u32[this.idx(ring, 'head')]! - Atomics.load(this.u32, this.idx(ring, 'tail'))) >>> 0);
+  }
+
+  /**
+   * Posts a response record with a payload after the response struct (CT_DUMP, CT_STATS) and msg_hdr
+   * flags (MORE); false if the response ring is full.
+   */
+  respondPart(reqId: bigint, r: { status: number; flags?: number; value?: bigint; message?: string; payloadLen?: number; payload?: (dv: DataView, off: number) => void }): boolean {
+    const ring = this.layout.respRing;
+    if (this.responseRoom() <= 0) {
+      const fi = this.idx(ring, 'full_events');
+      this.u32[fi] = this.u32[fi]! + 1;
+      return false;
+    }
+    const head = this.u32[this.idx(ring, 'head')]!;
+    const off = this.slotOff(ring, head);
+    this.buf.fill(0, off, off + MSG_SLOT_SIZE);
+    const payloadLen = r.payload ? r.payloadLen ?? 0 : 0;
+    writeMsgHdr(this.dv, off, { type: MsgType.RESPONSE, flags: r.flags ?? 0, len: RESPONSE.size + payloadLen, req_id: reqId });
+    writeResponse(this.dv, off + MSG_HDR.size, { status: r.status, aux: 0, value: r.value ?? 0n, message: r.message ?? '' });
+    r.payload?.(this.dv, off + MSG_HDR.size + RESPONSE.size);
+    Atomics.store(this.u32, this.idx(ring, 'head'), (head + 1) >>> 0);
+    return true;
   }
 
   /** Posts a response record; false if the response ring is full. */

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { FakeFerryd, FakeOptions, uniqueName } from './fake-ferryd';
 import { FerrydConnection } from '../src/ferryd';
 import { buildServer } from '../src/server';
+import { ConntrackOptions, ConntrackService } from '../src/conntrack/service';
 
 export interface Harness {
   fake: FakeFerryd;
@@ -14,12 +15,13 @@ export interface Harness {
 export async function harness(
   tag: string,
   fakeOpts: Partial<FakeOptions> = {},
-  conn: { requestTimeoutMs?: number; startFake?: boolean } = {},
+  conn: { requestTimeoutMs?: number; startFake?: boolean; conntrack?: ConntrackOptions } = {},
 ): Promise<Harness> {
   const fake = new FakeFerryd({ name: uniqueName(tag), ...fakeOpts });
   if (conn.startFake !== false) fake.start();
   const ferryd = new FerrydConnection({ shmName: fake.name, healthIntervalMs: 50, requestTimeoutMs: conn.requestTimeoutMs ?? 2000 });
-  const app = await buildServer({ ferryd });
+  const conntrack = conn.conntrack ? new ConntrackService(ferryd, conn.conntrack) : undefined;
+  const app = await buildServer({ ferryd, conntrack });
   ferryd.start();
   if (conn.startFake !== false && (fakeOpts.respond ?? 'auto') === 'auto') await ferryd.whenReady(3000);
   return {

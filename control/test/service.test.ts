@@ -147,8 +147,11 @@ test('restart under the same name: reattach and replay the desired flows before 
     await until(async () => (await h.app.inject({ url: '/health' })).statusCode === 200, 3000, 'healthy again');
     assert.equal((await h.app.inject({ url: '/health' })).json().ferryd.pid, h.fake.pid);
     assert.deepEqual([...h.fake.flows.keys()].map((k) => k.toString(16).padStart(16, '0')).sort(), [...ids].sort(), 'all flows replayed');
-    assert.equal(h.fake.received[0]!.type, MsgType.FLOW_CLEAR, 'replay starts from a clean table');
-    assert.deepEqual(h.fake.received.slice(1).map((r) => [r.type, r.flags]),
+    // the conntrack settings go first (options only, nothing else was configured), then the flows
+    assert.deepEqual(h.fake.received.slice(0, 1).map((r) => r.type), [MsgType.CT_SET_OPTIONS], 'conntrack settings before the flows');
+    const flowMsgs = h.fake.received.slice(1);
+    assert.equal(flowMsgs[0]!.type, MsgType.FLOW_CLEAR, 'replay starts from a clean table');
+    assert.deepEqual(flowMsgs.slice(1).map((r) => [r.type, r.flags]),
       [...ids.map(() => [MsgType.FLOW_ADD, MsgFlag.IN_BUNDLE]), [MsgType.BUNDLE_COMMIT, 0]], 'then one bundle of every flow');
     // counters come from the new segment, via the slots ferryd gave at replay
     const slot = h.fake.flows.get(BigInt('0x' + ids[0]))!.slot;

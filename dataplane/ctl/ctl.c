@@ -8,6 +8,7 @@
 #include "../pipeline/worker.h"
 
 #define CTL_MAX_BATCH 256u
+#define CT_EVENT_RESERVE 256u /* event slots conntrack events leave to the others */
 #define NS_PER_SEC 1000000000ull
 
 void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows,
@@ -322,7 +323,8 @@ uint32_t ferry_ctl_drain_ct(struct ferry_ctl *ctl, uint64_t now_ns)
 	uint32_t n = 0;
 	uint16_t type;
 	struct ferry_ct_event ev;
-	while (ferry_ring_free(&ctl->shm->events) > 0 && n < 1024 && ferry_ct_events_pop(ctl->ct, &type, &ev)) {
+	/* leave room for flow-removed and packet-in events: they are rarer and not replayable */
+	while (ferry_ring_free(&ctl->shm->events) > CT_EVENT_RESERVE && n < 1024 && ferry_ct_events_pop(ctl->ct, &type, &ev)) {
 		push_event(ctl, type, &ev, sizeof(ev), now_ns);
 		n++;
 	}

@@ -38,7 +38,7 @@ function exprs(d: Dashboard): { where: string; expr: string }[] {
 /** ferry_* metric names an expression reads. */
 const ferryNames = (expr: string): string[] => [...expr.matchAll(/\b(ferry_[a-zA-Z0-9_:]+)/g)].map((m) => m[1]!);
 
-test('the Overview dashboard is there, with stable uids and sane panels', () => {
+test('the Overview and Conntrack dashboards are there, with stable uids and sane panels', () => {
   const names = dashboards.map(([f]) => f);
   assert.ok(names.includes('ferry-overview.json'), `dashboards: ${names.join(', ')}`);
   const uids = new Set<string>();
@@ -69,6 +69,13 @@ test('the Overview dashboard is there, with stable uids and sane panels', () => 
   for (const n of ['ferry_port_rx_packets_total', 'ferry_port_tx_bytes_total', 'ferry_worker_drops_total', 'ferry_worker_busy_cycles_total',
     'ferry_emc_hits_total', 'ferry_emc_misses_total', 'ferry_flow_table_lookups_total']) {
     assert.ok(used.has(n), `Overview does not chart ${n}`);
+  }
+  const ct = dashboards.find(([f]) => f === 'conntrack.json');
+  assert.ok(ct, 'the Conntrack dashboard is there');
+  const ctUsed = new Set(exprs(ct[1]).flatMap((e) => ferryNames(e.expr)));
+  for (const n of ['ferry_ct_connections', 'ferry_ct_connections_max', 'ferry_ct_created_total', 'ferry_ct_invalid_total', 'ferry_ct_limit_refused_total',
+    'ferry_ct_early_drops_total', 'ferry_ct_expired_total', 'ferry_ct_flushed_total', 'ferry_ip_fragments_total', 'ferry_ct_packets_total']) {
+    assert.ok(ctUsed.has(n), `Conntrack does not chart ${n}`);
   }
 });
 

@@ -1,6 +1,7 @@
-// ferryctl: ovs-ofctl's flow commands against ferry-control's REST API.
+// ferryctl: ovs-ofctl's flow commands and conntrack's table commands against ferry-control's REST API.
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import { CtEntryView, conntrackLine } from '../conntrack/format';
 
 const USAGE = `usage: ferryctl [--api URL] COMMAND [ARGS]
   add-flow FLOW              add or replace one flow (ovs-ofctl syntax)
@@ -10,8 +11,15 @@ const USAGE = `usage: ferryctl [--api URL] COMMAND [ARGS]
   dump-flows [MATCH] [--table T]
                              print flows as ovs-ofctl dump-flows does
   replace-flows FILE         make the flow tables hold exactly the flows in FILE (- for stdin)
+  dump-conntrack [FILTER]    print connections as conntrack -L does (--json: the API's NDJSON)
+  flush-conntrack [FILTER]   delete the connections selected (all without a FILTER), as conntrack -D / -F
+  conntrack-stats            connection counts by protocol, TCP state and zone, and the tracker's counters
 options:
-  --api URL                  ferry-control's address (default http://127.0.0.1:8080, or $FERRY_API)`;
+  --api URL                  ferry-control's address (default http://127.0.0.1:8080, or $FERRY_API)
+conntrack FILTER (conntrack's short forms in brackets):
+  --zone N [-w]  --proto tcp|udp|icmp|icmpv6|sctp|N [-p]  --src ADDR[/LEN] [-s]  --dst ADDR[/LEN] [-d]
+  --sport N  --dport N  --state ESTABLISHED|TIME_WAIT|...  --mark V[/M] [-m]  --label V[/M] [-l]
+  --family ipv4|ipv6 [-f]  --either-dir (src/dst/ports match the reply direction too)`;
 
 export class CliError extends Error {}
 
@@ -75,8 +83,80 @@ async function tablesInUse(api: string): Promise<Set<number>> {
   return tables;
 }
 
-/** Runs one ferryctl invocation; returns what to print on stdout. */
-export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+type CtFlags = Partial<Record<'zone' | 'proto' | 'src' | 'dst' | 'sport' | 'dport' | 'orig-port-src' | 'orig-port-dst' | 'state' | 'mark' | 'label' | 'family', string>> & { 'either-dir'?: boolean };
+
+/** The conntrack filter options as the API's query parameters. */
+function ctQuery(v: CtFlags): URLSearchParams {
+  const q = new URLSearchParams();
+  const put = (k: string, x: string | undefined): void => { if (x !== undefined) q.set(k, x); };
+  put('zone', v.zone);
+  put('proto', v.proto);
+  put('src', v.src);
+  put('dst', v.dst);
+  put('sport', v.sport ?? v['orig-port-src']);
+  put('dport', v.dport ?? v['orig-port-dst']);
+  put('state', v.state);
+  put('mark', v.mark);
+  put('label', v.label);
+  put('family', v.family);
+  if (v['either-dir']) q.set('either_dir', 'true');
+  return q;
+}
+
+/** An API problem about a query parameter, told with the option's name ("?either_dir" -> "--either-dir"). */
+const optionNames = (msg: string): string => msg.replace(/\?([a-z_]+)/g, (_, p: string) => `--${p.replace(/_/g, '-')}`);
+
+async function ctCall(api: string, method: string, path: string): Promise<Response> {
+  try {
+    return await call(api, method, path);
+  } catch (e) {
+    throw e instanceof CliError ? new CliError(optionNames(e.message)) : e;
+  }
+}
+
+/** dump-conntrack: reads the NDJSON stream line by line and hands out each formatted line as it comes. */
+async function dumpConntrack(api: string, q: URLSearchParams, json: boolean, out: (s: string) => void): Promise<void> {
+  const res = await ctCall(api, 'GET', `/v1/conntrack${q.size ? `?${q}` : ''}`);
+  if (!res.body) return;
+  const decoder = new TextDecoder();
+  let pending = '';
+  const line = (l: string): void => {
+    if (!l) return;
+    const v = JSON.parse(l) as CtEntryView & { error?: Problem };
+    if (v.error) throw new CliError(`the dump stopped: ${v.error.detail ?? v.error.title ?? 'error'}`);
+    out(json ? l + '\n' : conntrackLine(v) + '\n');
+  };
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    const parts = pending.split('\n');
+    pending = parts.pop()!;
+    for (const l of parts) line(l);
+  }
+  line(pending + decoder.decode());
+}
+
+interface CtStats {
+  total: string; max_conns: string; by_proto: Record<string, string>; by_tcp_state: Record<string, string>;
+  zones: { zone: number; count: string }[]; counters: Record<string, string>;
+}
+
+function formatCtStats(s: CtStats): string {
+  const kv = (o: Record<string, string>, all: boolean): string =>
+    Object.entries(o).filter(([, v]) => all || v !== '0').map(([k, v]) => `${k}=${v}`).join(' ') || '-';
+  return [
+    `connections=${s.total} max=${s.max_conns}`,
+    `by protocol: ${kv(s.by_proto, true)}`,
+    `by tcp state: ${kv(s.by_tcp_state, false)}`,
+    `by zone: ${s.zones.map((z) => `${z.zone}=${z.count}`).join(' ') || '-'}`,
+    `counters: ${kv(s.counters, true)}`,
+  ].join('\n') + '\n';
+}
+
+/**
+ * Runs one ferryctl invocation; returns what to print on stdout. With out, dump-conntrack hands its
+ * lines there as they arrive (a large table is never held whole) and returns ''.
+ */
+export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, out?: (s: string) => void): Promise<string> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -86,6 +166,20 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env):
         strict: { type: 'boolean', default: false },
         table: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean', default: false },
+        zone: { type: 'string', short: 'w' },
+        proto: { type: 'string', short: 'p' },
+        src: { type: 'string', short: 's' },
+        dst: { type: 'string', short: 'd' },
+        sport: { type: 'string' },
+        dport: { type: 'string' },
+        'orig-port-src': { type: 'string' },
+        'orig-port-dst': { type: 'string' },
+        state: { type: 'string' },
+        mark: { type: 'string', short: 'm' },
+        label: { type: 'string', short: 'l' },
+        family: { type: 'string', short: 'f' },
+        'either-dir': { type: 'boolean', default: false },
       },
       allowPositionals: true,
       strict: true,
@@ -135,6 +229,21 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env):
       }
       return '';
     }
+    case 'dump-conntrack': {
+      need(0, 'no arguments, only filter options');
+      let text = '';
+      await dumpConntrack(api, ctQuery(values), values.json ?? false, out ?? ((l) => { text += l; }));
+      return text;
+    }
+    case 'flush-conntrack': {
+      need(0, 'no arguments, only filter options');
+      const q = ctQuery(values);
+      const r = (await (await ctCall(api, 'DELETE', `/v1/conntrack${q.size ? `?${q}` : ''}`)).json()) as { deleted: string };
+      return `${r.deleted} flow entries have been deleted.\n`;
+    }
+    case 'conntrack-stats':
+      need(0, 'no arguments');
+      return formatCtStats((await (await call(api, 'GET', '/v1/conntrack/stats')).json()) as CtStats);
     case undefined:
       throw new CliError(`no command\n${USAGE}`);
     default:
@@ -144,7 +253,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env):
 
 /** The command line entry: prints the output, or the error and exits 1. */
 export function main(argv: string[]): void {
-  run(argv).then(
+  run(argv, process.env, (s) => { process.stdout.write(s); }).then(
     (out) => { process.stdout.write(out); },
     (e: Error) => {
       process.stderr.write(`ferryctl: ${e instanceof CliError ? e.message : e.stack ?? e.message}\n`);

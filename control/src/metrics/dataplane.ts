@@ -1,15 +1,21 @@
 // Ferry's dataplane metric families beyond the original port/drop/ring set: worker cycles and
-// bursts, EMC, recirculations, parse errors, flow-table lookups, port link/hw errors, heartbeat.
+// bursts, EMC, recirculations, parse errors, flow-table lookups, port link/hw errors, heartbeat,
+// and the connection tracker and IP reassembler.
 // Every family reads the scrape's one snapshot through the `snapshot` callback.
 import { Counter, Gauge, Registry } from 'prom-client';
-import { ParseReasonName } from '../gen/proto';
-import type { Snapshot, WorkerSnapshot, PortSnapshot } from '../shm/segment';
+import { CtInvalidReasonName, FragReasonName, ParseReasonName } from '../gen/proto';
+import type { Snapshot, WorkerSnapshot, PortSnapshot, CtTotals } from '../shm/segment';
 
 export const portLabel = (p: PortSnapshot): string => p.name || `port${p.port_id}`;
 
-const PARSE_REASONS: [number, string][] = Object.entries(ParseReasonName)
+/** (index, label) of an enum's named values (RESERVED placeholders left out), names lower-cased. */
+const reasons = (names: Record<number, string>): [number, string][] => Object.entries(names)
   .filter(([, name]) => !name.startsWith('RESERVED'))
   .map(([v, name]) => [Number(v), name.toLowerCase()]);
+
+const PARSE_REASONS = reasons(ParseReasonName);
+const CT_INVALID_REASONS = reasons(CtInvalidReasonName);
+const FRAG_RESULTS = reasons(FragReasonName);
 
 type WorkerCounter = [string, string, (w: WorkerSnapshot) => bigint];
 
@@ -21,6 +27,17 @@ const WORKER_COUNTERS: WorkerCounter[] = [
   ['ferry_worker_recirculations_total', 'Pipeline passes after the first (ct(table=) re-entries)', (w) => w.recirculations],
   ['ferry_emc_hits_total', 'Packets whose pipeline result came from the worker\'s exact-match cache', (w) => w.emc_hits],
   ['ferry_emc_misses_total', 'Packets that missed the worker\'s exact-match cache', (w) => w.emc_misses],
+  ['ferry_ct_packets_total', 'Packets a worker passed through the connection tracker', (w) => w.ct_packets],
+  ['ferry_ct_created_total', 'Connections a worker committed to the tracker', (w) => w.ct_created],
+  ['ferry_ct_limit_refused_total', 'Commits refused by the global or a zone connection limit', (w) => w.ct_limit_refused],
+  ['ferry_ct_early_drops_total', 'Unreplied connections evicted to make room for new ones', (w) => w.ct_early_drops],
+];
+
+const CT_HEADER_COUNTERS: [string, string, (c: CtTotals) => bigint][] = [
+  ['ferry_ct_expired_total', 'Connections removed because their timeout passed', (c) => c.expired],
+  ['ferry_ct_flushed_total', 'Connections removed by a flush (DELETE /v1/conntrack)', (c) => c.flushed],
+  ['ferry_ct_events_dropped_total', 'Conntrack events lost because the event ring was full', (c) => c.eventsDropped],
+  ['ferry_ct_sweeps_total', 'Cleanup passes over the whole connection table', (c) => c.sweeps],
 ];
 
 /** Registers the families on `registry`; `snapshot()` returns the scrape's snapshot (null: no ferryd). */
@@ -46,6 +63,47 @@ export function registerDataplaneMetrics(registry: Registry, snapshot: () => Sna
       }
     },
   });
+
+  /** A per-worker counter family with one series per named index of an array field. */
+  const workerArray = (name: string, help: string, label: 'reason' | 'result', names: [number, string][], get: (w: WorkerSnapshot) => bigint[]): void => {
+    const c: Counter<'worker' | 'reason' | 'result'> = new Counter({
+      name, help, labelNames: ['worker', label], registers,
+      collect: () => {
+        c.reset();
+        for (const w of snapshot()?.workers ?? []) {
+          const values = get(w);
+          for (const [i, n] of names) c.inc({ worker: String(w.worker), [label]: n }, Number(values[i] ?? 0n));
+        }
+      },
+    });
+  };
+  workerArray('ferry_ct_invalid_total', 'Packets the tracker marked invalid, by worker and reason', 'reason', CT_INVALID_REASONS, (w) => w.ct_invalid);
+  workerArray('ferry_ip_fragments_total', 'IP fragments the reassembler handled, by worker and result', 'result', FRAG_RESULTS, (w) => w.frag);
+
+  // header values: no sample at all without a segment, rather than a misleading 0
+  const ctGauge = (name: string, help: string, get: (c: CtTotals) => bigint): void => {
+    const g: Gauge = new Gauge({
+      name, help, registers,
+      collect: () => {
+        const d = snapshot();
+        if (d) g.set(Number(get(d.ct)));
+        else g.remove({});
+      },
+    });
+  };
+  ctGauge('ferry_ct_connections', 'Connections in the tracker', (c) => c.conns);
+  ctGauge('ferry_ct_connections_max', 'Global connection limit in force', (c) => c.maxConns);
+  for (const [name, help, get] of CT_HEADER_COUNTERS) {
+    const c: Counter = new Counter({
+      name, help, registers,
+      collect: () => {
+        c.reset();
+        const d = snapshot();
+        if (d) c.inc(Number(get(d.ct)));
+        else c.remove({});
+      },
+    });
+  }
 
   const lookups: Counter<'table' | 'result'> = new Counter({
     name: 'ferry_flow_table_lookups_total',

@@ -12,9 +12,9 @@ import { mapShared, shmOpen } from './libc';
 import {
   RingConsumer, RingProducer, ShmView, checkRingGeometry, readRingGeometry, viewOf, RingGeometry,
 } from './ring';
-import { FlowCounters, Snapshot, readFlowCounters, readSnapshot } from './stats';
+import { CtTotals, FlowCounters, Snapshot, readCtTotals, readFlowCounters, readSnapshot } from './stats';
 
-export type { FlowCounters, Snapshot, PortSnapshot, WorkerSnapshot, PortCounters, PortHwCounters } from './stats';
+export type { CtTotals, FlowCounters, Snapshot, PortSnapshot, WorkerSnapshot, PortCounters, PortHwCounters } from './stats';
 
 // ref-struct-di types of every struct; the header type decodes the header once per attach.
 const StructType = refStructDi(ref);
@@ -187,6 +187,11 @@ export class Segment {
   /** Ports (info + hw stats under their seqlocks + summed worker counters), workers and rings, in one pass. */
   snapshot(): Snapshot {
     return readSnapshot(this);
+  }
+
+  /** The connection tracker's header counters (connections, limit in force, expirations, ...). */
+  ctTotals(): CtTotals {
+    return readCtTotals(this);
   }
 
   /** Counters of one flow stats slot, summed over workers. */

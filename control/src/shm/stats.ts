@@ -1,7 +1,7 @@
 // Reading ferryd's statistics regions: seqlocked port info/hw stats, single-writer worker counters.
 import {
   PORT_INFO, PORT_HW_STATS, WORKER_STATS, WORKER_PORT_STATS, FLOW_STATS, TABLE_STATS, N_TABLES, DropReason, ParseReason,
-  readPortInfo, readPortHwStats, PortInfo, PortHwStats,
+  SHM_HEADER, CT_INVALID_REASONS, FRAG_REASONS, readPortInfo, readPortHwStats, PortInfo, PortHwStats,
 } from '../gen/proto';
 import type { Segment, LiveHeader } from './segment';
 
@@ -10,6 +10,7 @@ const WS = WORKER_STATS.fields;
 const WPS = WORKER_PORT_STATS.fields;
 const FS = FLOW_STATS.fields;
 const TS = TABLE_STATS.fields;
+const SH = SHM_HEADER.fields;
 const N_DROP_REASONS = Object.keys(DropReason).length;
 const N_PARSE_REASONS = Object.keys(ParseReason).length;
 
@@ -62,6 +63,24 @@ export interface WorkerSnapshot {
   drops: bigint[];
   /** Indexed by ParseReason. */
   parse_errors: bigint[];
+  ct_packets: bigint;
+  ct_created: bigint;
+  ct_limit_refused: bigint;
+  ct_early_drops: bigint;
+  /** Indexed by CtInvalidReason (CT_INVALID_REASONS slots). */
+  ct_invalid: bigint[];
+  /** Indexed by FragReason (FRAG_REASONS slots). */
+  frag: bigint[];
+}
+
+/** The connection tracker's counters in the header (the main lcore keeps them). */
+export interface CtTotals {
+  conns: bigint;
+  maxConns: bigint;
+  expired: bigint;
+  flushed: bigint;
+  eventsDropped: bigint;
+  sweeps: bigint;
 }
 
 /** One flow table's counters, summed over workers. */
@@ -86,6 +105,7 @@ export interface Snapshot {
   /** Only tables with lookups > 0, ascending by table id. */
   tables: TableTotals[];
   rings: { request: RingSnapshot; response: RingSnapshot; event: RingSnapshot };
+  ct: CtTotals;
   /** Counters of a flow stats slot summed over workers (reads the live segment). */
   flowCounters(slot: number): FlowCounters;
 }
@@ -141,6 +161,10 @@ export function readSnapshot(seg: Segment): Snapshot {
     for (let r = 0; r < N_DROP_REASONS; r++) drops.push(seg.loadU64(base + WS.drops.offset + r * 8));
     const parse_errors: bigint[] = [];
     for (let r = 0; r < N_PARSE_REASONS; r++) parse_errors.push(seg.loadU64(base + WS.parse_errors.offset + r * 8));
+    const ct_invalid: bigint[] = [];
+    for (let r = 0; r < CT_INVALID_REASONS; r++) ct_invalid.push(seg.loadU64(base + WS.ct_invalid.offset + r * 8));
+    const frag: bigint[] = [];
+    for (let r = 0; r < FRAG_REASONS; r++) frag.push(seg.loadU64(base + WS.frag.offset + r * 8));
     workers.push({
       worker: w,
       lcore_id: view.dv.getUint32(base + WS.lcore_id.offset, true),
@@ -157,6 +181,12 @@ export function readSnapshot(seg: Segment): Snapshot {
       packet_ins: seg.loadU64(base + WS.packet_ins.offset),
       drops,
       parse_errors,
+      ct_packets: seg.loadU64(base + WS.ct_packets.offset),
+      ct_created: seg.loadU64(base + WS.ct_created.offset),
+      ct_limit_refused: seg.loadU64(base + WS.ct_limit_refused.offset),
+      ct_early_drops: seg.loadU64(base + WS.ct_early_drops.offset),
+      ct_invalid,
+      frag,
     });
     for (let p = 0; p < info.nPorts; p++) {
       const c = readWorkerPort(seg, base + WS.ports.offset + p * WORKER_PORT_STATS.size);
@@ -206,7 +236,19 @@ export function readSnapshot(seg: Segment): Snapshot {
     workers,
     tables: readTableTotals(seg),
     rings: { request: ring(seg.requestRing()), response: ring(seg.responseRing()), event: ring(seg.eventRing()) },
+    ct: readCtTotals(seg),
     flowCounters: (slot) => readFlowCounters(seg, slot),
+  };
+}
+
+export function readCtTotals(seg: Segment): CtTotals {
+  return {
+    conns: seg.loadU64(SH.ct_conns.offset),
+    maxConns: seg.loadU64(SH.ct_max_conns.offset),
+    expired: seg.loadU64(SH.ct_expired.offset),
+    flushed: seg.loadU64(SH.ct_flushed.offset),
+    eventsDropped: seg.loadU64(SH.ct_events_dropped.offset),
+    sweeps: seg.loadU64(SH.ct_sweeps.offset),
   };
 }
 
