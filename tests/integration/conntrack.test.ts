@@ -85,6 +85,25 @@ describe('connection tracking through ferryd', () => {
     if (!Number.isNaN(ctPackets)) assert.ok(ctPackets >= 2, `ferry_ct_created_total ${ctPackets}`);
   });
 
+  test('the connections are in /v1/conntrack (filtered in ferryd), in stats, and flushed by filter', async () => {
+    const text = await (await fetch(`${ferry.api}/v1/conntrack?zone=5&proto=tcp&dport=7777`)).text();
+    const entries = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.equal(entries.length, 1, text);
+    const e = entries[0];
+    assert.equal(e.src, '10.250.0.1');
+    assert.equal(e.dst, '10.250.0.2');
+    assert.equal(e.mark, 42); // exec(set_field:0x2a->ct_mark) at commit
+    assert.equal(e.seen_reply, true);
+    assert.ok(Number(e.packets_orig) >= 3 && Number(e.packets_reply) >= 2, text);
+    const stats = (await ferry.json('GET', '/v1/conntrack/stats')).body;
+    assert.ok(Number(stats.by_proto.tcp) >= 1 && Number(stats.by_proto.icmp) >= 1, JSON.stringify(stats));
+    assert.match(ctl('dump-conntrack', '-p', 'tcp'), /^tcp\s+6 \d+ \S+ src=10\.250\.0\.1 dst=10\.250\.0\.2 sport=\d+ dport=7777 /m);
+    const del = await ferry.json('DELETE', '/v1/conntrack?proto=icmp');
+    assert.ok(Number(del.body.deleted) >= 1, JSON.stringify(del.body));
+    const left = await (await fetch(`${ferry.api}/v1/conntrack?proto=icmp`)).text();
+    assert.equal(left.trim(), '');
+  });
+
   test('an ICMP error about a tracked flow is related: vm1 sends UDP to a closed port of vm2', () => {
     const before = packetsOf(ctl('dump-flows'), 'ct_state=+rel+trk');
     // vm2 answers port unreachable; the error comes back to vm1 as rel
