@@ -32,6 +32,7 @@
 #define FERRY_CT_BURST_MAX 64u
 #define FERRY_CT_N_TM 11u            /* FERRY_CT_TM_* */
 #define FERRY_CT_ZONES 65536u
+#define FERRY_CT_DUMP_SLOT_MAX 64u  /* entries one slot visit of a dump may give at most */
 
 struct ferry_ct;
 

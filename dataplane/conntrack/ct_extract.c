@@ -305,6 +305,17 @@ static bool icmp_error_inner(struct ct_pktctx *p, const struct l3info *outer, co
 	return true;
 }
 
+/* what the TCP machine reads of a segment (the window-scale option aside) */
+static inline void tcp_fields(struct ct_pktctx *p, const uint8_t *l4, uint32_t l4_len, uint32_t doff)
+{
+	p->tcp_flags = l4[13];
+	p->tcp_seq = rd32(l4 + 4);
+	p->tcp_ack = rd32(l4 + 8);
+	p->tcp_win = rd16(l4 + 14);
+	p->l4_payload = l4_len - doff;
+	p->tcp_wscale = 0;
+}
+
 /* The common case in few instructions: IPv4 without options or fragmentation,
  * carrying UDP (checksum absent or known good) or a TCP segment other than a SYN.
  * Anything else, or anything doubtful, goes the general way. */
@@ -338,12 +349,7 @@ static inline bool extract_v4_fast(struct ferry_ct_pkt *pkt, struct ct_pktctx *p
 		if (unlikely(l4_len < 20 || doff < 20 || doff > l4_len || (l4[13] & 0x02) ||
 			     !(pkt->flags & FERRY_CT_PKT_L4_CSUM_GOOD)))
 			return false;
-		p->tcp_flags = l4[13];
-		p->tcp_seq = rd32(l4 + 4);
-		p->tcp_ack = rd32(l4 + 8);
-		p->tcp_win = rd16(l4 + 14);
-		p->l4_payload = l4_len - doff;
-		p->tcp_wscale = 0;
+		tcp_fields(p, l4, l4_len, doff);
 	} else {
 		return false;
 	}
@@ -396,6 +402,7 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 	const uint8_t *l4 = l3.l4;
 	uint32_t l4_len = l3.l4_len;
 	bool csum_good = pkt->flags & FERRY_CT_PKT_L4_CSUM_GOOD;
+	bool verified = false; /* an L4 checksum was checked here: later passes need not */
 
 	switch (l3.proto) {
 	case IPPROTO_TCP_: {
@@ -409,12 +416,8 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 			return invalid(p, FERRY_CT_INVALID_REASON_PORT_ZERO);
 		if (!csum_good && !l4_csum_ok(l4, l4_len, pseudo_sum(l3.src, l3.dst, l3.alen, l3.proto, l4_len)))
 			return invalid(p, FERRY_CT_INVALID_REASON_L4_CSUM);
-		p->tcp_flags = l4[13];
-		p->tcp_seq = rd32(l4 + 4);
-		p->tcp_ack = rd32(l4 + 8);
-		p->tcp_win = rd16(l4 + 14);
-		p->l4_payload = l4_len - doff;
-		p->tcp_wscale = 0;
+		verified = true;
+		tcp_fields(p, l4, l4_len, doff);
 		if (p->tcp_flags & TCP_SYN) {
 			/* the window-scale option (kind 3, length 3) */
 			const uint8_t *o = l4 + 20, *end = l4 + doff;
@@ -453,6 +456,8 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 					return invalid(p, FERRY_CT_INVALID_REASON_L4_CSUM);
 			} else if (!l4_csum_ok(l4, ulen, pseudo_sum(l3.src, l3.dst, l3.alen, l3.proto, ulen))) {
 				return invalid(p, FERRY_CT_INVALID_REASON_L4_CSUM);
+			} else {
+				verified = true;
 			}
 		}
 		set_tuple(p, l3.src, l3.dst, l3.alen, sport, dport);
@@ -466,6 +471,7 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 			return invalid(p, FERRY_CT_INVALID_REASON_PORT_ZERO);
 		if (!csum_good && !sctp_csum_ok(l4, l4_len))
 			return invalid(p, FERRY_CT_INVALID_REASON_L4_CSUM);
+		verified = true;
 		set_tuple(p, l3.src, l3.dst, l3.alen, sport, dport);
 		break;
 	}
@@ -479,6 +485,7 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 			uint32_t ps = v6 ? pseudo_sum(l3.src, l3.dst, 16, l3.proto, l4_len) : 0;
 			if (!l4_csum_ok(l4, l4_len, ps))
 				return invalid(p, FERRY_CT_INVALID_REASON_L4_CSUM);
+			verified = true;
 		}
 		uint8_t type = l4[0];
 		p->icmp_type = type;
@@ -522,7 +529,7 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 		set_tuple(p, l3.src, l3.dst, l3.alen, 0, 0);
 		break;
 	}
-	if (!csum_good)
+	if (verified)
 		pkt->flags |= FERRY_CT_PKT_L4_CSUM_GOOD;
 	p->hash = ct_key_hash(&p->key);
 	return true;

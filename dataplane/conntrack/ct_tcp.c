@@ -100,6 +100,20 @@ static uint8_t tcp_tm(const struct ct_tcp_peer *a, const struct ct_tcp_peer *b)
 	return FERRY_CT_TM_TCP_ESTABLISHED;
 }
 
+/* An accepted packet moves the windows (5.4 steps 7 and 8 alike): the sender's
+ * largest window and lowest expected sequence, and how far the other side may send. */
+static inline void advance_windows(struct ct_tcp_peer *src, struct ct_tcp_peer *dst, uint32_t win, unsigned sws,
+				   uint32_t end, uint32_t ack)
+{
+	if (src->max_win < win)
+		src->max_win = (uint16_t)win;
+	if (SEQ_GT(end, src->seqlo))
+		src->seqlo = end;
+	uint32_t wnd = win << sws;
+	if (SEQ_GEQ(ack + wnd, dst->seqhi))
+		dst->seqhi = ack + (wnd ? wnd : 1);
+}
+
 static enum ct_update tcp_update(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p,
 				 bool reply, bool *refresh)
 {
@@ -200,13 +214,7 @@ static enum ct_update tcp_update(struct ferry_ct_thread *t, struct ct_conn *c, c
 	     ackskew <= (MAXACKWINDOW << sws) &&
 	     (!(flags & TCP_RST) || orig_seq == src->seqlo || orig_seq == src->seqlo + 1 ||
 	      orig_seq + 1 == src->seqlo))) {
-		if (src->max_win < win)
-			src->max_win = (uint16_t)win;
-		if (SEQ_GT(end, src->seqlo))
-			src->seqlo = end;
-		uint32_t wnd = win << sws;
-		if (SEQ_GEQ(ack + wnd, dst->seqhi))
-			dst->seqhi = ack + (wnd ? wnd : 1);
+		advance_windows(src, dst, win, sws, end, ack);
 		if ((flags & TCP_SYN) && src->state < SYN_SENT)
 			src->state = SYN_SENT;
 		if ((flags & TCP_FIN) && src->state < CLOSING)
@@ -227,13 +235,7 @@ static enum ct_update tcp_update(struct ferry_ct_thread *t, struct ct_conn *c, c
 	 * packets cannot keep the entry alive */
 	if ((dst->state < SYN_SENT || dst->state >= FIN_WAIT_2 || src->state >= FIN_WAIT_2) &&
 	    SEQ_GEQ(src->seqhi + MAXACKWINDOW, end) && SEQ_GEQ(seq, src->seqlo - MAXACKWINDOW)) {
-		if (src->max_win < win)
-			src->max_win = (uint16_t)win;
-		if (SEQ_GT(end, src->seqlo))
-			src->seqlo = end;
-		uint32_t wnd = win << sws;
-		if (SEQ_GEQ(ack + wnd, dst->seqhi))
-			dst->seqhi = ack + (wnd ? wnd : 1);
+		advance_windows(src, dst, win, sws, end, ack);
 		if ((flags & TCP_FIN) && src->state < CLOSING)
 			src->state = CLOSING;
 		if (flags & TCP_RST)

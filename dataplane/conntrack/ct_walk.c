@@ -125,7 +125,7 @@ uint64_t ferry_ct_dump(struct ferry_ct *ct, const struct ferry_ct_filter *f, uin
 		if (max && given >= max)
 			return slot;
 		struct ct_bucket *b = &ct->buckets[slot & ct->bucket_mask];
-		struct ferry_ct_entry batch[64];
+		struct ferry_ct_entry batch[FERRY_CT_DUMP_SLOT_MAX];
 		unsigned nb = 0;
 		bool stop = false;
 		pthread_mutex_lock(&b->lock);

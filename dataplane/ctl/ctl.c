@@ -224,15 +224,24 @@ struct dump_writer {
 	struct ferry_ct_dump_resp *part;
 };
 
-static struct ferry_ct_dump_resp *dump_part(struct dump_writer *dw)
+/* A one-record answer at response index idx; its response struct, zeroed. */
+static struct ferry_response *plain_answer(struct ferry_ring *ring, uint32_t idx, uint64_t req_id)
 {
-	uint8_t *out = ferry_ring_prepare(dw->ring, dw->next);
+	uint8_t *out = ferry_ring_prepare(ring, idx);
 	struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
 	struct ferry_response *r = (struct ferry_response *)(out + sizeof(*rh));
 	memset(rh, 0, sizeof(*rh));
 	memset(r, 0, sizeof(*r));
 	rh->type = FERRY_MSG_TYPE_RESPONSE;
-	rh->req_id = dw->req_id;
+	rh->req_id = req_id;
+	rh->len = sizeof(*r);
+	return r;
+}
+
+static struct ferry_ct_dump_resp *dump_part(struct dump_writer *dw)
+{
+	struct ferry_response *r = plain_answer(dw->ring, dw->next, dw->req_id);
+	struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)(void *)((uint8_t *)r - sizeof(*rh));
 	rh->flags = FERRY_MSG_FLAG_MORE;
 	rh->len = sizeof(*r) + sizeof(struct ferry_ct_dump_resp);
 	struct ferry_ct_dump_resp *d = (struct ferry_ct_dump_resp *)(void *)((uint8_t *)r + sizeof(*r));
@@ -255,22 +264,15 @@ static int dump_one(void *arg, const struct ferry_ct_entry *e)
  * most room slots. Returns the slots used; 0 when room is too small to start. */
 static uint32_t answer_ct_dump(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t first, uint32_t room)
 {
-	/* a slot visit may give up to 16 entries past the limit: keep that much in hand */
-	const uint32_t headroom = 4;
+	/* a slot visit may give up to FERRY_CT_DUMP_SLOT_MAX entries past the limit: keep
+	 * the parts they fill in hand, and one more for the last */
+	const uint32_t headroom = (FERRY_CT_DUMP_SLOT_MAX + FERRY_CT_DUMP_ENTRIES - 1) / FERRY_CT_DUMP_ENTRIES + 1;
 	struct ferry_msg_hdr h;
 	memcpy(&h, rec, sizeof(h));
 	struct ferry_ct_dump_req q;
 	struct dump_writer dw = { .ring = &ctl->shm->resp, .next = first, .req_id = h.req_id };
 	if (h.len != sizeof(q) || ctl->ct == NULL || h.flags != 0) {
-		/* one plain error answer */
-		uint8_t *out = ferry_ring_prepare(dw.ring, first);
-		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
-		struct ferry_response *r = (struct ferry_response *)(out + sizeof(*rh));
-		memset(rh, 0, sizeof(*rh));
-		memset(r, 0, sizeof(*r));
-		rh->type = FERRY_MSG_TYPE_RESPONSE;
-		rh->req_id = h.req_id;
-		rh->len = sizeof(*r);
+		struct ferry_response *r = plain_answer(dw.ring, first, h.req_id);
 		if (ctl->ct == NULL)
 			reply(r, FERRY_STATUS_EUNSUPPORTED, "this ferryd runs without a connection tracker");
 		else
@@ -280,18 +282,9 @@ static uint32_t answer_ct_dump(struct ferry_ctl *ctl, const uint8_t *rec, uint32
 	if (room <= headroom)
 		return 0;
 	memcpy(&q, rec + sizeof(h), sizeof(q));
-	struct ferry_response tmp;
-	memset(&tmp, 0, sizeof(tmp));
-	if (!check_filter(&q.filter, &tmp)) {
-		uint8_t *out = ferry_ring_prepare(dw.ring, first);
-		struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)out;
-		memset(rh, 0, sizeof(*rh));
-		rh->type = FERRY_MSG_TYPE_RESPONSE;
-		rh->req_id = h.req_id;
-		rh->len = sizeof(tmp);
-		memcpy(out + sizeof(*rh), &tmp, sizeof(tmp));
+	struct ferry_response *r = plain_answer(dw.ring, first, h.req_id);
+	if (!check_filter(&q.filter, r))
 		return 1;
-	}
 	uint32_t max = (room - headroom) * FERRY_CT_DUMP_ENTRIES;
 	if (q.max_entries != 0 && q.max_entries < max)
 		max = q.max_entries;

@@ -553,6 +553,103 @@ static void test_ct_recirculation(void)
 	CHECK_EQ(drops_total(), 0);
 }
 
+/* One fragment of a UDP datagram 10.0.0.7:4000 -> 10.0.0.8:4001 of 1000 payload
+ * bytes (ident 77): the L4 bytes [off, off + len) of it, MF unless it is the end. */
+static struct rte_mbuf *udp_fragment(uint32_t off, uint32_t len, bool more)
+{
+	static uint8_t l4[1008];
+	l4[0] = 0x0f, l4[1] = 0xa0, l4[2] = 0x0f, l4[3] = 0xa1;
+	l4[4] = (uint8_t)(sizeof(l4) >> 8), l4[5] = (uint8_t)sizeof(l4), l4[6] = l4[7] = 0; /* no checksum */
+	for (unsigned i = 8; i < sizeof(l4); i++)
+		l4[i] = (uint8_t)i;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(ports.pool[0]);
+	uint8_t *d = m ? (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(34 + len)) : NULL;
+	if (d == NULL) {
+		fprintf(stderr, "out of mbufs\n");
+		exit(1);
+	}
+	memset(d, 0, 34);
+	memcpy(d, MAC_DST, 6);
+	memcpy(d + 6, MAC_SRC, 6);
+	d[12] = 0x08;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(d + 14);
+	ip->version_ihl = 0x45;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(20 + len));
+	ip->packet_id = rte_cpu_to_be_16(77);
+	ip->fragment_offset = rte_cpu_to_be_16((uint16_t)((more ? RTE_IPV4_HDR_MF_FLAG : 0) | off / 8));
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_UDP;
+	ip->src_addr = rte_cpu_to_be_32(IP4(10, 0, 0, 7));
+	ip->dst_addr = rte_cpu_to_be_32(IP4(10, 0, 0, 8));
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	memcpy(d + 34, l4 + off, len);
+	return m;
+}
+
+/* The tracker in the worker: ct(table=1) then +new -> ct(commit),output:2 and
+ * +est -> output:3; a fragmented datagram is held until whole, tracked once, and
+ * both original fragments go out. */
+static void test_ct_with_tracker_and_fragments(void)
+{
+	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 1024 });
+	CHECK(ct != NULL);
+	ferry_worker_fini(&w);
+	w.ct = ct;
+	CHECK_EQ(ferry_worker_init(&w, 0), 0);
+	fresh();
+	struct ferry_rule t0 = flow(0, 100), fresh_flow = flow(1, 100), est = flow(1, 90);
+	MATCH(t0, eth_type, 0x0800, 0xffff);
+	CT(t0, 1, 5);
+	MATCH(fresh_flow, ct_state, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW);
+	ACT(fresh_flow, struct ferry_act_ct, FERRY_ACTION_TYPE_CT, .table_id = FERRY_TABLE_NONE, .zone = 5,
+	    .flags = FERRY_CT_FLAG_COMMIT);
+	OUTPUT(fresh_flow, 2);
+	MATCH(est, ct_state, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_EST, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_EST);
+	OUTPUT(est, 3);
+	add(&t0), add(&fresh_flow), add(&est);
+	commit();
+
+	/* a request opens the connection; the reply is est */
+	run1(0, udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2)));
+	CHECK_EQ(out(2, NULL, 0), 1);
+	run1(1, mk(IPPROTO_UDP, IP4(10, 0, 0, 2), IP4(10, 0, 0, 1), 53, 1234, 64));
+	CHECK_EQ(out(3, NULL, 0), 1);
+	CHECK_EQ(ws.ct_created, 1);
+
+	/* fragments: the first is held, the last completes the datagram */
+	uint8_t ref1[34 + 512], ref2[34 + 496];
+	run1(0, keep(udp_fragment(0, 512, true), ref1));
+	CHECK_EQ(out_all(), 0);
+	CHECK_EQ(ws.frag[FERRY_FRAG_REASON_REASSEMBLED], 0);
+	run1(0, keep(udp_fragment(512, 496, false), ref2));
+	CHECK_EQ(ws.frag[FERRY_FRAG_REASON_REASSEMBLED], 1);
+	CHECK_EQ(ws.ct_created, 2); /* the datagram, once */
+	/* both went on as they came, with the datagram's verdict (new: committed, port 2) */
+	struct rte_mbuf *m[4];
+	unsigned n = rte_ring_dequeue_burst(tx_ring[2], (void **)m, 4, NULL), same = 0;
+	for (unsigned i = 0; i < n; i++) {
+		same += (m[i]->pkt_len == sizeof(ref1) && memcmp(bytes(m[i]), ref1, sizeof(ref1)) == 0) ||
+			(m[i]->pkt_len == sizeof(ref2) && memcmp(bytes(m[i]), ref2, sizeof(ref2)) == 0);
+		rte_pktmbuf_free(m[i]);
+	}
+	CHECK_EQ(n, 2);
+	CHECK_EQ(same, 2);
+	CHECK_EQ(out_all(), 0);
+
+	/* a lone fragment is held, then given back when its datagram times out */
+	run1(0, udp_fragment(0, 512, true));
+	CHECK_EQ(out_all(), 0);
+	w.now_ns = now + 16000000000ull;
+	ferry_ipf_expire(w.ipf, w.now_ns);
+	CHECK_EQ(ferry_ipf_held(w.ipf), 0);
+	CHECK_EQ(ws.drops[FERRY_DROP_REASON_FRAG], 1);
+
+	ferry_worker_fini(&w);
+	w.ct = NULL;
+	CHECK_EQ(ferry_worker_init(&w, 0), 0);
+	ferry_ct_destroy(ct);
+}
+
 static void test_ct_loop_hits_recirc_limit(void)
 {
 	fresh();
@@ -880,6 +977,7 @@ int main(void)
 	RUN(test_push_and_pop_vlan);
 	RUN(test_dec_ttl);
 	RUN(test_ct_recirculation);
+	RUN(test_ct_with_tracker_and_fragments);
 	RUN(test_ct_loop_hits_recirc_limit);
 	RUN(test_output_before_recirculation_keeps_its_bytes);
 	RUN(test_emc_and_version_change);

@@ -10,6 +10,8 @@
  * bursts must not cost a wake-up. */
 #define IDLE_LOOPS_BEFORE_SLEEP 128u
 #define PREFETCH_OFFSET 4
+/* a reassembled datagram: L2 header and tags, then at most 64 KiB of IP */
+#define FERRY_WHOLE_MAX (65536u + 64u)
 
 _Static_assert(sizeof(((struct ferry_program *)0)->exit_meta) == FERRY_KEY_META_BYTES,
 	       "a program keeps exactly the key's metadata bytes");
@@ -48,7 +50,9 @@ int ferry_worker_init(struct ferry_worker *w, int socket)
 		w->punt_rate = FERRY_PUNT_RATE_DEFAULT;
 	if (w->ct != NULL) {
 		w->ipf = ferry_ipf_create(&(struct ferry_ipf_config){ 0 });
-		if (w->ipf == NULL) {
+		w->whole = rte_malloc_socket("ferry_whole", FERRY_WHOLE_MAX, 0, socket);
+		w->whole_len = 0;
+		if (w->ipf == NULL || w->whole == NULL) {
 			ferry_worker_fini(w);
 			return -1;
 		}
@@ -75,6 +79,8 @@ void ferry_worker_fini(struct ferry_worker *w)
 		ferry_ct_thread_fini(&w->ct_thread);
 	ferry_ipf_destroy(w->ipf); /* gives back what it holds */
 	w->ipf = NULL;
+	rte_free(w->whole);
+	w->whole = NULL;
 }
 
 /* A consuming op's result: 1 consumed, 0 not (the packet goes on), or DROPPED(reason)
@@ -296,8 +302,23 @@ static inline void ct_result_to_key(const struct ferry_ct_result *r, struct ferr
 
 /* ct() without table=: the connection is tracked (and committed) now; nothing in
  * this pass reads the result */
+/* Is the fragment m part of the datagram kept in w->whole (same addresses,
+ * protocol and, on IPv4, identification)? */
+static bool whole_of(const struct ferry_worker *w, const struct rte_mbuf *m, const struct ferry_pkt_layout *lay)
+{
+	if (w->whole_len == 0)
+		return false;
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *) + lay->l3_off;
+	const uint8_t *d = w->whole + w->whole_l3;
+	if ((f[0] >> 4) != (d[0] >> 4))
+		return false;
+	if ((f[0] >> 4) == 4) /* id, protocol and both addresses */
+		return memcmp(f + 4, d + 4, 2) == 0 && f[9] == d[9] && memcmp(f + 12, d + 12, 8) == 0;
+	return memcmp(f + 8, d + 8, 32) == 0; /* v6: both addresses (the fragment id went with its header) */
+}
+
 static void ct_now(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_pkt_layout *lay, uint16_t eth_type,
-		   const struct ferry_act_ct *a, const struct ferry_flow_key *meta)
+		   uint8_t nw_frag, const struct ferry_act_ct *a, const struct ferry_flow_key *meta)
 {
 	if (w->ct == NULL)
 		return;
@@ -307,6 +328,21 @@ static void ct_now(struct ferry_worker *w, struct rte_mbuf *m, const struct ferr
 	const struct ferry_ct_action *ap = &act;
 	ct_action_of(a, ct_zone_of(a, meta), &act);
 	ct_pkt_of(m, lay, eth_type, &p);
+	if (unlikely(nw_frag != 0)) {
+		/* a fragment of the datagram just reassembled (ct(table=) before): the
+		 * datagram is tracked once, when its first fragment comes by */
+		if (!whole_of(w, m, lay))
+			goto track; /* not reassembled here: the tracker calls it inv */
+		if (nw_frag & FERRY_NW_FRAG_BIT_LATER)
+			return;
+		p.data = w->whole;
+		p.len = w->whole_len;
+		p.l3_ofs = w->whole_l3;
+		p.flags = FERRY_CT_PKT_REASSEMBLED;
+		ferry_ct_execute(&w->ct_thread, &p, &ap, 1, w->now_ns, &r);
+		return;
+	}
+track:
 	ferry_ct_execute(&w->ct_thread, &p, &ap, 1, w->now_ns, &r);
 	ct_pkt_done(m, &p);
 }
@@ -380,7 +416,7 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 			if (op->port) /* ct(table=): tracked as the packet goes round again */
 				consumed = recirculate(w, m, p, op, in_port, pk->depth, op->last, op->copy, exit_meta);
 			else
-				ct_now(w, m, &pk->lay, pk->key.eth_type, op->act, exit_meta);
+				ct_now(w, m, &pk->lay, pk->key.eth_type, pk->key.nw_frag, op->act, exit_meta);
 			break;
 		case FERRY_OP_NORMAL:
 			consumed = normal(w, m, &pk->lay, in_port, op->last, op->copy);
@@ -488,8 +524,8 @@ static void run_pass(struct ferry_worker *w, struct rte_mbuf **pkts, struct pkt 
  * datagram is tracked and every fragment of it goes on with that result (the others
  * through the recirculation queue). Returns true when pkts[i] goes on now, with its
  * tracker input in *cp (the whole datagram). */
-static bool fragment_in(struct ferry_worker *w, struct rte_mbuf *m, const struct pkt *p, const struct ferry_recirc *r,
-			struct ferry_ct_pkt *cp, struct ferry_ipf_done *done)
+static bool fragment_in(struct ferry_worker *w, struct rte_mbuf *m, const struct pkt *p, struct ferry_ct_pkt *cp,
+			struct ferry_ipf_done *done)
 {
 	struct ferry_ipf_frag f = { .data = rte_pktmbuf_mtod(m, const uint8_t *), .len = rte_pktmbuf_data_len(m),
 				    .l3_ofs = p->lay.l3_off, .zone = p->key.ct_zone, .handle = m };
@@ -500,12 +536,17 @@ static bool fragment_in(struct ferry_worker *w, struct rte_mbuf *m, const struct
 		return false;
 	if (v == FERRY_IPF_DROP)
 		return true; /* as OVS: refused by the reassembler, it meets the tracker as it is (inv) */
-	/* DONE: the whole datagram is what the tracker sees */
+	/* DONE: the whole datagram is what the tracker sees, now and at a later ct() of
+	 * the same pass (kept: the reassembler's buffer lasts until its next add) */
+	if (done->whole_len <= FERRY_WHOLE_MAX) {
+		memcpy(w->whole, done->whole, done->whole_len);
+		w->whole_len = done->whole_len;
+		w->whole_l3 = done->l3_ofs;
+	}
 	cp->data = done->whole;
 	cp->len = done->whole_len;
 	cp->l3_ofs = done->l3_ofs;
 	cp->flags = FERRY_CT_PKT_REASSEMBLED;
-	(void)r;
 	return true;
 }
 
@@ -542,47 +583,36 @@ static uint16_t track_batch(struct ferry_worker *w, struct rte_mbuf **pkts, stru
 	const struct ferry_ct_action *ap[FERRY_BURST];
 	struct ferry_ct_result res[FERRY_BURST];
 	uint16_t idx[FERRY_BURST];
-	int8_t whole_of[FERRY_BURST];        /* tracked packet j is fragment set whole_of[j] */
-	static __thread struct ferry_ipf_done done[2]; /* whole datagrams in this batch */
-	unsigned nc = 0, nd = 0;
+	unsigned nc = 0;
 	uint16_t kept = 0;
 	for (uint16_t i = 0; i < n; i++) {
 		if (rs[i].has_result) {
 			ct_result_to_key(&rs[i].ct_result, &pk[i].key);
 		} else if (rs[i].ct != NULL) {
-			whole_of[nc] = -1;
 			ct_action_of(rs[i].ct, pk[i].key.ct_zone, &act[nc]);
 			ap[nc] = &act[nc];
 			ct_pkt_of(pkts[i], &pk[i].lay, pk[i].key.eth_type, &cp[nc]);
 			if (unlikely(w->ct != NULL && pk[i].key.nw_frag != 0)) {
-				if (nd == RTE_DIM(done)) {
-					/* one reassembly result at a time is kept per slot: later ones wait */
-					w->stats->drops[FERRY_DROP_REASON_FRAG]++;
-					rte_pktmbuf_free(pkts[i]);
-					continue;
+				struct ferry_ipf_done done;
+				if (!fragment_in(w, pkts[i], &pk[i], &cp[nc], &done))
+					continue; /* held until its datagram is whole */
+				if (cp[nc].flags & FERRY_CT_PKT_REASSEMBLED) {
+					/* the datagram is tracked now: its buffer lasts until the next add */
+					struct ferry_ct_result r;
+					ferry_ct_execute(&w->ct_thread, &cp[nc], &ap[nc], 1, w->now_ns, &r);
+					ct_result_to_key(&r, &pk[i].key);
+					fragments_out(w, &done, pkts[i], &rs[i], &r);
+					goto keep;
 				}
-				if (!fragment_in(w, pkts[i], &pk[i], &rs[i], &cp[nc], &done[nd]))
-					continue;
-				/* fragment_in's result lives until the next add: finish it now */
-				if (cp[nc].flags & FERRY_CT_PKT_REASSEMBLED)
-					whole_of[nc] = (int8_t)nd++;
 			}
 			idx[nc++] = kept;
 		}
+keep:
 		if (kept != i) {
 			pkts[kept] = pkts[i];
 			pk[kept] = pk[i];
 		}
 		kept++;
-		if (nd && whole_of[nc - 1] >= 0 && rs[i].ct != NULL) {
-			/* track the datagram before the reassembler is used again */
-			unsigned j = nc - 1;
-			ferry_ct_execute(&w->ct_thread, &cp[j], &ap[j], 1, w->now_ns, &res[j]);
-			ct_result_to_key(&res[j], &pk[idx[j]].key);
-			fragments_out(w, &done[whole_of[j]], pkts[idx[j]], &rs[i], &res[j]);
-			whole_of[j] = -2; /* done */
-			nd = 0;
-		}
 	}
 	if (nc == 0)
 		return kept;
@@ -592,23 +622,11 @@ static uint16_t track_batch(struct ferry_worker *w, struct rte_mbuf **pkts, stru
 			pk[idx[j]].key.ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
 		return kept;
 	}
-	/* everything else in one burst */
-	const struct ferry_ct_action *bap[FERRY_BURST];
-	struct ferry_ct_pkt bcp[FERRY_BURST];
-	struct ferry_ct_result bres[FERRY_BURST];
-	uint16_t bidx[FERRY_BURST];
-	unsigned nb = 0;
+	/* everything else in one burst of the tracker */
+	ferry_ct_execute(&w->ct_thread, cp, ap, nc, w->now_ns, res);
 	for (unsigned j = 0; j < nc; j++) {
-		if (whole_of[j] == -2)
-			continue;
-		bap[nb] = ap[j];
-		bcp[nb] = cp[j];
-		bidx[nb++] = idx[j];
-	}
-	ferry_ct_execute(&w->ct_thread, bcp, bap, nb, w->now_ns, bres);
-	for (unsigned j = 0; j < nb; j++) {
-		ct_pkt_done(pkts[bidx[j]], &bcp[j]);
-		ct_result_to_key(&bres[j], &pk[bidx[j]].key);
+		ct_pkt_done(pkts[idx[j]], &cp[j]);
+		ct_result_to_key(&res[j], &pk[idx[j]].key);
 	}
 	return kept;
 }

@@ -69,6 +69,9 @@ struct ferry_worker {
 	struct ferry_ct *ct;                 /* shared tracker (NULL: ct() gives +trk+inv) */
 	struct ferry_ct_thread ct_thread;    /* this worker's entry cache and counters */
 	struct ferry_ipf *ipf;               /* fragments held until their datagram is whole */
+	uint8_t *whole;                      /* the last datagram reassembled, for a later ct() */
+	uint32_t whole_len;                  /* 0: none */
+	uint16_t whole_l3;
 	struct ferry_emc *emc;
 	struct ferry_l2 *l2;
 	struct rte_mempool *pool;            /* for copies */

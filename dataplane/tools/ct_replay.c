@@ -93,6 +93,25 @@ static void released(void *arg, void *handle)
 	snprintf(q->state, sizeof(q->state), "dropped (datagram abandoned)");
 }
 
+/* A line waiting behind fragments still held. When the list is full, the oldest
+ * held fragment is given up as "held" so the output can move on. */
+static struct pending *pend_push(unsigned long n)
+{
+	if (n_pend == MAX_PENDING) {
+		for (unsigned i = 0; i < n_pend; i++)
+			if (!pend[i].done) {
+				snprintf(pend[i].state, sizeof(pend[i].state), "held");
+				pend[i].done = true;
+				break;
+			}
+		flush_pending();
+	}
+	struct pending *pd = &pend[n_pend++];
+	pd->n = n;
+	pd->done = false;
+	return pd;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ferry-ct-replay FILE.pcap [--zone N] [--no-commit] [--no-seq-check]\n"
@@ -167,11 +186,7 @@ int main(int argc, char **argv)
 		char what[160], st[64];
 		describe(data, h->caplen, what, sizeof(what));
 		if ((k.eth_type == 0x0800 || k.eth_type == 0x86dd) && ferry_ipf_is_fragment(data, h->caplen, lay.l3_off)) {
-			if (n_pend == MAX_PENDING)
-				flush_pending();
-			struct pending *pd = &pend[n_pend < MAX_PENDING ? n_pend++ : MAX_PENDING - 1];
-			pd->n = n;
-			pd->done = false;
+			struct pending *pd = pend_push(n);
 			snprintf(pd->what, sizeof(pd->what), "%s (fragment)", what);
 			struct ferry_ipf_frag f = { .data = data, .len = h->caplen, .l3_ofs = lay.l3_off, .zone = act.zone,
 						    .handle = pd };
@@ -201,8 +216,7 @@ int main(int argc, char **argv)
 		state_of(&r, st, sizeof(st));
 		if (n_pend) {
 			/* keep the output in capture order behind fragments still held */
-			struct pending *pd = &pend[n_pend < MAX_PENDING ? n_pend++ : MAX_PENDING - 1];
-			pd->n = n;
+			struct pending *pd = pend_push(n);
 			pd->done = true;
 			snprintf(pd->what, sizeof(pd->what), "%s", what);
 			snprintf(pd->state, sizeof(pd->state), "%s", st);

@@ -134,6 +134,13 @@ function seqlockRead<T>(seg: Segment, off: number, read: () => T): { value: T; c
 
 const macString = (b: number[]): string => b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 
+/** n consecutive u64 counters (an array field of a shared struct) */
+function readU64s(seg: Segment, off: number, n: number): bigint[] {
+  const out: bigint[] = [];
+  for (let i = 0; i < n; i++) out.push(seg.loadU64(off + i * 8));
+  return out;
+}
+
 function readWorkerPort(seg: Segment, off: number): PortCounters {
   return {
     rx_packets: seg.loadU64(off + WPS.rx_packets.offset),
@@ -157,14 +164,10 @@ export function readSnapshot(seg: Segment): Snapshot {
   }
   for (let w = 0; w < info.nWorkers; w++) {
     const base = info.workerStatsOff + w * WORKER_STATS.size;
-    const drops: bigint[] = [];
-    for (let r = 0; r < N_DROP_REASONS; r++) drops.push(seg.loadU64(base + WS.drops.offset + r * 8));
-    const parse_errors: bigint[] = [];
-    for (let r = 0; r < N_PARSE_REASONS; r++) parse_errors.push(seg.loadU64(base + WS.parse_errors.offset + r * 8));
-    const ct_invalid: bigint[] = [];
-    for (let r = 0; r < CT_INVALID_REASONS; r++) ct_invalid.push(seg.loadU64(base + WS.ct_invalid.offset + r * 8));
-    const frag: bigint[] = [];
-    for (let r = 0; r < FRAG_REASONS; r++) frag.push(seg.loadU64(base + WS.frag.offset + r * 8));
+    const drops = readU64s(seg, base + WS.drops.offset, N_DROP_REASONS);
+    const parse_errors = readU64s(seg, base + WS.parse_errors.offset, N_PARSE_REASONS);
+    const ct_invalid = readU64s(seg, base + WS.ct_invalid.offset, CT_INVALID_REASONS);
+    const frag = readU64s(seg, base + WS.frag.offset, FRAG_REASONS);
     workers.push({
       worker: w,
       lcore_id: view.dv.getUint32(base + WS.lcore_id.offset, true),
