@@ -31,7 +31,7 @@ dataplane-asan:
 dataplane-fuzz:
 	@if [ ! -f $(DP_FUZZ)/build.ninja ]; then CC=clang-14 meson setup $(DP_FUZZ) dataplane -Dfuzz=true \
 	  -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; fi
-	@ninja -C $(DP_FUZZ) fuzz_parse fuzz_ctl fuzz_ct >/dev/null
+	@ninja -C $(DP_FUZZ) fuzz_parse fuzz_ctl fuzz_ct fuzz_stt >/dev/null
 
 control:
 	@node proto/gen.mjs --ts control/src/gen/proto.ts
@@ -44,7 +44,7 @@ test-c: build
 	@meson test -C $(DP_BUILD) --print-errorlogs
 
 test-ts: build
-	@node --test build/tests/layout/*.test.js build/tests/conntrack/*.test.js build/control/test/*.test.js
+	@node --test build/tests/layout/*.test.js build/tests/conntrack/*.test.js build/tests/stt/*.test.js build/control/test/*.test.js
 
 test-integration: build
 	@node --test --test-concurrency=1 build/tests/integration/*.test.js

@@ -42,7 +42,8 @@ static int check_flow(const struct ferry_ctl *ctl, const struct ferry_flow_add *
 			return FERRY_STATUS_EINVAL;
 		}
 	}
-	if (m->mask.in_port != 0 && (m->mask.in_port != UINT32_MAX || m->key.in_port >= ctl->flows->n_ports)) {
+	uint64_t ports = ferry_ports_mask_first(ctl->flows->n_ports) | ferry_tunnel_ports_mask(ctl->tunnels);
+	if (m->mask.in_port != 0 && (m->mask.in_port != UINT32_MAX || !FERRY_PORT_IN_MASK(ports, m->key.in_port))) {
 		snprintf(why, whylen, "match in_port: port %u does not exist", m->key.in_port);
 		return FERRY_STATUS_ENOPORT;
 	}
@@ -50,7 +51,7 @@ static int check_flow(const struct ferry_ctl *ctl, const struct ferry_flow_add *
 		snprintf(why, whylen, "actions_len: %u is more than %zu", m->actions_len, sizeof(m->actions));
 		return FERRY_STATUS_EINVAL;
 	}
-	return ferry_actions_validate(m->actions, m->actions_len, m->table_id, ctl->flows->n_ports, why, whylen);
+	return ferry_actions_validate(m->actions, m->actions_len, m->table_id, ports, why, whylen);
 }
 
 static int handle_flow_add(struct ferry_ctl *ctl, const struct ferry_flow_add *m, bool in_bundle,
@@ -211,6 +212,133 @@ static void handle_ct(struct ferry_ctl *ctl, uint16_t type, const uint8_t *body,
 	}
 	default: /* CT_DUMP alone: one part, as much as fits */
 		reply(resp, FERRY_STATUS_EINVAL, "CT_DUMP is answered by ferry_ctl_poll");
+		return;
+	}
+}
+
+/* ---- tunnels, neighbours, STT settings ---- */
+
+void ferry_ctl_attach_tunnels(struct ferry_ctl *ctl, struct ferry_tunnel_table *tunnels, struct ferry_neigh_table *neigh,
+			      struct ferry_stt_settings *stt)
+{
+	ctl->tunnels = tunnels;
+	ctl->neigh = neigh;
+	ctl->stt = stt;
+}
+
+static bool mac_unicast(const uint8_t mac[6])
+{
+	static const uint8_t zero[6];
+	return (mac[0] & 1) == 0 && memcmp(mac, zero, 6) != 0;
+}
+
+static void handle_tunnel(struct ferry_ctl *ctl, uint16_t type, const uint8_t *body, uint32_t len,
+			  struct ferry_msg_hdr *rh, struct ferry_response *resp)
+{
+	if (ctl->tunnels == NULL || ctl->neigh == NULL || ctl->stt == NULL) {
+		reply(resp, FERRY_STATUS_EUNSUPPORTED, "this ferryd runs without tunnels");
+		return;
+	}
+	char why[FERRY_ERR_MSG_LEN] = "";
+	switch (type) {
+	case FERRY_MSG_TYPE_TUNNEL_SET: {
+		struct ferry_tunnel_config c;
+		if (!check_len(resp, len, sizeof(c), "TUNNEL_SET"))
+			return;
+		memcpy(&c, body, sizeof(c));
+		int st = ferry_tunnel_set(ctl->tunnels, &c, why, sizeof(why));
+		reply(resp, (uint32_t)st, why[0] ? why : NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_TUNNEL_DEL: {
+		struct ferry_tunnel_del d;
+		if (!check_len(resp, len, sizeof(d), "TUNNEL_DEL"))
+			return;
+		memcpy(&d, body, sizeof(d));
+		int st = ferry_tunnel_del(ctl->tunnels, d.port);
+		reply(resp, (uint32_t)st, st == FERRY_STATUS_ENOENT ? "port: no such tunnel" : NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_NEIGH_SET:
+	case FERRY_MSG_TYPE_NEIGH_DEL: {
+		struct ferry_neigh_entry e;
+		if (!check_len(resp, len, sizeof(e), type == FERRY_MSG_TYPE_NEIGH_SET ? "NEIGH_SET" : "NEIGH_DEL"))
+			return;
+		memcpy(&e, body, sizeof(e));
+		rte_be32_t ip;
+		memcpy(&ip, e.ip, 4);
+		if (e.port >= ctl->tunnels->n_ports) {
+			snprintf(why, sizeof(why), "port: port %u does not exist", e.port);
+			reply(resp, FERRY_STATUS_ENOPORT, why);
+			return;
+		}
+		if (ip == 0) {
+			reply(resp, FERRY_STATUS_EINVAL, "ip: 0.0.0.0 is not a neighbour");
+			return;
+		}
+		if (type == FERRY_MSG_TYPE_NEIGH_DEL) {
+			int rc = ferry_neigh_del(ctl->neigh, e.port, ip);
+			reply(resp, rc == 0 ? FERRY_STATUS_OK : FERRY_STATUS_ENOENT, rc == 0 ? NULL : "ip: no such neighbour");
+			return;
+		}
+		if (!mac_unicast(e.mac)) {
+			reply(resp, FERRY_STATUS_EINVAL, "mac: not a unicast address");
+			return;
+		}
+		struct rte_ether_addr mac;
+		memcpy(mac.addr_bytes, e.mac, 6);
+		int rc = ferry_neigh_set_static(ctl->neigh, e.port, ip, &mac);
+		reply(resp, rc == 0 ? FERRY_STATUS_OK : FERRY_STATUS_ENOSPC, rc == 0 ? NULL : "the neighbour table is full");
+		return;
+	}
+	case FERRY_MSG_TYPE_NEIGH_DUMP: {
+		struct ferry_neigh_dump_req q;
+		if (!check_len(resp, len, sizeof(q), "NEIGH_DUMP"))
+			return;
+		memcpy(&q, body, sizeof(q));
+		static struct ferry_neigh_dump_resp d;
+		memset(&d, 0, sizeof(d));
+		uint32_t cursor = q.cursor;
+		bool done = false;
+		d.n_entries = (uint16_t)ferry_neigh_dump(ctl->neigh, &cursor, ferry_monotonic_ns(), d.entries,
+							 FERRY_NEIGH_DUMP_ENTRIES, &done);
+		d.next_cursor = cursor;
+		d.done = done;
+		memcpy((uint8_t *)resp + sizeof(*resp), &d, sizeof(d));
+		rh->len = sizeof(*resp) + sizeof(d);
+		resp->value = ferry_neigh_count(ctl->neigh);
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	case FERRY_MSG_TYPE_STT_SET_OPTIONS: {
+		struct ferry_stt_options_req q;
+		if (!check_len(resp, len, sizeof(q), "STT_SET_OPTIONS"))
+			return;
+		memcpy(&q, body, sizeof(q));
+		const char *bad = NULL;
+		if (q.reasm_timeout_ms > 60000)
+			bad = "reasm_timeout_ms: more than 60000";
+		else if (q.reasm_mem_max != 0 && (q.reasm_mem_max < 65536 || q.reasm_mem_max > (1u << 30)))
+			bad = "reasm_mem_max: out of 65536..1073741824";
+		else if (q.neigh_timeout_s > 86400)
+			bad = "neigh_timeout_s: more than 86400";
+		else if (q.neigh_retries > 10)
+			bad = "neigh_retries: more than 10";
+		if (bad) {
+			reply(resp, FERRY_STATUS_EINVAL, bad);
+			return;
+		}
+		ferry_neigh_set_options(ctl->neigh, q.neigh_timeout_s, q.neigh_retries);
+		if (q.reasm_timeout_ms)
+			ctl->stt->reasm_timeout_ms = q.reasm_timeout_ms;
+		if (q.reasm_mem_max)
+			ctl->stt->reasm_mem_max = q.reasm_mem_max;
+		__atomic_store_n(&ctl->stt->version, ctl->stt->version + 1, __ATOMIC_RELEASE);
+		reply(resp, FERRY_STATUS_OK, NULL);
+		return;
+	}
+	default:
+		reply(resp, FERRY_STATUS_EINVAL, "type: unknown request type");
 		return;
 	}
 }
@@ -412,6 +540,18 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 			return 0;
 		}
 		handle_ct(ctl, h.type, body, h.len, rh, resp);
+		return 0;
+	case FERRY_MSG_TYPE_TUNNEL_SET:
+	case FERRY_MSG_TYPE_TUNNEL_DEL:
+	case FERRY_MSG_TYPE_NEIGH_SET:
+	case FERRY_MSG_TYPE_NEIGH_DEL:
+	case FERRY_MSG_TYPE_NEIGH_DUMP:
+	case FERRY_MSG_TYPE_STT_SET_OPTIONS:
+		if (in_bundle) {
+			reply(resp, FERRY_STATUS_EINVAL, "flags: tunnel requests are not bundled");
+			return 0;
+		}
+		handle_tunnel(ctl, h.type, body, h.len, rh, resp);
 		return 0;
 	default:
 		reply(resp, FERRY_STATUS_EINVAL, "type: unknown request type");

@@ -11,6 +11,8 @@
 #include "shm.h"
 #include "../classifier/flow_table.h"
 #include "../conntrack/conntrack.h"
+#include "../stt/tunnel.h"
+#include "../underlay/neigh.h"
 
 struct ferry_worker;
 
@@ -25,6 +27,9 @@ struct ferry_ctl {
 	uint64_t events_lost;
 	struct ferry_ct *ct;                /* NULL: the CT_* requests answer EUNSUPPORTED */
 	struct ferry_ct_thread ct_thread;   /* for flushes */
+	struct ferry_tunnel_table *tunnels; /* NULL: the tunnel requests answer EUNSUPPORTED */
+	struct ferry_neigh_table *neigh;
+	struct ferry_stt_settings *stt;
 };
 
 void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows,
@@ -45,6 +50,11 @@ uint32_t ferry_ctl_expire(struct ferry_ctl *ctl, uint64_t now_ns);
 
 /* Attaches the connection tracker the CT_* requests act on. */
 void ferry_ctl_attach_ct(struct ferry_ctl *ctl, struct ferry_ct *ct);
+
+/* Attaches the tunnel ports, the neighbour cache and the reassembly settings the
+ * TUNNEL_*, NEIGH_* and STT_SET_OPTIONS requests act on. */
+void ferry_ctl_attach_tunnels(struct ferry_ctl *ctl, struct ferry_tunnel_table *tunnels, struct ferry_neigh_table *neigh,
+			      struct ferry_stt_settings *stt);
 
 /* Moves the tracker's events into the event ring (as room allows); publishes its
  * gauges in the header. Returns how many events moved. */

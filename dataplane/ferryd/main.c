@@ -26,9 +26,15 @@
 #include "../ports/ports.h"
 #include "../pipeline/l2.h"
 #include "../pipeline/worker.h"
+#include "../stt/tunnel.h"
+#include "../underlay/neigh.h"
 
 #define FERRY_VERSION "0.2.0"
 #define EXPIRY_PERIOD_NS 100000000ull /* idle/hard timeouts are checked every 100 ms */
+#define NEIGH_AGE_PERIOD_NS 1000000000ull
+/* mbufs a worker may hold outside the rings: STT reassembly (its memory cap in
+ * mbufs), frames waiting for a neighbour, and fragments in its two reassemblers */
+#define WORKER_HELD_MBUFS (FERRY_STT_DEFAULT_MEM_MAX / (RTE_MBUF_DEFAULT_BUF_SIZE + 128u) + FERRY_NEIGH_HOLD + 512u)
 
 struct options {
 	const char *shm_name;
@@ -216,7 +222,7 @@ int main(int argc, char **argv)
 
 	int rc = 1;
 	struct ferry_ports_config pcfg = {
-		.n_workers = n_workers, .nb_rxd = opt.nb_rxd, .nb_txd = opt.nb_txd, .extra_mbufs = 0,
+		.n_workers = n_workers, .nb_rxd = opt.nb_rxd, .nb_txd = opt.nb_txd, .extra_mbufs = (uint32_t)n_workers * WORKER_HELD_MBUFS,
 	};
 	if (ferry_ports_setup(&ports, &pcfg, err, sizeof(err)) != 0)
 		goto fail_ports;
@@ -258,6 +264,23 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "MAC learning table: out of memory");
 		goto fail_ct;
 	}
+	/* tunnel ports (none until configured), the underlay's neighbours and the STT
+	 * reassembly settings every worker follows */
+	static struct ferry_tunnel_table tunnels;
+	static struct ferry_stt_settings stt_settings = {
+		.version = 1, .reasm_timeout_ms = FERRY_STT_DEFAULT_TIMEOUT_MS, .reasm_mem_max = FERRY_STT_DEFAULT_MEM_MAX };
+	struct ferry_neigh_table *neigh = ferry_neigh_create((int)rte_socket_id());
+	if (neigh == NULL || ferry_tunnel_table_init(&tunnels, ports.n_ports, qsv) != 0) {
+		snprintf(err, sizeof(err), "tunnel and neighbour tables: out of memory");
+		ferry_neigh_destroy(neigh);
+		rte_free(l2);
+		goto fail_ct;
+	}
+	for (uint16_t p = 0; p < ports.n_ports; p++) {
+		rte_eth_macaddr_get(p, &tunnels.underlay[p].mac);
+		tunnels.underlay[p].tx_offloads = ports.port[p].tx_offloads;
+	}
+	ferry_ctl_attach_tunnels(&ctl, &tunnels, neigh, &stt_settings);
 
 	/* rx queue q of every port goes to worker q % n_workers */
 	unsigned lcore, wi = 0;
@@ -274,6 +297,11 @@ int main(int argc, char **argv)
 		w->table_stats = &shm.table_stats[(size_t)wi * FERRY_N_TABLES];
 		w->l2 = l2;
 		w->ct = ct;
+		w->tunnels = &tunnels;
+		w->neigh = neigh;
+		w->stt_settings = &stt_settings;
+		for (uint16_t p = 0; p < ports.n_ports; p++)
+			w->port_tx_offloads[p] = ports.port[p].tx_offloads;
 		w->qsv = qsv;
 		w->quit = &quit;
 		int sock = (int)rte_lcore_to_socket_id(lcore);
@@ -319,6 +347,7 @@ int main(int argc, char **argv)
 	uint64_t hk_period = (uint64_t)opt.housekeeping_us * 1000;
 	uint64_t next_hk = ferry_monotonic_ns() + hk_period;
 	uint64_t next_expiry = ferry_monotonic_ns() + EXPIRY_PERIOD_NS;
+	uint64_t next_neigh_age = ferry_monotonic_ns() + NEIGH_AGE_PERIOD_NS;
 	/* The main lcore naps between polls of the request ring: briefly while requests
 	 * are flowing, up to ctl_idle_max_us when the channel is quiet, so an idle control
 	 * plane does not keep waking the core a worker may share with it. */
@@ -335,6 +364,10 @@ int main(int argc, char **argv)
 		if (now >= next_expiry) {
 			ferry_ctl_expire(&ctl, now);
 			next_expiry = now + EXPIRY_PERIOD_NS;
+		}
+		if (now >= next_neigh_age) {
+			ferry_neigh_age(neigh, now);
+			next_neigh_age = now + NEIGH_AGE_PERIOD_NS;
 		}
 		if (handled != 0) {
 			idle_us = opt.ctl_idle_min_us;
@@ -353,6 +386,8 @@ int main(int argc, char **argv)
 fail_workers:
 	for (unsigned i = 0; i < n_workers; i++)
 		ferry_worker_fini(&workers[i]);
+	ferry_tunnel_table_fini(&tunnels);
+	ferry_neigh_destroy(neigh);
 	rte_free(l2);
 fail_ct:
 	ferry_ct_thread_fini(&ctl.ct_thread);

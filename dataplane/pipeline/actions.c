@@ -70,7 +70,7 @@ static uint32_t expected_len(uint16_t type)
 
 #define FAIL(st, ...) do { snprintf(why, whylen, __VA_ARGS__); return (st); } while (0)
 
-int ferry_actions_validate(const uint8_t *actions, uint32_t len, uint8_t table_id, uint16_t n_ports,
+int ferry_actions_validate(const uint8_t *actions, uint32_t len, uint8_t table_id, uint64_t ports,
 			   char *why, size_t whylen)
 {
 	uint32_t off = 0;
@@ -95,7 +95,7 @@ int ferry_actions_validate(const uint8_t *actions, uint32_t len, uint8_t table_i
 		case FERRY_ACTION_TYPE_OUTPUT: {
 			struct ferry_act_output a;
 			memcpy(&a, body, sizeof(a));
-			if (a.port != FERRY_PORT_IN_PORT && a.port >= n_ports)
+			if (a.port != FERRY_PORT_IN_PORT && !FERRY_PORT_IN_MASK(ports, a.port))
 				FAIL(FERRY_STATUS_ENOPORT, "actions[%u]: output port %u does not exist", i, a.port);
 			break;
 		}
@@ -114,7 +114,7 @@ int ferry_actions_validate(const uint8_t *actions, uint32_t len, uint8_t table_i
 			memcpy(&a, body, sizeof(a));
 			if (a.table_id != FERRY_TABLE_NONE && a.table_id >= FERRY_N_TABLES)
 				FAIL(FERRY_STATUS_ENOTABLE, "actions[%u]: resubmit to table %u", i, a.table_id);
-			if (a.in_port != FERRY_PORT_IN_PORT && a.in_port >= n_ports)
+			if (a.in_port != FERRY_PORT_IN_PORT && !FERRY_PORT_IN_MASK(ports, a.in_port))
 				FAIL(FERRY_STATUS_ENOPORT, "actions[%u]: resubmit port %u does not exist", i, a.in_port);
 			break;
 		}

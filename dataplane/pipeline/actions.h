@@ -22,9 +22,16 @@ const struct ferry_field_desc *ferry_field_desc(uint16_t field_id);
 	     (const uint8_t *)ACT < (const uint8_t *)(LIST) + (LIST_LEN); \
 	     ACT = (const struct ferry_act_hdr *)(const void *)((const uint8_t *)ACT + ACT->len))
 
-/* Checks every action of a flow in table_id against n_ports. FERRY_STATUS_* and a
- * reason naming the action ("actions[2]: ..."). */
-int ferry_actions_validate(const uint8_t *actions, uint32_t len, uint8_t table_id, uint16_t n_ports,
+/* bit p of a port mask: port p exists (an ethdev or a tunnel) */
+#define FERRY_PORT_IN_MASK(mask, p) ((p) < 64 && (((mask) >> (p)) & 1))
+static inline uint64_t ferry_ports_mask_first(uint16_t n)
+{
+	return n >= 64 ? ~0ull : (1ull << n) - 1;
+}
+
+/* Checks every action of a flow in table_id against the ports that exist (mask).
+ * FERRY_STATUS_* and a reason naming the action ("actions[2]: ..."). */
+int ferry_actions_validate(const uint8_t *actions, uint32_t len, uint8_t table_id, uint64_t ports,
 			   char *why, size_t whylen);
 
 #endif

@@ -195,7 +195,7 @@ static uint32_t add(const struct ferry_rule *r)
 {
 	char why[FERRY_ERR_MSG_LEN] = "";
 	uint32_t slot = 0;
-	int st = ferry_actions_validate(r->actions, r->actions_len, r->table_id, N_PORTS, why, sizeof(why));
+	int st = ferry_actions_validate(r->actions, r->actions_len, r->table_id, ferry_ports_mask_first(N_PORTS), why, sizeof(why));
 	if (st == OK)
 		st = ferry_flow_table_add(&ft, r, false, &slot, why, sizeof(why));
 	if (st != OK)

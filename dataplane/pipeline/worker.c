@@ -4,7 +4,9 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
+#include "actions.h"
 #include "rewrite.h"
+#include "worker_io.h"
 
 /* Idle loops in a row before a worker with sleep_us set naps; short gaps between
  * bursts must not cost a wake-up. */
@@ -13,6 +15,9 @@
 /* a reassembled datagram: L2 header and tags, then at most 64 KiB of IP */
 #define FERRY_WHOLE_MAX (65536u + 64u)
 
+_Static_assert(offsetof(struct ferry_flow_key, tun_dst) - offsetof(struct ferry_flow_key, tun_id) ==
+	       offsetof(struct ferry_tun_md, tun_dst) && sizeof(struct ferry_tun_md) == 16,
+	       "the tunnel metadata is the key's tun_id, tun_src, tun_dst as they lie there");
 _Static_assert(sizeof(((struct ferry_program *)0)->exit_meta) == FERRY_KEY_META_BYTES,
 	       "a program keeps exactly the key's metadata bytes");
 
@@ -48,6 +53,10 @@ int ferry_worker_init(struct ferry_worker *w, int socket)
 		w->emc->e[i].version = 0; /* versions start at 1: every entry misses */
 	if (w->punt_rate == 0)
 		w->punt_rate = FERRY_PUNT_RATE_DEFAULT;
+	if (ferry_tunnel_io_init(w, socket) != 0) {
+		ferry_worker_fini(w);
+		return -1;
+	}
 	if (w->ct != NULL) {
 		w->ipf = ferry_ipf_create(&(struct ferry_ipf_config){ 0 });
 		w->whole = rte_malloc_socket("ferry_whole", FERRY_WHOLE_MAX, 0, socket);
@@ -81,6 +90,7 @@ void ferry_worker_fini(struct ferry_worker *w)
 	w->ipf = NULL;
 	rte_free(w->whole);
 	w->whole = NULL;
+	ferry_tunnel_io_fini(w);
 }
 
 /* A consuming op's result: 1 consumed, 0 not (the packet goes on), or DROPPED(reason)
@@ -92,53 +102,6 @@ static inline int count_drop(struct ferry_worker *w, enum ferry_drop_reason why)
 {
 	w->stats->drops[why]++;
 	return 0;
-}
-
-/* ---- output ---- */
-
-/* Sends pkts[0..n) of bytes total out of port; what the NIC does not take is counted
- * and freed. */
-static void transmit(struct ferry_worker *w, uint16_t out, struct rte_mbuf **pkts, uint16_t n, uint64_t bytes)
-{
-	uint16_t sent = rte_eth_tx_burst(out, w->txq, pkts, n);
-	struct ferry_worker_port_stats *ps = &w->stats->ports[out];
-	if (unlikely(sent < n)) {
-		for (uint16_t i = sent; i < n; i++) {
-			bytes -= pkts[i]->pkt_len;
-			rte_pktmbuf_free(pkts[i]);
-		}
-		ps->tx_dropped += n - sent;
-		w->stats->drops[FERRY_DROP_REASON_TX_FULL] += n - sent;
-	}
-	ps->tx_packets += sent;
-	ps->tx_bytes += bytes;
-}
-
-static void flush_port(struct ferry_worker *w, uint16_t out)
-{
-	transmit(w, out, w->tx[out], w->tx_n[out], w->tx_bytes[out]);
-	w->tx_n[out] = 0;
-	w->tx_bytes[out] = 0;
-}
-
-static void flush_all(struct ferry_worker *w)
-{
-	uint64_t mask = w->tx_mask;
-	while (mask) {
-		uint16_t out = (uint16_t)__builtin_ctzll(mask);
-		mask &= mask - 1;
-		flush_port(w, out);
-	}
-	w->tx_mask = 0;
-}
-
-static inline void stage(struct ferry_worker *w, uint16_t out, struct rte_mbuf *m)
-{
-	if (unlikely(w->tx_n[out] == FERRY_TX_STAGE))
-		flush_port(w, out);
-	w->tx[out][w->tx_n[out]++] = m;
-	w->tx_bytes[out] += m->pkt_len;
-	w->tx_mask |= 1ull << out;
 }
 
 /* The mbuf a consuming op sends: the packet itself for the last one, else a copy
@@ -384,10 +347,20 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 	int consumed = 0;
 	uint8_t why = p->drop_reason == FERRY_NO_DROP ? FERRY_DROP_REASON_NO_ACTIONS : p->drop_reason;
 	uint32_t in_port = pk->key.in_port;
+	struct ferry_tun_md md; /* the tunnel fields as this point of the action list sees them */
+	memcpy(&md, &pk->key.tun_id, sizeof(md));
 	for (unsigned i = 0; i < p->n_ops && consumed == 0; i++) {
 		const struct ferry_op *op = &p->ops[i];
 		switch (op->type) {
 		case FERRY_OP_OUTPUT: {
+			if (unlikely(op->port >= w->n_ports) && w->tn != NULL && op->port < FERRY_MAX_PORTS &&
+			    w->tn->t[op->port].active) {
+				struct rte_mbuf *o = take(w, m, op->last, op->copy);
+				if (o)
+					ferry_tunnel_output(w, o, op->port, &md, &pk->key);
+				consumed = op->last;
+				break;
+			}
 			if (unlikely(op->port >= w->n_ports)) {
 				consumed = op->last ? DROPPED(FERRY_DROP_REASON_BAD_OUT_PORT)
 						    : count_drop(w, FERRY_DROP_REASON_BAD_OUT_PORT);
@@ -402,6 +375,14 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 		case FERRY_OP_SET_FIELD:
 			ferry_rewrite_set_field(m, &pk->lay, op->act);
 			break;
+		case FERRY_OP_SET_TUNNEL: {
+			const struct ferry_act_set_field *a = op->act;
+			const struct ferry_field_desc *d = ferry_field_desc(a->field);
+			uint8_t *b = (uint8_t *)&md + (d->key_off - offsetof(struct ferry_flow_key, tun_id));
+			for (unsigned k = 0; k < d->len; k++)
+				b[k] = (uint8_t)((b[k] & ~a->mask[k]) | (a->value[k] & a->mask[k]));
+			break;
+		}
 		case FERRY_OP_PUSH_VLAN:
 			if (ferry_rewrite_push_vlan(m, &pk->lay, ((const struct ferry_act_push_vlan *)op->act)->tpid) != 0)
 				w->stats->drops[FERRY_DROP_REASON_NO_MBUF]++;
@@ -718,6 +699,12 @@ static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct 
 
 void ferry_worker_process_burst(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
+	if (unlikely(w->tn != NULL && (w->tn->underlay_mask >> in_port) & 1)) {
+		/* ARP and STT for our tunnel endpoints never reach the flow tables */
+		n = ferry_underlay_rx(w, in_port, pkts, n);
+		if (n == 0)
+			return;
+	}
 	if (!w->headers_needed) {
 		process_headerless(w, in_port, pkts, n);
 		return;
@@ -749,6 +736,28 @@ void ferry_worker_process_burst(struct ferry_worker *w, uint16_t in_port, struct
 	flush_all(w);
 }
 
+void ferry_worker_process_decapped(struct ferry_worker *w, struct rte_mbuf **pkts, const uint32_t *in_port,
+				   const struct ferry_tun_md *md, uint16_t n)
+{
+	struct pkt pk[FERRY_BURST];
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		uint8_t err = ferry_parse(m, in_port[i], &pk[i].key, &pk[i].lay);
+		if (unlikely(err != FERRY_PARSE_OK))
+			w->stats->parse_errors[err]++;
+		memcpy(&pk[i].key.tun_id, &md[i], sizeof(md[i]));
+		pk[i].table = 0;
+		pk[i].depth = 0;
+		struct ferry_worker_port_stats *ps = &w->stats->ports[in_port[i]];
+		ps->rx_packets++;
+		ps->rx_bytes += m->pkt_len;
+	}
+	run_pass(w, pkts, pk, n);
+	if (unlikely(w->rq_n))
+		process_recirculations(w);
+	flush_all(w);
+}
+
 int ferry_worker_main(void *arg)
 {
 	struct ferry_worker *w = arg;
@@ -767,6 +776,8 @@ int ferry_worker_main(void *arg)
 		w->version = ferry_flow_table_version(w->flows);
 		/* after the version: a flag raised for it is visible (see flow_table.h) */
 		w->headers_needed = __atomic_load_n(&w->flows->headers_needed, __ATOMIC_ACQUIRE);
+		if (w->tunnels != NULL)
+			w->tn = ferry_tunnels_read(w->tunnels);
 		w->now_ns = ferry_tsc_to_ns(&w->clock, prev);
 		uint32_t got = 0;
 
@@ -784,7 +795,9 @@ int ferry_worker_main(void *arg)
 			ferry_ipf_expire(w->ipf, w->now_ns);
 			frag_counters(w);
 		}
-		/* no reference to a rule or table survives this point */
+		if (w->tn != NULL)
+			ferry_tunnel_io_poll(w);
+		/* no reference to a rule, table or tunnel snapshot survives this point */
 		rte_rcu_qsbr_quiescent(w->qsv, w->id);
 
 		uint64_t now = rte_rdtsc();

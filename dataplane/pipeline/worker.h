@@ -16,6 +16,9 @@
 #include "../conntrack/conntrack.h"
 #include "../conntrack/ipf.h"
 #include "../parse/parse.h"
+#include "../stt/stt.h"
+#include "../stt/tunnel.h"
+#include "../underlay/neigh.h"
 #include "emc.h"
 #include "l2.h"
 
@@ -27,6 +30,25 @@
 #define FERRY_PUNT_RATE_DEFAULT 1000 /* packets/s per worker to the controller */
 /* bytes of the key kept across a recirculation: metadata, registers, tunnel, ct */
 #define FERRY_KEY_META_BYTES offsetof(struct ferry_flow_key, ct_nw_src)
+#define FERRY_NEIGH_HOLD 64      /* frames a worker holds for unresolved next hops */
+
+/* A packet's tunnel metadata as the key lays it out (tun_id, tun_src, tun_dst):
+ * set by decapsulation, changed by set_field, read by output to a tunnel port. */
+struct ferry_tun_md {
+	uint64_t tun_id;
+	uint8_t tun_src[4];
+	uint8_t tun_dst[4];
+};
+
+/* a frame waiting for its next hop's MAC */
+struct ferry_held {
+	struct rte_mbuf *m;
+	uint64_t since_ns;
+	uint32_t tport;
+	rte_be32_t remote;
+	uint64_t context;
+	rte_be16_t src_port;
+};
 
 struct ferry_rxq {
 	uint16_t port;
@@ -74,6 +96,20 @@ struct ferry_worker {
 	uint16_t whole_l3;
 	struct ferry_emc *emc;
 	struct ferry_l2 *l2;
+	/* tunnels (NULL: none) */
+	const struct ferry_tunnel_table *tunnels;
+	const struct ferry_tunnels *tn;      /* this loop's snapshot */
+	struct ferry_neigh_table *neigh;
+	const struct ferry_stt_settings *stt_settings;
+	uint32_t stt_settings_version;
+	struct ferry_stt_reasm *reasm;
+	struct ferry_ipf *outer_ipf;         /* outer IPv4 fragments to a tunnel endpoint */
+	uint32_t stt_packet_id;
+	uint16_t stt_ip_id;
+	uint16_t n_held;
+	uint64_t stt_own[FERRY_STT_REASONS]; /* counted by the worker, besides the reassembler's */
+	uint64_t port_tx_offloads[RTE_MAX_ETHPORTS];
+	struct ferry_held held[FERRY_NEIGH_HOLD];
 	struct rte_mempool *pool;            /* for copies */
 	struct rte_ring *punts;              /* to the main lcore */
 	uint64_t punt_tokens, punt_refill_ns;
@@ -104,6 +140,27 @@ void ferry_worker_fini(struct ferry_worker *w);
 /* Runs one received burst (n <= FERRY_BURST, all from in_port) through the pipeline,
  * recirculations included, and transmits what it outputs. */
 void ferry_worker_process_burst(struct ferry_worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n);
+
+/* Runs decapsulated frames through the pipeline: frame i comes in on in_port[i] with
+ * tunnel metadata md[i]. */
+void ferry_worker_process_decapped(struct ferry_worker *w, struct rte_mbuf **pkts, const uint32_t *in_port,
+				   const struct ferry_tun_md *md, uint16_t n);
+
+/* ---- tunnel_io.c ---- */
+
+/* Sets up the reassembler and outer-fragment table when w->tunnels is set. 0 or -1. */
+int ferry_tunnel_io_init(struct ferry_worker *w, int socket);
+void ferry_tunnel_io_fini(struct ferry_worker *w);
+/* A burst from an underlay port: ARP for our addresses is answered or learned, STT
+ * segments for our endpoints are reassembled and their frames run through the
+ * pipeline; returns how many packets are left for the pipeline (pkts compacted). */
+uint16_t ferry_underlay_rx(struct ferry_worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+/* Output of m (owned) to tunnel port tport: encapsulated and staged on the underlay,
+ * or held until the next hop resolves, or dropped and counted. */
+void ferry_tunnel_output(struct ferry_worker *w, struct rte_mbuf *m, uint32_t tport, const struct ferry_tun_md *md,
+			 const struct ferry_flow_key *key);
+/* Once a loop: held frames, reassembly timeouts, settings, counters. */
+void ferry_tunnel_io_poll(struct ferry_worker *w);
 
 /* lcore entry point (rte_eal_remote_launch) */
 int ferry_worker_main(void *arg);

@@ -62,9 +62,12 @@ static void set_field(struct xctx *x, const struct ferry_act_set_field *a, const
 		kb[i] = (uint8_t)((kb[i] & ~a->mask[i]) | (a->value[i] & a->mask[i]));
 	if (a->field == FERRY_FIELD_ID_VLAN_VID || a->field == FERRY_FIELD_ID_VLAN_PCP)
 		k->vlan_tci |= FERRY_VLAN_PRESENT;
-	/* metadata, registers, tunnel and ct fields live in the key only */
+	/* metadata, registers and ct fields live in the key only; the tunnel fields also
+	 * travel with the packet to a tunnel output later in the list */
 	if (a->field < FERRY_FIELD_ID_TUN_ID)
 		emit(x, FERRY_OP_SET_FIELD, 0, a, r);
+	else if (a->field <= FERRY_FIELD_ID_TUN_DST)
+		emit(x, FERRY_OP_SET_TUNNEL, 0, a, r);
 }
 
 static void xlate_actions(struct xctx *x, const struct ferry_rule *r)

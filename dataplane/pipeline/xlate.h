@@ -25,6 +25,7 @@ enum ferry_op_type {
 	FERRY_OP_NOTRACK,
 	FERRY_OP_NORMAL,
 	FERRY_OP_CONTROLLER,
+	FERRY_OP_SET_TUNNEL, /* set_field on tun_id/tun_src/tun_dst: read by a later tunnel output */
 };
 
 struct ferry_op {

@@ -83,6 +83,12 @@ static int configure_port(struct ferry_port *p, const struct ferry_ports_config 
 	} else if (p->n_rxq > 1) {
 		p->n_rxq = 1; /* no RSS: one queue keeps flows in order on one worker */
 	}
+	/* what STT needs of a NIC to go fast (TSO for the segments, checksums, chained
+	 * mbufs), enabled where the device has it; software does the rest */
+	p->tx_offloads = p->info.tx_offload_capa &
+			 (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
+			  RTE_ETH_TX_OFFLOAD_UDP_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_TSO);
+	conf.txmode.offloads = p->tx_offloads;
 	rc = rte_eth_dev_configure(p->port_id, p->n_rxq, p->n_txq, &conf);
 	if (rc != 0) {
 		snprintf(err, errlen, "port %u (%s): configure %u rx / %u tx queues: %s",

@@ -21,6 +21,7 @@ struct ferry_port {
 	int socket;
 	uint8_t rss;
 	uint8_t promiscuous;
+	uint64_t tx_offloads;   /* enabled: what the tunnel and offload paths may ask of the NIC */
 	char name[RTE_ETH_NAME_MAX_LEN];
 	struct rte_eth_dev_info info;
 };
