@@ -415,6 +415,166 @@ static void test_conntrack_requests(void)
 	ferry_ct_destroy(ct);
 }
 
+static struct ferry_tunnel_config good_tunnel(void)
+{
+	struct ferry_tunnel_config c;
+	memset(&c, 0, sizeof(c));
+	c.port = 5;
+	c.local_ip[0] = 192, c.local_ip[1] = 168, c.local_ip[3] = 1;
+	c.remote_ip[0] = 192, c.remote_ip[1] = 168, c.remote_ip[3] = 2;
+	c.local_plen = 24;
+	c.ttl = 64;
+	c.dst_port = FERRY_STT_PORT;
+	c.underlay_port = 1;
+	c.underlay_mtu = 1500;
+	return c;
+}
+
+/* The answer to TUNNEL_SET with c: its status; the message must start with field. */
+static uint32_t tunnel_set(const struct ferry_tunnel_config *c, const char *field)
+{
+	struct ferry_response r;
+	uint32_t st = roundtrip_status(FERRY_MSG_TYPE_TUNNEL_SET, c, sizeof(*c), sizeof(*c), &r);
+	if (field != NULL && strncmp(r.message, field, strlen(field)) != 0) {
+		fprintf(stderr, "  message '%s' does not name %s\n", r.message, field);
+		CHECK(!"the message names the field");
+	}
+	return st;
+}
+
+/* The tunnel, neighbour and STT requests: refused without the tables, every bad
+ * field named, a tunnel port usable by flows once it exists, neighbours paged. */
+static void test_tunnel_requests(void)
+{
+	struct ferry_response r;
+	struct ferry_tunnel_config c = good_tunnel();
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_TUNNEL_SET, &c, sizeof(c), sizeof(c), &r), FERRY_STATUS_EUNSUPPORTED);
+
+	static struct ferry_tunnel_table tt;
+	static struct ferry_stt_settings settings = { .version = 1 };
+	struct ferry_neigh_table *neigh = ferry_neigh_create(0);
+	CHECK(neigh != NULL);
+	CHECK_EQ(ferry_tunnel_table_init(&tt, 4, NULL), 0);
+	ferry_ctl_attach_tunnels(&ctl, &tt, neigh, &settings);
+
+	/* a flow to port 5 is refused while no tunnel is there */
+	struct ferry_flow_add f = flow(900, 10, 0, 5);
+	CHECK_EQ(add(&f, 0, &r), FERRY_STATUS_ENOPORT);
+
+	c = good_tunnel(), c.port = 3;
+	CHECK_EQ(tunnel_set(&c, "port:"), FERRY_STATUS_ENOPORT);
+	c = good_tunnel(), c.port = FERRY_MAX_PORTS;
+	CHECK_EQ(tunnel_set(&c, "port:"), FERRY_STATUS_ENOPORT);
+	c = good_tunnel(), c.underlay_port = 4;
+	CHECK_EQ(tunnel_set(&c, "underlay_port:"), FERRY_STATUS_ENOPORT);
+	c = good_tunnel(), memset(c.local_ip, 0, 4);
+	CHECK_EQ(tunnel_set(&c, "local_ip:"), FERRY_STATUS_EINVAL);
+	c = good_tunnel(), memset(c.remote_ip, 0, 4);
+	CHECK_EQ(tunnel_set(&c, "remote_ip:"), FERRY_STATUS_EINVAL);
+	c.flags = FERRY_TUNNEL_FLAG_REMOTE_FLOW; /* a flow-based remote needs none */
+	CHECK_EQ(tunnel_set(&c, NULL), FERRY_STATUS_OK);
+	c = good_tunnel(), c.underlay_mtu = 575;
+	CHECK_EQ(tunnel_set(&c, "underlay_mtu:"), FERRY_STATUS_EINVAL);
+	c = good_tunnel(), c.local_plen = 33;
+	CHECK_EQ(tunnel_set(&c, "local_plen:"), FERRY_STATUS_EINVAL);
+	c = good_tunnel(), c.dst_port = 0;
+	CHECK_EQ(tunnel_set(&c, "dst_port:"), FERRY_STATUS_EINVAL);
+	c = good_tunnel(), c.ttl = 0;
+	CHECK_EQ(tunnel_set(&c, "ttl:"), FERRY_STATUS_EINVAL);
+	c = good_tunnel(), c.flags = 4;
+	CHECK_EQ(tunnel_set(&c, "flags:"), FERRY_STATUS_EINVAL);
+	c = good_tunnel();
+	CHECK_EQ(tunnel_set(&c, NULL), FERRY_STATUS_OK);
+	CHECK(tt.live->t[5].active);
+	CHECK_EQ(tt.live->t[5].mss, 1460);
+	CHECK_EQ(tt.live->underlay_mask, 1u << 1);
+	CHECK_EQ(tt.live->n_endpoints, 1);
+
+	/* now port 5 exists for flows, as output and as in_port */
+	CHECK_EQ(add(&f, 0, &r), FERRY_STATUS_OK);
+	f = flow(901, 10, 5, 0);
+	CHECK_EQ(add(&f, 0, &r), FERRY_STATUS_OK);
+	struct ferry_tunnel_del d = { .port = 5 };
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_TUNNEL_DEL, &d, sizeof(d), sizeof(d), &r), FERRY_STATUS_OK);
+	CHECK(!tt.live->t[5].active);
+	CHECK_EQ(tt.live->underlay_mask, 0);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_TUNNEL_DEL, &d, sizeof(d), sizeof(d), &r), FERRY_STATUS_ENOENT);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_TUNNEL_DEL, &d, sizeof(d), sizeof(d) - 1, &r), FERRY_STATUS_EINVAL);
+
+	/* neighbours */
+	struct ferry_neigh_entry e;
+	memset(&e, 0, sizeof(e));
+	e.port = 1;
+	e.mac[0] = 2, e.mac[5] = 7;
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_NEIGH_SET, &e, sizeof(e), sizeof(e), &r), FERRY_STATUS_EINVAL);
+	CHECK(strncmp(r.message, "ip:", 3) == 0);
+	e.ip[0] = 10, e.ip[3] = 1;
+	e.port = 9;
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_NEIGH_SET, &e, sizeof(e), sizeof(e), &r), FERRY_STATUS_ENOPORT);
+	e.port = 1, e.mac[0] = 1; /* multicast */
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_NEIGH_SET, &e, sizeof(e), sizeof(e), &r), FERRY_STATUS_EINVAL);
+	CHECK(strncmp(r.message, "mac:", 4) == 0);
+	e.mac[0] = 2;
+	for (uint8_t i = 1; i <= 30; i++) {
+		e.ip[3] = i;
+		CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_NEIGH_SET, &e, sizeof(e), sizeof(e), &r), FERRY_STATUS_OK);
+	}
+	/* a dump in pages of NEIGH_DUMP_ENTRIES gives every entry once */
+	unsigned seen = 0, pages = 0;
+	uint32_t mask = 0;
+	struct ferry_neigh_dump_req q = { .cursor = 0 };
+	for (;;) {
+		push(FERRY_MSG_TYPE_NEIGH_DUMP, &q, sizeof(q), sizeof(q));
+		CHECK_EQ(ferry_ctl_poll(&ctl, UINT32_MAX), 1);
+		struct ferry_ring cons = shm.resp;
+		cons.own = shm.resp.ctl->tail;
+		const uint8_t *rec = ferry_ring_peek(&cons, 0);
+		struct ferry_msg_hdr h;
+		struct ferry_neigh_dump_resp dr;
+		memcpy(&h, rec, sizeof(h));
+		CHECK_EQ(h.len, sizeof(struct ferry_response) + sizeof(dr));
+		memcpy(&dr, rec + sizeof(h) + sizeof(struct ferry_response), sizeof(dr));
+		ferry_ring_release(&cons, 1);
+		for (unsigned i = 0; i < dr.n_entries; i++) {
+			CHECK(dr.entries[i].flags & FERRY_NEIGH_FLAG_STATIC);
+			mask |= 1u << (dr.entries[i].ip[3] - 1);
+		}
+		seen += dr.n_entries;
+		pages++;
+		if (dr.done || pages > 10)
+			break;
+		q.cursor = dr.next_cursor;
+	}
+	CHECK_EQ(seen, 30);
+	CHECK_EQ(mask, (1u << 30) - 1);
+	CHECK(pages >= 2);
+	e.ip[3] = 30;
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_NEIGH_DEL, &e, sizeof(e), sizeof(e), &r), FERRY_STATUS_OK);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_NEIGH_DEL, &e, sizeof(e), sizeof(e), &r), FERRY_STATUS_ENOENT);
+
+	/* settings: out of range named, 0 leaves a value, a change bumps the version */
+	struct ferry_stt_options_req o = { .reasm_timeout_ms = 60001 };
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_STT_SET_OPTIONS, &o, sizeof(o), sizeof(o), &r), FERRY_STATUS_EINVAL);
+	CHECK(strncmp(r.message, "reasm_timeout_ms:", 17) == 0);
+	o = (struct ferry_stt_options_req){ .reasm_mem_max = 1000 };
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_STT_SET_OPTIONS, &o, sizeof(o), sizeof(o), &r), FERRY_STATUS_EINVAL);
+	o = (struct ferry_stt_options_req){ .neigh_retries = 11 };
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_STT_SET_OPTIONS, &o, sizeof(o), sizeof(o), &r), FERRY_STATUS_EINVAL);
+	CHECK_EQ(settings.version, 1);
+	o = (struct ferry_stt_options_req){ .reasm_timeout_ms = 250, .neigh_retries = 5 };
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_STT_SET_OPTIONS, &o, sizeof(o), sizeof(o), &r), FERRY_STATUS_OK);
+	CHECK_EQ(settings.version, 2);
+	CHECK_EQ(settings.reasm_timeout_ms, 250);
+	CHECK_EQ(ferry_neigh_retries(neigh), 5);
+	/* not in bundles */
+	CHECK_EQ(roundtrip(FERRY_MSG_TYPE_STT_SET_OPTIONS, FERRY_MSG_FLAG_IN_BUNDLE, &o, sizeof(o), sizeof(o), &r),
+		 FERRY_STATUS_EINVAL);
+
+	ferry_ctl_attach_tunnels(&ctl, NULL, NULL, NULL);
+	ferry_tunnel_table_fini(&tt);
+	ferry_neigh_destroy(neigh);
+}
+
 int main(void)
 {
 	ferry_test_eal_init("ctl", NULL, 0);
@@ -438,6 +598,7 @@ int main(void)
 	RUN(test_full_response_ring_pushes_back);
 	RUN(test_stale_segment_is_replaced);
 	RUN(test_conntrack_requests);
+	RUN(test_tunnel_requests);
 
 	ferry_flow_table_fini(&flows);
 	ferry_shm_destroy(&shm);

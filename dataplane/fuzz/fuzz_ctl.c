@@ -15,6 +15,8 @@
 static struct ferry_shm shm;
 static struct ferry_flow_table flows;
 static struct ferry_ctl ctl;
+static struct ferry_tunnel_table tunnels;
+static struct ferry_stt_settings stt = { .version = 1 };
 
 static void cleanup(void)
 {
@@ -37,6 +39,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    ferry_flow_table_init(&flows, 64, 4, NULL, NULL, NULL) != 0)
 		abort();
 	ferry_ctl_init(&ctl, &shm, &flows, NULL, 0);
+	struct ferry_neigh_table *neigh = ferry_neigh_create(0);
+	if (neigh == NULL || ferry_tunnel_table_init(&tunnels, 4, NULL) != 0)
+		abort();
+	ferry_ctl_attach_tunnels(&ctl, &tunnels, neigh, &stt);
 	atexit(cleanup);
 	return 0;
 }
@@ -74,6 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (prog.n_ops > FERRY_PROG_MAX_OPS || prog.n_visits > FERRY_PROG_MAX_VISITS)
 		abort();
 	/* keep the state small and every input independent */
+	for (uint32_t p = 0; p < FERRY_MAX_PORTS; p++)
+		ferry_tunnel_del(&tunnels, p);
 	if (flows.bundle_open)
 		ferry_flow_table_abort_bundle(&flows);
 	ferry_flow_table_clear(&flows);
