@@ -101,7 +101,10 @@ static uint8_t parse_l4(const uint8_t *p, uint32_t avail, uint8_t proto, int ipv
 	return FERRY_PARSE_OK;
 }
 
-static uint8_t parse_ipv4(const uint8_t *p, uint32_t avail, struct ferry_flow_key *k,
+/* avail: bytes of p readable here; beyond: more bytes of the packet in later
+ * segments of a chained mbuf (the length fields may count them; headers are read
+ * only from the first segment) */
+static uint8_t parse_ipv4(const uint8_t *p, uint32_t avail, uint32_t beyond, struct ferry_flow_key *k,
 			  struct ferry_pkt_layout *lay)
 {
 	if (avail < IPV4_MIN_HLEN)
@@ -124,11 +127,11 @@ static uint8_t parse_ipv4(const uint8_t *p, uint32_t avail, struct ferry_flow_ke
 			k->nw_frag |= FERRY_NW_FRAG_BIT_LATER;
 	}
 	lay->l3 = FERRY_L3_IPV4;
-	if (tot < ihl || tot > avail)
+	if (tot < ihl || tot > avail + beyond)
 		return FERRY_PARSE_REASON_IPV4_BAD_LEN; /* header fields stand; no L4 */
 	if (k->nw_frag & FERRY_NW_FRAG_BIT_LATER)
 		return FERRY_PARSE_OK; /* later fragments carry no L4 header */
-	return parse_l4(p + ihl, tot - ihl, k->nw_proto, 0, k, lay, (uint16_t)(lay->l3_off + ihl));
+	return parse_l4(p + ihl, (tot < avail ? tot : avail) - ihl, k->nw_proto, 0, k, lay, (uint16_t)(lay->l3_off + ihl));
 }
 
 static uint8_t parse_ipv6(const uint8_t *p, uint32_t avail, struct ferry_flow_key *k,
@@ -205,8 +208,8 @@ static uint8_t parse_arp(const uint8_t *p, uint32_t avail, struct ferry_flow_key
 	return FERRY_PARSE_OK;
 }
 
-uint8_t ferry_parse_buf(const uint8_t *d, uint32_t len, uint32_t in_port,
-			struct ferry_flow_key *k, struct ferry_pkt_layout *lay)
+static uint8_t parse_frame(const uint8_t *d, uint32_t len, uint32_t beyond, uint32_t in_port,
+			   struct ferry_flow_key *k, struct ferry_pkt_layout *lay)
 {
 	memset(k, 0, sizeof(*k));
 	memset(lay, 0, sizeof(*lay));
@@ -244,7 +247,7 @@ uint8_t ferry_parse_buf(const uint8_t *d, uint32_t len, uint32_t in_port,
 	uint8_t err = FERRY_PARSE_OK;
 	switch (type) {
 	case ETHERTYPE_IPV4:
-		err = parse_ipv4(d + off, len - off, k, lay);
+		err = parse_ipv4(d + off, len - off, beyond, k, lay);
 		break;
 	case ETHERTYPE_IPV6:
 		err = parse_ipv6(d + off, len - off, k, lay);
@@ -258,9 +261,17 @@ uint8_t ferry_parse_buf(const uint8_t *d, uint32_t len, uint32_t in_port,
 	return lay->parse_error = err;
 }
 
+uint8_t ferry_parse_buf(const uint8_t *d, uint32_t len, uint32_t in_port,
+			struct ferry_flow_key *k, struct ferry_pkt_layout *lay)
+{
+	return parse_frame(d, len, 0, in_port, k, lay);
+}
+
 uint8_t ferry_parse(const struct rte_mbuf *m, uint32_t in_port, struct ferry_flow_key *key,
 		    struct ferry_pkt_layout *lay)
 {
-	return ferry_parse_buf(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m),
-			       in_port, key, lay);
+	/* a chained packet (a reassembled STT frame, a jumbo from a virtio guest) is
+	 * parsed from its first segment, which holds its headers */
+	return parse_frame(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m),
+			   rte_pktmbuf_pkt_len(m) - rte_pktmbuf_data_len(m), in_port, key, lay);
 }

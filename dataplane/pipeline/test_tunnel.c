@@ -351,6 +351,9 @@ static void test_segmented_frames(void)
 	}
 	CHECK_EQ(B.ws.stt_rx_frames, 4);
 	CHECK_EQ(B.ws.stt[FERRY_STT_REASON_BAD_CSUM], 0);
+	/* chained frames parse whole: their IP length counts the later segments */
+	for (unsigned i = 0; i < FERRY_PARSE_REASONS; i++)
+		CHECK_EQ(B.ws.parse_errors[i], 0);
 }
 
 /* Flow-based remotes: one packet replicated to two remotes (set_field:tun_dst before

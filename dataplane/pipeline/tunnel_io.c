@@ -255,9 +255,11 @@ static rte_be16_t entropy(const struct rte_mbuf *m, const struct ferry_flow_key 
 {
 	uint32_t h;
 	if (k != NULL && k->eth_type != 0) {
+		uint8_t macs[12] __rte_aligned(8); /* the key's MACs are not 8-byte aligned */
+		memcpy(macs, k->eth_src, sizeof(macs));
 		h = rte_hash_crc(k->nw_src, sizeof(k->nw_src) + sizeof(k->nw_dst), k->eth_type);
 		h = rte_hash_crc_4byte((uint32_t)k->tp_src << 16 | k->tp_dst, h ^ k->nw_proto);
-		h = rte_hash_crc(k->eth_src, sizeof(k->eth_src) + sizeof(k->eth_dst), h);
+		h = rte_hash_crc(macs, sizeof(macs), h);
 	} else if (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) {
 		h = m->hash.rss;
 	} else { /* not parsed (no flow reads headers): the MAC pair still separates hosts */

@@ -116,7 +116,7 @@ static inline struct rte_mbuf *take(struct ferry_worker *w, struct rte_mbuf *m, 
 			w->stats->drops[FERRY_DROP_REASON_NO_MBUF]++;
 		return c;
 	}
-	rte_mbuf_refcnt_update(m, 1);
+	rte_pktmbuf_refcnt_update(m, 1); /* every segment: a chained packet is freed segment by segment */
 	return m;
 }
 

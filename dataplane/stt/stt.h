@@ -89,7 +89,11 @@ struct ferry_stt_encap {
  * TX checksum/TSO requests give CSUM_PARTIAL (+ l4 offset, MSS, IPv4/TCP bits), an rx
  * checksum found good gives CSUM_VERIFIED, anything else 0.
  * Returns the number of mbufs written to out[] (1 for a TSO super-packet, at most
- * max_out), or -FERRY_STT_REASON_TOO_BIG / -FERRY_STT_REASON_NO_MBUF. */
+ * max_out), or -FERRY_STT_REASON_TOO_BIG / -FERRY_STT_REASON_NO_MBUF, or
+ * -FERRY_STT_REASON_BAD_INNER when an offload request names headers the frame does
+ * not hold. A frame too long for one IPv4 super-packet (inner over 65477 bytes) is cut
+ * in software even on a TSO port; a TSO request on inner with an L4 offset over 255
+ * is TOO_BIG (STT cannot carry it: ferry_stt_finish_offloads segments it first). */
 int ferry_stt_encap(struct rte_mbuf *inner, const struct ferry_stt_encap *p, struct rte_mempool *pool,
 		    struct rte_mbuf **out, unsigned max_out);
 
@@ -168,5 +172,58 @@ uint64_t ferry_stt_reasm_mem(const struct ferry_stt_reasm *r);     /* bytes held
  * nothing was split), or 0 when m was dropped (freed). */
 unsigned ferry_stt_finish_offloads(struct rte_mbuf *m, uint64_t port_offloads, struct rte_mempool *pool,
 				   struct rte_mbuf **out, unsigned max_out);
+
+/* ---- helpers the STT sources share (defined in stt_offload.c); not for other callers ---- */
+
+/* Pieces of payload up to this many bytes are copied rather than referenced by an
+ * indirect mbuf. An indirect costs ~24 ns (allocation, attach, detach and free: two
+ * atomic reference count updates); copying 512 cached bytes ~6 ns, and a software
+ * checksum reads them anyway. Larger pieces stay referenced so big frames are not
+ * copied (memory bandwidth, cold payloads, checksums offloaded). */
+#define FERRY_STT_COPY_MAX 512u
+
+/* the ol_flags bits that say how an mbuf's buffer is attached, kept across rewrites
+ * of its metadata */
+#define FERRY_STT_ATTACH_FLAGS (RTE_MBUF_F_INDIRECT | RTE_MBUF_F_EXTERNAL)
+
+/* A position in an mbuf chain: byte off of segment m (off may lie past m: the
+ * functions below walk on from there, so {head, n} is byte n of the packet). */
+struct ferry_stt_cursor {
+	struct rte_mbuf *m;
+	uint32_t off;
+};
+
+/* The ones' complement sum of len bytes at buf added to sum: 16-bit words in memory
+ * order, neither folded to 16 bits nor inverted (rte_raw_cksum's convention), about
+ * seven times as fast as rte_raw_cksum on large buffers. */
+uint32_t ferry_stt_cksum(const void *buf, size_t len, uint32_t sum);
+
+/* a sum folded to 16 bits, not inverted */
+static inline uint16_t ferry_stt_cksum_fold(uint64_t sum)
+{
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffu) + (sum >> 16);
+	sum = (sum & 0xffffu) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* The sum of len bytes of a chain from *c, which moves past them; the first byte
+ * counts as at an even offset. The chain must hold them. */
+uint32_t ferry_stt_cksum_chain(struct ferry_stt_cursor *c, uint32_t len);
+
+/* Appends len bytes of a chain from *c (which moves past them) to packet h, whose last
+ * segment is *tail (h itself or one this function added): small pieces are copied,
+ * larger ones referenced by indirect mbufs from pool. With sum non-NULL, adds their
+ * sum as if the first byte were at an even offset. Returns 0, or -1 when out of mbufs
+ * (h stays consistent: freeing it frees what was added). */
+int ferry_stt_append(struct rte_mbuf *h, struct rte_mbuf **tail, struct ferry_stt_cursor *c, uint32_t len,
+		     struct rte_mempool *pool, uint64_t *sum);
+
+/* Completes in software the IPv4 header and TCP/UDP checksums *m asks of the NIC that
+ * port_offloads cannot do, and clears those requests; a TSO request is left alone.
+ * *m may be replaced (headers copied out of a shared or split first segment). Returns
+ * 0, or -FERRY_STT_REASON_BAD_INNER / -FERRY_STT_REASON_NO_MBUF with *m freed. */
+int ferry_stt_complete_cksums(struct rte_mbuf **m, uint64_t port_offloads, struct rte_mempool *pool);
 
 #endif
