@@ -5,6 +5,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { NullFerry, startNullFerry, stopProc } from '../tests/integration/harness';
+import { Ferry2, vmIp } from '../tests/integration/harness2';
 
 const root = path.resolve(__dirname, '../..');
 const BENCH_CLASSIFIER = path.join(root, 'dataplane/build/ferry-bench-classifier');
@@ -227,6 +228,122 @@ function conntrackRows(): Row[] {
   ];
 }
 
+/** iperf3 TCP (one stream, SECONDS) from namespace client to serverIp in namespace server:
+ * Gbit/s of each 1 s interval, the first (slow start) left out. */
+async function iperfGbps(client: string, server: string, serverIp: string): Promise<number[]> {
+  const srv = spawn('ip', ['netns', 'exec', server, 'iperf3', '-s', '-1', '-B', serverIp], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100 && !execFileSync('ip', ['netns', 'exec', server, 'ss', '-ltnH'], { encoding: 'utf8' }).includes(':5201'); i++) await sleep(50);
+    const r = spawnSync('ip', ['netns', 'exec', client, 'iperf3', '-c', serverIp, '-t', String(SECONDS), '--json', '--connect-timeout', '3000'],
+      { encoding: 'utf8', timeout: (SECONDS + 20) * 1000 });
+    const j = JSON.parse(r.stdout || '{}') as { error?: string; intervals?: { sum: { bits_per_second: number } }[] };
+    if (j.error || !j.intervals?.length) throw new Error(`iperf3 ${client} -> ${serverIp}: ${j.error ?? r.stderr ?? 'no output'}`);
+    return j.intervals.slice(1).map((x) => x.sum.bits_per_second / 1e9);
+  } finally {
+    await stopProc(srv, 'SIGTERM');
+  }
+}
+
+/** Two namespaces on a plain veth pair, set up as the tunnel topology's VMs are (MTU 1500,
+ * offloads off): the baseline the tunnel is measured against. */
+function directPair(p: string, up: boolean): void {
+  const del = () => { for (const s of ['a', 'b']) spawnSync('ip', ['netns', 'del', `${p}-${s}`]); };
+  del();
+  if (!up) return;
+  const run = (...args: string[]) => execFileSync(args[0]!, args.slice(1), { stdio: 'ignore' });
+  for (const s of ['a', 'b']) {
+    run('ip', 'netns', 'add', `${p}-${s}`);
+    run('ip', 'netns', 'exec', `${p}-${s}`, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+    run('ip', '-n', `${p}-${s}`, 'link', 'set', 'lo', 'up');
+  }
+  run('ip', 'link', 'add', 'eth0', 'netns', `${p}-a`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${p}-b`);
+  for (const [s, k] of [['a', 1], ['b', 2]] as const) {
+    spawnSync('ip', ['netns', 'exec', `${p}-${s}`, 'ethtool', '-K', 'eth0', 'tx', 'off', 'rx', 'off', 'gso', 'off', 'tso', 'off', 'gro', 'off']);
+    run('ip', '-n', `${p}-${s}`, 'addr', 'add', `10.251.1.${k}/24`, 'dev', 'eth0');
+    run('ip', '-n', `${p}-${s}`, 'link', 'set', 'eth0', 'mtu', '1500', 'up');
+  }
+}
+
+/** iperf3 through two ferryd joined by an STT tunnel (scripts/topology2.sh, the flows of the
+ * integration test: conntrack on both sides) next to iperf3 on a direct veth pair, interleaved. */
+async function sttTunnelRows(): Promise<Row[]> {
+  process.stderr.write('bench: iperf3 through the STT tunnel (2 ferryd) and over a direct veth pair\n');
+  const topo = new Ferry2(`fbt${process.pid % 10000}`);
+  const direct = `fbd${process.pid % 10000}`;
+  const ferry: number[] = [];
+  const base: number[] = [];
+  const ratios: number[] = [];
+  try {
+    await topo.start();
+    await topo.configure();
+    directPair(direct, true);
+    // ARP on both sides and the tunnel's neighbour before the clock starts
+    const warm = topo.ping(1, 2, ['-c', '2', '-i', '0.2', '-W', '2']);
+    if (!warm.ok) throw new Error(`no ping through the tunnel:\n${warm.out}\n${topo.logs()}`);
+    for (let r = 0; r < ROUNDS; r++) {
+      const b = await iperfGbps(`${direct}-a`, `${direct}-b`, '10.251.1.2');
+      const f = await iperfGbps(topo.node(1).vmNs, topo.node(2).vmNs, vmIp(2));
+      base.push(...b);
+      ferry.push(...f);
+      ratios.push(median(f) / median(b));
+    }
+  } finally {
+    directPair(direct, false);
+    await topo.stop();
+  }
+  process.stderr.write(`bench: iperf3 Gbit/s direct ${base.map((v) => v.toFixed(2)).join(' ')}; tunnel ${ferry.map((v) => v.toFixed(2)).join(' ')}\n`);
+  return [{
+    metric: `iperf3 TCP vm1->vm2 through STT tunnel, 2 ferryd (af_packet, conntrack), -t ${SECONDS}`,
+    ferry: median(ferry), baseline: median(base), baselineName: 'iperf3 direct veth', unit: 'Gbit/s', ratio: median(ratios),
+  }];
+}
+
+const BENCH_STT = path.join(root, 'dataplane/build/ferry-bench-stt');
+/** the largest inner frame STT carries (65535 - 18): "64 KB" */
+const STT_BIG = 65517;
+
+/** key=value figures of one ferry-bench-stt mode: the medians over ROUNDS runs. */
+function sttFigures(args: string[], keys: string[]): number[] {
+  const xs: number[][] = keys.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) {
+    const out = execFileSync(BENCH_STT, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    keys.forEach((key, i) => {
+      const m = new RegExp(`(?:^|\\s)${key}=([\\d.]+)`).exec(out);
+      if (!m) throw new Error(`ferry-bench-stt ${args.join(' ')}: no ${key}= in:\n${out}`);
+      xs[i]!.push(Number(m[1]));
+    });
+  }
+  return xs.map(median);
+}
+
+/** STT encapsulation and reassembly on one core (ferry-bench-stt), when it is built. */
+function sttCodecRows(): Row[] {
+  try {
+    const probe = execFileSync(BENCH_STT, ['encap', '1500', '1000', '1460'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    if (!/encap_gbps=/.test(probe)) return [];
+  } catch {
+    return []; // not built (or a placeholder)
+  }
+  process.stderr.write('bench: STT encap/decap on one core (ferry-bench-stt)\n');
+  const big = String(STT_BIG);
+  const one = (args: string[], key: string): number => sttFigures(args, [key])[0]!;
+  const encBig = one(['encap', big, '10000', '1460'], 'encap_gbps');
+  const copyBig = one(['baseline', big, '10000'], 'baseline_gbps');
+  const encSmall = one(['encap', '1500', '1000000', '1460'], 'encap_mpps');
+  const copySmall = one(['baseline', '1500', '1000000'], 'baseline_mpps');
+  const [decBig, decHw] = sttFigures(['decap', big, '10000', '1460'], ['decap_gbps', 'decap_hw_gbps']) as [number, number];
+  const row = (metric: string, ferry: number, baseline: number, baselineName: string, unit: string): Row =>
+    ({ metric, ferry, baseline, baselineName, unit, ratio: ferry / baseline });
+  const copy = 'mbuf copy + checksum, same bytes';
+  return [
+    row('STT encap, 64 KB frames, software TCP checksums, 1 core', encBig, 40, 'issue target', 'Gbit/s'),
+    row('STT encap, 64 KB frames, software TCP checksums, 1 core', encBig, copyBig, copy, 'Gbit/s'),
+    row('STT encap, 1500 B frames (2 segments each), 1 core', encSmall, copySmall, copy, 'Mpps'),
+    row('STT decap + reassembly, 64 KB frames, software checksum check, 1 core', decBig, 20, 'issue target', 'Gbit/s'),
+    row('STT decap + reassembly, 64 KB frames, NIC-verified checksums, 1 core', decHw, 20, 'issue target', 'Gbit/s'),
+  ];
+}
+
 async function main(): Promise<void> {
   const ferry: number[] = [];
   const pipe: number[] = [];
@@ -260,6 +377,7 @@ async function main(): Promise<void> {
   rows.push(...conntrackRows());
   process.stderr.write('bench: flow programming over REST\n');
   rows.push(...(await programming()));
+  rows.push(...sttCodecRows(), ...(await sttTunnelRows()));
   printTable(rows);
 }
 

@@ -17,7 +17,7 @@ section "fuzzing: a short run of each libFuzzer target (make fuzz runs them long
 scripts/fuzz.sh "${FERRY_FUZZ_SECONDS:-10}" || failed+=("fuzzing")
 
 section "TypeScript unit tests and the layout check"
-node --test --test-reporter=spec build/tests/layout/*.test.js build/tests/conntrack/*.test.js build/control/test/*.test.js || failed+=("TS unit/layout tests")
+node --test --test-reporter=spec build/tests/layout/*.test.js build/tests/conntrack/*.test.js build/tests/stt/*.test.js build/control/test/*.test.js || failed+=("TS unit/layout tests")
 
 section "observability: metrics, dashboards, Prometheus, compose, OpenAPI"
 node --test --test-reporter=spec --test-concurrency=1 build/tests/observability/*.test.js || failed+=("observability tests")

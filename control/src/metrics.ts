@@ -9,6 +9,8 @@ import type { FlowService } from './flows/service';
 import type { PacketInLog } from './packet-ins';
 import type { ConntrackService } from './conntrack/service';
 import { portLabel, registerDataplaneMetrics } from './metrics/dataplane';
+import { registerTunnelMetrics } from './metrics/tunnels';
+import type { TunnelService } from './tunnels/service';
 
 export function packageVersion(): string {
   try {
@@ -41,7 +43,7 @@ export class FerryMetrics {
   private last: Promise<unknown> = Promise.resolve();
   private readonly prevCycles = new Map<number, { busy: bigint; idle: bigint }>();
 
-  constructor(private readonly ferryd: FerrydConnection, version = packageVersion(), extra: { flows?: FlowService; packetIns?: PacketInLog; conntrack?: ConntrackService } = {}) {
+  constructor(private readonly ferryd: FerrydConnection, version = packageVersion(), extra: { flows?: FlowService; packetIns?: PacketInLog; conntrack?: ConntrackService; tunnels?: TunnelService } = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -138,6 +140,9 @@ export class FerryMetrics {
     }
 
     registerDataplaneMetrics(this.registry, () => this.snapshot());
+    registerTunnelMetrics(this.registry, {
+      snapshot: () => this.snapshot(), segment: () => this.ferryd.segment, tunnels: () => extra.tunnels?.byName() ?? [],
+    });
 
     const build = new Gauge({ name: 'ferry_build_info', help: 'ferry-control build', labelNames: ['version'], registers });
     build.set({ version }, 1);

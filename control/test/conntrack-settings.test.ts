@@ -253,8 +253,10 @@ test('a restarted ferryd gets limits, timeout policies, options (events on for a
     const types = h.fake.received.map((r) => r.type);
     const firstFlow = types.indexOf(MsgType.FLOW_CLEAR);
     assert.ok(firstFlow > 0, 'the flows were replayed');
-    assert.ok(types.slice(0, firstFlow).every((t) => t >= MsgType.CT_DUMP && t <= MsgType.CT_SET_OPTIONS), `conntrack first: ${types.join(',')}`);
-    assert.equal(types.slice(0, firstFlow).length, 1 + 1 + 1 + 2 + 1, 'options, global, default, 2 zones, 1 policy');
+    const isCt = (t: number): boolean => t >= MsgType.CT_DUMP && t <= MsgType.CT_SET_OPTIONS;
+    const ctMsgs = types.slice(0, firstFlow).filter(isCt).length;
+    assert.ok(types.slice(0, ctMsgs).every(isCt), `conntrack first (then the tunnel step): ${types.join(',')}`);
+    assert.equal(ctMsgs, 1 + 1 + 1 + 2 + 1, 'options, global, default, 2 zones, 1 policy');
     // and the subscriber keeps getting the new ferryd's events
     ct.add({ src: '10.1.1.1', dst: '10.1.1.2' });
     await until(() => sub.lines.some((l) => l.entry?.src === '10.1.1.1'), 2000, 'an event from the new ferryd');

@@ -14,6 +14,7 @@ import {
 } from '../src/gen/proto';
 import { shmOpen, mapShared } from '../src/shm/libc';
 import { FakeConntrack } from './fake-conntrack';
+import { FakeTunnels } from './fake-tunnels';
 
 const up = (n: number, a = 64): number => Math.ceil(n / a) * a;
 const R = RING_CTL.fields;
@@ -112,6 +113,8 @@ export class FakeFerryd {
   rejecter: Rejecter | null = null;
   /** The connection tracker (CT_* requests, ct header counters, CT events). */
   readonly ct = new FakeConntrack(this);
+  /** Tunnels, neighbours and STT options (TUNNEL_*, NEIGH_*, STT_SET_OPTIONS). */
+  readonly tun = new FakeTunnels(this);
   private freeSlots: number[] = [];
   private nextSlot = 0;
   private eventSeq = 0n;
@@ -186,6 +189,7 @@ export class FakeFerryd {
       visible_version: 0n, ct_conns: 0n, ct_max_conns: 0n, ct_expired: 0n, ct_flushed: 0n, ct_events_dropped: 0n, ct_sweeps: 0n,
     });
     this.ct.reset();
+    this.tun.reset();
     this.dv.setBigUint64(SHM_HEADER.fields.magic.offset, this.opts.magic, true); // magic last, as ferryd does
     this.flows.clear();
     this.staged = [];
@@ -314,7 +318,7 @@ export class FakeFerryd {
     };
     const table = dv.getUint8(F.table_id.offset);
     if (table >= N_TABLES) return { status: Status.ENOTABLE, message: `table ${table} does not exist` };
-    const portOk = (p: number): boolean => p < this.opts.ports.length;
+    const portOk = (p: number): boolean => p < this.opts.ports.length || this.tun.tunnels.has(p);
     const inPortMask = dv.getUint32(F.mask.offset + FLOW_KEY.fields.in_port.offset, true);
     const inPort = dv.getUint32(F.key.offset + FLOW_KEY.fields.in_port.offset, true);
     if (inPortMask && !portOk(inPort)) return { status: Status.ENOPORT, message: `match: in_port ${inPort} does not exist` };
@@ -431,6 +435,7 @@ export class FakeFerryd {
           return;
         }
         if (this.ct.answer(r)) return;
+        if (this.tun.answer(r)) return;
         this.respond(r.reqId, Status.EUNSUPPORTED, 0, `unknown request type ${r.type}`);
     }
   }

@@ -147,9 +147,12 @@ test('restart under the same name: reattach and replay the desired flows before 
     await until(async () => (await h.app.inject({ url: '/health' })).statusCode === 200, 3000, 'healthy again');
     assert.equal((await h.app.inject({ url: '/health' })).json().ferryd.pid, h.fake.pid);
     assert.deepEqual([...h.fake.flows.keys()].map((k) => k.toString(16).padStart(16, '0')).sort(), [...ids].sort(), 'all flows replayed');
-    // the conntrack settings go first (options only, nothing else was configured), then the flows
+    // the conntrack settings go first (options only, nothing else was configured), then the tunnel
+    // step (STT options, tunnel ports cleared: none is desired), then the flows
     assert.deepEqual(h.fake.received.slice(0, 1).map((r) => r.type), [MsgType.CT_SET_OPTIONS], 'conntrack settings before the flows');
-    const flowMsgs = h.fake.received.slice(1);
+    const clear = h.fake.received.findIndex((r) => r.type === MsgType.FLOW_CLEAR);
+    assert.ok(h.fake.received.slice(1, clear).every((r) => r.type === MsgType.STT_SET_OPTIONS || r.type === MsgType.TUNNEL_DEL), 'the tunnel step');
+    const flowMsgs = h.fake.received.slice(clear);
     assert.equal(flowMsgs[0]!.type, MsgType.FLOW_CLEAR, 'replay starts from a clean table');
     assert.deepEqual(flowMsgs.slice(1).map((r) => [r.type, r.flags]),
       [...ids.map(() => [MsgType.FLOW_ADD, MsgFlag.IN_BUNDLE]), [MsgType.BUNDLE_COMMIT, 0]], 'then one bundle of every flow');

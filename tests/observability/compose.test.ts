@@ -41,7 +41,7 @@ test('what the compose file mounts exists, and the Prometheus config is valid', 
   }
   const r = promtool(['check', 'config', path.join(root, 'docker/prometheus/prometheus.yml')]);
   assert.equal(r.status, 0, r.out);
-  for (const f of ['provisioning/datasources/prometheus.yaml', 'provisioning/dashboards/ferry.yaml', 'dashboards/ferry-overview.json', 'dashboards/conntrack.json']) {
+  for (const f of ['provisioning/datasources/prometheus.yaml', 'provisioning/dashboards/ferry.yaml', 'dashboards/ferry-overview.json', 'dashboards/conntrack.json', 'dashboards/tunnels.json']) {
     assert.ok(existsSync(path.join(root, 'docker/grafana', f)), `docker/grafana/${f}`);
   }
   // Grafana's datasource points at the compose Prometheus, and the dashboards provider at the mounted folder

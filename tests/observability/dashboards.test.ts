@@ -38,7 +38,7 @@ function exprs(d: Dashboard): { where: string; expr: string }[] {
 /** ferry_* metric names an expression reads. */
 const ferryNames = (expr: string): string[] => [...expr.matchAll(/\b(ferry_[a-zA-Z0-9_:]+)/g)].map((m) => m[1]!);
 
-test('the Overview and Conntrack dashboards are there, with stable uids and sane panels', () => {
+test('the Overview, Conntrack and Tunnels dashboards are there, with stable uids and sane panels', () => {
   const names = dashboards.map(([f]) => f);
   assert.ok(names.includes('ferry-overview.json'), `dashboards: ${names.join(', ')}`);
   const uids = new Set<string>();
@@ -77,6 +77,17 @@ test('the Overview and Conntrack dashboards are there, with stable uids and sane
     'ferry_ct_early_drops_total', 'ferry_ct_expired_total', 'ferry_ct_flushed_total', 'ferry_ip_fragments_total', 'ferry_ct_packets_total']) {
     assert.ok(ctUsed.has(n), `Conntrack does not chart ${n}`);
   }
+  const tun = dashboards.find(([f]) => f === 'tunnels.json');
+  assert.ok(tun, 'the Tunnels dashboard is there');
+  assert.equal(tun[1].title, 'Ferry / Tunnels');
+  const tunUsed = new Set(exprs(tun[1]).flatMap((e) => ferryNames(e.expr)));
+  for (const n of ['ferry_tunnel_rx_packets_total', 'ferry_tunnel_tx_packets_total', 'ferry_tunnel_rx_bytes_total', 'ferry_tunnel_tx_bytes_total',
+    'ferry_stt_tx_frames_total', 'ferry_stt_tx_segments_total', 'ferry_stt_rx_segments_total', 'ferry_stt_rx_frames_total', 'ferry_stt_errors_total',
+    'ferry_stt_reassembly_frames', 'ferry_stt_reassembly_bytes', 'ferry_arp_packets_total', 'ferry_neighbour_misses_total',
+    'ferry_neighbour_failures_total', 'ferry_neighbour_held_frames', 'ferry_worker_drops_total']) {
+    assert.ok(tunUsed.has(n), `Tunnels does not chart ${n}`);
+  }
+  assert.ok(exprs(tun[1]).some((e) => /reason=~"tunnel\|neigh_unresolved"/.test(e.expr)), 'Tunnels charts the tunnel drop reasons');
 });
 
 test('every dashboard expression parses (promtool check rules)', () => {
@@ -101,7 +112,15 @@ test('every dashboard expression parses (promtool check rules)', () => {
 });
 
 let stack: FerryStack | undefined;
-before(async () => { stack = await startFerryStack('dash'); });
+before(async () => {
+  stack = await startFerryStack('dash');
+  // a tunnel, so that the per-tunnel families (labelled by tunnel name) have a series
+  const r = await fetch(`${stack.api}/v1/tunnels`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'stt0', local_ip: '192.0.2.1/24', remote_ip: 'flow', key: 'flow', underlay_port: 0 }),
+  });
+  if (r.status >= 300) throw new Error(`adding a tunnel: ${r.status} ${(await r.text()).slice(0, 500)}`);
+});
 after(async () => { await stack?.stop(); });
 
 /** /metrics once ferryd has forwarded packets (so table lookups and EMC counters have series). */

@@ -1,7 +1,9 @@
-// ferryctl: ovs-ofctl's flow commands and conntrack's table commands against ferry-control's REST API.
+// ferryctl: ovs-ofctl's flow commands, conntrack's table commands and the tunnel commands against
+// ferry-control's REST API.
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CtEntryView, conntrackLine } from '../conntrack/format';
+import { NeighbourView, TunnelView, neighbourLines, tunnelLines } from '../tunnels/format';
 
 const USAGE = `usage: ferryctl [--api URL] COMMAND [ARGS]
   add-flow FLOW              add or replace one flow (ovs-ofctl syntax)
@@ -14,6 +16,12 @@ const USAGE = `usage: ferryctl [--api URL] COMMAND [ARGS]
   dump-conntrack [FILTER]    print connections as conntrack -L does (--json: the API's NDJSON)
   flush-conntrack [FILTER]   delete the connections selected (all without a FILTER), as conntrack -D / -F
   conntrack-stats            connection counts by protocol, TCP state and zone, and the tracker's counters
+  show-tunnels               the STT tunnels, their ports and counters
+  add-tunnel NAME KEY=VALUE...
+                             add an STT tunnel, e.g. add-tunnel stt0 local_ip=192.0.2.1/24 remote_ip=flow key=flow
+                             underlay_port=0 (also port, dst_port, underlay_mtu, gateway, tos, ttl)
+  del-tunnel NAME            delete a tunnel
+  show-neighbours            the underlay's neighbour (ARP) table, as ip neigh prints it
 options:
   --api URL                  ferry-control's address (default http://127.0.0.1:8080, or $FERRY_API)
 conntrack FILTER (conntrack's short forms in brackets):
@@ -152,6 +160,22 @@ function formatCtStats(s: CtStats): string {
   ].join('\n') + '\n';
 }
 
+const TUNNEL_NUMBERS = new Set(['port', 'dst_port', 'underlay_port', 'underlay_mtu', 'tos', 'ttl']);
+
+/** add-tunnel's KEY=VALUE settings as a POST /v1/tunnels body (numbers where the API wants them). */
+export function tunnelBody(name: string, settings: readonly string[]): Record<string, unknown> {
+  const body: Record<string, unknown> = { name };
+  for (const kv of settings) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new CliError(`add-tunnel: "${kv}" is not KEY=VALUE`);
+    const k = kv.slice(0, i);
+    const v = kv.slice(i + 1);
+    if (Object.hasOwn(body, k)) throw new CliError(`add-tunnel: ${k} is given twice`);
+    body[k] = TUNNEL_NUMBERS.has(k) && /^\d{1,10}$/.test(v) ? Number(v) : v;
+  }
+  return body;
+}
+
 /**
  * Runs one ferryctl invocation; returns what to print on stdout. With out, dump-conntrack hands its
  * lines there as they arrive (a large table is never held whole) and returns ''.
@@ -244,6 +268,22 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     case 'conntrack-stats':
       need(0, 'no arguments');
       return formatCtStats((await (await call(api, 'GET', '/v1/conntrack/stats')).json()) as CtStats);
+    case 'show-tunnels':
+      need(0, 'no arguments');
+      return tunnelLines(((await (await call(api, 'GET', '/v1/tunnels')).json()) as { items: TunnelView[] }).items);
+    case 'add-tunnel': {
+      if (args.length < 1) throw new CliError(`add-tunnel: wants NAME and KEY=VALUE settings\n${USAGE}`);
+      await call(api, 'POST', '/v1/tunnels', { json: tunnelBody(args[0]!, args.slice(1)) });
+      return '';
+    }
+    case 'del-tunnel':
+      need(1, 'one NAME');
+      await call(api, 'DELETE', `/v1/tunnels/${encodeURIComponent(args[0]!)}`);
+      return '';
+    case 'show-neighbours':
+    case 'show-neighbors':
+      need(0, 'no arguments');
+      return neighbourLines(((await (await call(api, 'GET', '/v1/neighbours')).json()) as { items: NeighbourView[] }).items);
     case undefined:
       throw new CliError(`no command\n${USAGE}`);
     default:

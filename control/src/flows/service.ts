@@ -96,10 +96,14 @@ export class FlowService {
   }
 
   // ---- compiling requests ----------------------------------------------------------------
-  /** Port numbers or names against ferryd's ports. */
-  portResolver(ports: readonly PortSnapshot[]): PortResolver {
+  /** Ports flows may name besides ferryd's ethdevs: the tunnel ports (set by the tunnel service). */
+  extraPorts: () => readonly { port_id: number; name: string }[] = () => [];
+
+  /** Port numbers or names against ferryd's ports (and the tunnel ports). */
+  portResolver(ethdevs: readonly PortSnapshot[]): PortResolver {
+    const ports: readonly { port_id: number; name: string }[] = [...ethdevs, ...this.extraPorts()];
     return (ref, path, token) => {
-      const byId = (n: number): PortSnapshot | undefined => ports.find((p) => p.port_id === n);
+      const byId = (n: number): { port_id: number } | undefined => ports.find((p) => p.port_id === n);
       const found = typeof ref === 'number' ? byId(ref) : ports.find((p) => p.name === ref);
       if (found) return found.port_id;
       const known = ports.map((p) => `${p.port_id} (${p.name})`).join(', ') || 'none';
