@@ -45,6 +45,13 @@ struct node {
 };
 static struct node A, B;
 
+/* ring ports have no address of their own: the nodes give each port one, as
+ * ferryd takes a NIC's */
+static void port_mac(uint16_t port, struct rte_ether_addr *mac)
+{
+	*mac = (struct rte_ether_addr){ { 0x02, 0xf0, 0, 0, 0, (uint8_t)(port + 1) } };
+}
+
 static const uint8_t VM_MAC1[6] = { 2, 0xfe, 0, 0, 0, 1 }, VM_MAC2[6] = { 2, 0xfe, 0, 0, 0, 2 };
 
 /* ---------------------------------------------------------------- packets */
@@ -229,7 +236,7 @@ static void node_init(struct node *n, uint16_t id, uint16_t vm_port, uint16_t un
 	    ferry_tunnel_table_init(&n->tt, N_PORTS, NULL) != 0 || (n->neigh = ferry_neigh_create(0)) == NULL)
 		exit(1);
 	for (uint16_t p = 0; p < N_PORTS; p++)
-		rte_eth_macaddr_get(p, &n->tt.underlay[p].mac);
+		port_mac(p, &n->tt.underlay[p].mac);
 	struct ferry_worker *w = &n->w;
 	w->id = id, w->txq = 0, w->n_ports = N_PORTS, w->qsv = NULL;
 	w->stats = &n->ws, w->flow_stats = n->fs, w->table_stats = n->ts;
@@ -320,7 +327,7 @@ static void test_arp_then_encap_decap(void)
 	CHECK_EQ(ferry_neigh_lookup(B.neigh, B.underlay_port, rte_cpu_to_be_32(UNDERLAY_A), now, &mac, &ask),
 		 FERRY_NEIGH_HIT);
 	struct rte_ether_addr a_mac;
-	rte_eth_macaddr_get(A.underlay_port, &a_mac);
+	port_mac(A.underlay_port, &a_mac);
 	CHECK(rte_is_same_ether_addr(&mac, &a_mac));
 }
 
@@ -374,7 +381,7 @@ static void test_flow_based_remote_replication(void)
 	output(&r, TUNNEL_PORT);
 	add(&A, &r);
 	struct rte_ether_addr b_mac;
-	rte_eth_macaddr_get(B.underlay_port, &b_mac);
+	port_mac(B.underlay_port, &b_mac);
 	CHECK_EQ(ferry_neigh_set_static(A.neigh, A.underlay_port, rte_cpu_to_be_32(UNDERLAY_B), &b_mac), 0);
 	struct rte_ether_addr fake = { { 2, 0, 0, 0, 0, 9 } };
 	CHECK_EQ(ferry_neigh_set_static(A.neigh, A.underlay_port, rte_cpu_to_be_32(SILENT_PEER), &fake), 0);
@@ -423,7 +430,7 @@ static void test_tunnel_port_matching(void)
 {
 	fresh();
 	struct rte_ether_addr b_mac;
-	rte_eth_macaddr_get(B.underlay_port, &b_mac);
+	port_mac(B.underlay_port, &b_mac);
 	CHECK_EQ(ferry_neigh_set_static(A.neigh, A.underlay_port, rte_cpu_to_be_32(UNDERLAY_B), &b_mac), 0);
 	CHECK_EQ(tunnel(&B, UNDERLAY_B, UNDERLAY_A, 0, 7, 1500), FERRY_STATUS_OK); /* key 7 only */
 	struct rte_mbuf *m = frame(100, 0);
@@ -441,7 +448,7 @@ static void test_tunnel_and_local_output_share_the_packet(void)
 {
 	fresh();
 	struct rte_ether_addr b_mac;
-	rte_eth_macaddr_get(B.underlay_port, &b_mac);
+	port_mac(B.underlay_port, &b_mac);
 	CHECK_EQ(ferry_neigh_set_static(A.neigh, A.underlay_port, rte_cpu_to_be_32(UNDERLAY_B), &b_mac), 0);
 	ferry_flow_table_clear(&A.ft);
 	ferry_flow_table_commit_batch(&A.ft);
@@ -466,7 +473,7 @@ static void test_outer_fragments(void)
 {
 	fresh();
 	struct rte_ether_addr b_mac;
-	rte_eth_macaddr_get(B.underlay_port, &b_mac);
+	port_mac(B.underlay_port, &b_mac);
 	CHECK_EQ(ferry_neigh_set_static(A.neigh, A.underlay_port, rte_cpu_to_be_32(UNDERLAY_B), &b_mac), 0);
 	struct rte_mbuf *m = frame(1000, 0);
 	uint8_t ref[1000];
@@ -507,7 +514,7 @@ static void test_foreign_arp_is_not_answered(void)
 	fresh();
 	struct rte_mbuf *m = rte_pktmbuf_alloc(ports.pool[0]);
 	struct rte_ether_addr a_mac;
-	rte_eth_macaddr_get(A.underlay_port, &a_mac);
+	port_mac(A.underlay_port, &a_mac);
 	ferry_arp_build_request(m, &a_mac, rte_cpu_to_be_32(UNDERLAY_A), rte_cpu_to_be_32(SILENT_PEER));
 	run(&B, B.underlay_port, &m, 1);
 	CHECK_EQ(B.ws.arp_tx_replies, 0);
