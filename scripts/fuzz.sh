@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 rc=0
-for t in parse ctl ct; do
+for t in parse ctl ct stt; do
   bin=dataplane/build-fuzz/fuzz_$t
   work=.ferry-run/fuzz/$t
   mkdir -p "$work" "$work-crashes"
