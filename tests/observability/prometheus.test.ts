@@ -113,7 +113,8 @@ test('the Tunnels dashboard\'s key queries give the right values on real encapsu
   assert.ok(Number(mine.value[1]) > 1e5, JSON.stringify(mine));
   const perFrame = await query(exprOf('Segments per frame'));
   assert.equal(perFrame.length, 1);
-  assert.ok(Math.abs(Number(perFrame[0]!.value[1]) - 1) < 1e-9, `64-byte frames take one segment each: ${perFrame[0]!.value[1]}`);
+  // (the two counters are read a few instructions apart while the worker counts on: a hair of skew)
+  assert.ok(Math.abs(Number(perFrame[0]!.value[1]) - 1) < 1e-3, `64-byte frames take one segment each: ${perFrame[0]!.value[1]}`);
   // a static neighbour: nothing waits for ARP, nothing fails
   assert.equal(Number((await query(exprOf('Frames held for ARP')))[0]!.value[1]), 0);
   assert.equal((await query(exprOf('STT errors/s by reason'))).length, 0);
