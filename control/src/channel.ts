@@ -230,6 +230,21 @@ export class ControlChannel {
    * 10^5 of them). done resolves with the responses in order once all arrived; rejects on the first
    * timeout or failure.
    */
+  /**
+   * Sends specs in groups of at most groupSize (ferryd applies them in order), handing each group's
+   * responses to onGroup with the index of its first spec as they arrive. A ring that takes none of a
+   * group throws RingFullError (the groups before it were answered and handed on).
+   */
+  async requestInGroups(specs: readonly RequestSpec[], groupSize: number,
+    onGroup: (responses: ChannelResponse[], first: number) => void): Promise<void> {
+    for (let i = 0; i < specs.length;) {
+      const { submitted, done } = this.requestGroup(specs.slice(i, i + groupSize));
+      if (submitted === 0) throw new RingFullError('request');
+      onGroup(await done, i);
+      i += submitted;
+    }
+  }
+
   requestGroup(specs: readonly RequestSpec[]): { submitted: number; done: Promise<ChannelResponse[]> } {
     const ids = this.writeMany(specs);
     const submitted = ids.length;

@@ -29,6 +29,7 @@
 #include <rte_mbuf.h>
 #include "../common/eal_test.h"
 #include "../stt/stt.h"
+#include "../common/mbuf_bytes.h"
 
 #define BATCH 32u
 /* frames are prepared (untimed) a batch at a time, with at most this many bytes of
@@ -95,18 +96,7 @@ static struct rte_mbuf *make_inner(uint32_t len)
 	b[ETH + 20 + 12] = 0x50;
 	for (uint32_t i = ETH + 40; i < len; i++)
 		b[i] = (uint8_t)(i * 31 + (i >> 9));
-	struct rte_mbuf *head = NULL;
-	for (uint32_t done = 0; done < len;) {
-		struct rte_mbuf *m = must(rte_pktmbuf_alloc(pool));
-		uint32_t n = RTE_MIN(len - done, (uint32_t)rte_pktmbuf_tailroom(m));
-		memcpy(rte_pktmbuf_append(m, (uint16_t)n), b + done, n);
-		done += n;
-		if (head == NULL)
-			head = m;
-		else if (rte_pktmbuf_chain(head, m) != 0)
-			exit(1);
-	}
-	return head;
+	return must(ferry_mbuf_from_bytes(pool, b, len, 0));
 }
 
 /* frames per batch: up to BATCH, within BATCH_BYTES of mbuf buffers */

@@ -22,6 +22,7 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include "../stt/stt.h"
+#include "../common/mbuf_bytes.h"
 
 #define ETH 14u
 #define POOL_N 16383u
@@ -78,30 +79,9 @@ static struct rte_mbuf *make(const uint8_t *f, uint32_t len, unsigned layout)
 	static const uint32_t link[4] = { 0, 61, 7, 0 };
 	if (layout == 2 && len > 4096)
 		layout = 1; /* keep chains of a sane count of mbufs */
-	struct rte_mbuf *head = NULL, *last = NULL;
-	uint32_t done = 0;
-	do {
-		struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
-		if (m == NULL) {
-			rte_pktmbuf_free(head);
-			return NULL;
-		}
-		uint32_t n = RTE_MIN(len - done, (uint32_t)rte_pktmbuf_tailroom(m));
-		if (link[layout] != 0)
-			n = RTE_MIN(n, link[layout]);
-		memcpy(rte_pktmbuf_append(m, (uint16_t)n), f + done, n);
-		done += n;
-		if (head == NULL) {
-			head = last = m;
-		} else if (rte_pktmbuf_chain(head, m) == 0) {
-			last = m;
-		} else {
-			rte_pktmbuf_free(m);
-			rte_pktmbuf_free(head);
-			return NULL;
-		}
-	} while (done < len);
-	(void)last;
+	struct rte_mbuf *head = ferry_mbuf_from_bytes(pool, f, len, link[layout]);
+	if (head == NULL)
+		return NULL;
 	if (layout == 3) {
 		struct rte_mbuf *c = rte_pktmbuf_clone(head, pool);
 		rte_pktmbuf_free(head); /* the clone keeps the buffers */

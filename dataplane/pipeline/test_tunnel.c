@@ -12,6 +12,7 @@
 #include <rte_ring.h>
 #include "../common/eal_test.h"
 #include "../common/ftest.h"
+#include "../common/mbuf_bytes.h"
 #include "../ports/ports.h"
 #include "../underlay/arp.h"
 #include "actions.h"
@@ -79,26 +80,12 @@ static struct rte_mbuf *frame(uint16_t len, uint8_t tos)
 	l4[4] = (uint8_t)((len - 34) >> 8), l4[5] = (uint8_t)(len - 34);
 	for (unsigned i = 42; i < len; i++)
 		buf[i] = (uint8_t)(i * 7 + 3);
-	struct rte_mbuf *head = NULL, *tail = NULL;
-	for (unsigned off = 0; off < len;) {
-		struct rte_mbuf *s = rte_pktmbuf_alloc(ports.pool[0]);
-		if (s == NULL) {
-			fprintf(stderr, "out of mbufs\n");
-			exit(1);
-		}
-		unsigned take = RTE_MIN((unsigned)rte_pktmbuf_tailroom(s), len - off);
-		memcpy(rte_pktmbuf_append(s, (uint16_t)take), buf + off, take);
-		off += take;
-		if (head == NULL) {
-			head = s;
-		} else {
-			tail->next = s;
-			head->nb_segs++;
-			head->pkt_len += take;
-		}
-		tail = s;
+	struct rte_mbuf *m = ferry_mbuf_from_bytes(ports.pool[0], buf, len, 0);
+	if (m == NULL) {
+		fprintf(stderr, "out of mbufs\n");
+		exit(1);
 	}
-	return head;
+	return m;
 }
 
 /* ---------------------------------------------------------------- nodes */

@@ -13,6 +13,7 @@
 #include <rte_random.h>
 #include <rte_tcp.h>
 #include "worker_io.h"
+#include "../common/mbuf_bytes.h"
 #include "../underlay/arp.h"
 
 #define ETH_TYPE_IPV4 0x0800
@@ -95,34 +96,6 @@ static bool arp_in(struct ferry_worker *w, uint16_t port, struct rte_mbuf *m)
 	return true;
 }
 
-/* A datagram in a fresh mbuf chain (the reassembler's buffer is its own). */
-static struct rte_mbuf *mbuf_from_bytes(struct rte_mempool *pool, const uint8_t *data, uint32_t len)
-{
-	struct rte_mbuf *head = NULL, *tail = NULL;
-	uint32_t off = 0;
-	while (off < len) {
-		struct rte_mbuf *s = rte_pktmbuf_alloc(pool);
-		if (s == NULL)
-			goto fail;
-		uint32_t room = rte_pktmbuf_tailroom(s);
-		uint32_t take = len - off < room ? len - off : room;
-		memcpy(rte_pktmbuf_append(s, (uint16_t)take), data + off, take);
-		off += take;
-		if (head == NULL) {
-			head = s;
-		} else {
-			tail->next = s;
-			head->nb_segs++;
-			head->pkt_len += take;
-		}
-		tail = s;
-	}
-	return head;
-fail:
-	rte_pktmbuf_free(head);
-	return NULL;
-}
-
 /* An outer IPv4 fragment for one of our endpoints: held until its datagram is
  * whole (seed 002: the underlay may fragment what a peer sent without DF). Returns
  * the whole datagram as a new packet, or NULL when nothing goes on now. */
@@ -149,7 +122,7 @@ static struct rte_mbuf *outer_fragment(struct ferry_worker *w, struct rte_mbuf *
 	default:
 		break;
 	}
-	struct rte_mbuf *whole = mbuf_from_bytes(w->pool, done.whole, done.whole_len);
+	struct rte_mbuf *whole = ferry_mbuf_from_bytes(w->pool, done.whole, done.whole_len, 0);
 	for (unsigned k = 0; k < done.n_handles; k++)
 		rte_pktmbuf_free(done.handles[k]);
 	if (whole == NULL)

@@ -10,6 +10,7 @@
 #include "../common/ftest.h"
 #include "../common/eal_test.h"
 #include "stt.h"
+#include "../common/mbuf_bytes.h"
 
 #define ETH 14u
 #define MS 1000000ull
@@ -158,25 +159,9 @@ static struct rte_mbuf *seg(uint32_t frame_len, uint32_t off, uint32_t len, cons
 	memset(b + total, 0xee, o->pad);
 	total += o->pad;
 
-	struct rte_mbuf *head = NULL, *last = NULL;
-	for (uint32_t done = 0; done < total;) {
-		struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
-		if (m == NULL)
-			abort();
-		uint32_t n = RTE_MIN(total - done, (uint32_t)rte_pktmbuf_tailroom(m));
-		if (o->split)
-			n = RTE_MIN(n, o->split);
-		memcpy(rte_pktmbuf_append(m, (uint16_t)n), b + done, n);
-		done += n;
-		if (head == NULL) {
-			head = last = m;
-		} else {
-			last->next = m;
-			last = m;
-			head->nb_segs++;
-			head->pkt_len += n;
-		}
-	}
+	struct rte_mbuf *head = ferry_mbuf_from_bytes(pool, b, total, o->split);
+	if (head == NULL)
+		abort();
 	head->ol_flags = o->ol_flags;
 	return head;
 }

@@ -37,6 +37,7 @@
 #include <rte_tcp.h>
 #include "../parse/parse.h"
 #include "../stt/stt.h"
+#include "../common/mbuf_bytes.h"
 
 #define PROG "ferry-stt-pcap"
 #define POOL_MBUFS 8191u /* encap: a 64 KB frame at mss 536 needs a few hundred */
@@ -113,34 +114,6 @@ static int eal_up(unsigned n_mbufs)
 		return -1;
 	}
 	return 0;
-}
-
-/* a (maybe chained) mbuf holding a copy of data */
-static struct rte_mbuf *mbuf_from(struct rte_mempool *pool, const uint8_t *data, uint32_t len)
-{
-	struct rte_mbuf *head = rte_pktmbuf_alloc(pool), *last = head;
-	if (head == NULL)
-		return NULL;
-	uint32_t off = 0;
-	for (;;) {
-		uint32_t n = RTE_MIN((uint32_t)rte_pktmbuf_tailroom(last), len - off);
-		memcpy(rte_pktmbuf_mtod(last, uint8_t *), data + off, n);
-		last->data_len = (uint16_t)n;
-		off += n;
-		if (off == len)
-			break;
-		struct rte_mbuf *next = rte_pktmbuf_alloc(pool);
-		if (next == NULL) {
-			rte_pktmbuf_free(head);
-			return NULL;
-		}
-		next->data_off = 0; /* continuation buffers need no headroom */
-		last->next = next;
-		last = next;
-		head->nb_segs++;
-	}
-	head->pkt_len = len;
-	return head;
 }
 
 /* writes m (whole, linearized) to the dump; false when it cannot be read */
@@ -373,7 +346,7 @@ static int cmd_encap(int argc, char **argv)
 		if (h->caplen < h->len)
 			fprintf(stderr, PROG ": packet %lu: captured %u of %u bytes; encapsulating what was captured\n", n,
 				h->caplen, h->len);
-		struct rte_mbuf *m = mbuf_from(pool, data, h->caplen);
+		struct rte_mbuf *m = ferry_mbuf_from_bytes(pool, data, h->caplen, 0);
 		if (m == NULL) {
 			fprintf(stderr, PROG ": packet %lu: out of mbufs\n", n);
 			rc = 1;
@@ -535,7 +508,7 @@ static int cmd_decap(int argc, char **argv)
 			skipped++;
 			continue;
 		}
-		struct rte_mbuf *m = mbuf_from(pool, data, h->caplen);
+		struct rte_mbuf *m = ferry_mbuf_from_bytes(pool, data, h->caplen, 0);
 		if (m == NULL) {
 			fprintf(stderr, PROG ": packet %lu: out of mbufs\n", n);
 			rc = 1;

@@ -4,7 +4,7 @@ import {
   CT_ZONE_NONE, CtLimitTarget, CtProtoIndexName, CtTcpStateName, MsgType, REQ_RING_SLOTS, Status,
 } from '../gen/proto';
 import type { ChannelResponse, ControlChannel, RequestSpec } from '../channel';
-import { FerrydStatusError, RingFullError } from '../errors';
+import { FerrydStatusError } from '../errors';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { CtEntry } from '../gen/proto';
 import { badRequest } from '../problem';
@@ -235,18 +235,11 @@ export class ConntrackService {
   /** Sends ops in ring-sized groups (ferryd applies them in order); applies each one it accepted; returns its refusals. */
   private async send(chan: ControlChannel, ops: Op[]): Promise<FerrydStatusError[]> {
     const refused: FerrydStatusError[] = [];
-    for (let i = 0; i < ops.length;) {
-      const group = ops.slice(i, i + CHUNK);
-      const { submitted, done } = chan.requestGroup(group.map((o) => o.spec));
-      if (submitted === 0) throw new RingFullError('request');
-      const rs = await done;
-      rs.forEach((r, j) => {
-        const op = group[j]!;
-        if (r.status === Status.OK) op.apply?.();
-        else refused.push(new FerrydStatusError(r.status, r.statusName, r.message, op.at.pointer, `${op.at.what}: `));
-      });
-      i += submitted;
-    }
+    await chan.requestInGroups(ops.map((o) => o.spec), CHUNK, (rs, first) => rs.forEach((r, j) => {
+      const op = ops[first + j]!;
+      if (r.status === Status.OK) op.apply?.();
+      else refused.push(new FerrydStatusError(r.status, r.statusName, r.message, op.at.pointer, `${op.at.what}: `));
+    }));
     return refused;
   }
 

@@ -3,7 +3,7 @@
 // before its flows (flows may output to tunnel ports; ferryd refuses them while the port is not there).
 import { MAX_PORTS, MsgType, NeighFlag, REQ_RING_SLOTS, Status, TunnelConfig, TunnelFlag } from '../gen/proto';
 import type { ChannelResponse, ControlChannel, RequestSpec } from '../channel';
-import { FerrydStatusError, RingFullError } from '../errors';
+import { FerrydStatusError } from '../errors';
 import type { FerrydConnection, Log } from '../ferryd';
 import { HttpProblem, badRequest, notFound } from '../problem';
 import {
@@ -342,17 +342,10 @@ export class TunnelService {
   /** Sends ops in ring-sized groups (ferryd applies them in order); returns the refusals. */
   private async send(chan: ControlChannel, ops: Op[]): Promise<FerrydStatusError[]> {
     const refused: FerrydStatusError[] = [];
-    for (let i = 0; i < ops.length;) {
-      const group = ops.slice(i, i + CHUNK);
-      const { submitted, done } = chan.requestGroup(group.map((o) => o.spec));
-      if (submitted === 0) throw new RingFullError('request');
-      const rs = await done;
-      rs.forEach((r, j) => {
-        const op = group[j]!;
-        if (r.status !== Status.OK && r.status !== op.alsoOk) refused.push(refusal(r, () => undefined, op.at.what));
-      });
-      i += submitted;
-    }
+    await chan.requestInGroups(ops.map((o) => o.spec), CHUNK, (rs, first) => rs.forEach((r, j) => {
+      const op = ops[first + j]!;
+      if (r.status !== Status.OK && r.status !== op.alsoOk) refused.push(refusal(r, () => undefined, op.at.what));
+    }));
     return refused;
   }
 
