@@ -141,6 +141,21 @@ function readU64s(seg: Segment, off: number, n: number): bigint[] {
   return out;
 }
 
+export function zeroPortCounters(): PortCounters {
+  return { rx_packets: 0n, rx_bytes: 0n, tx_packets: 0n, tx_bytes: 0n, rx_dropped: 0n, tx_dropped: 0n };
+}
+
+/** Adds worker w's counters of port p (an ethdev or a tunnel port) to t. */
+export function addWorkerPort(seg: Segment, w: number, p: number, t: PortCounters): void {
+  const c = readWorkerPort(seg, seg.info.workerStatsOff + w * WORKER_STATS.size + WS.ports.offset + p * WORKER_PORT_STATS.size);
+  t.rx_packets += c.rx_packets;
+  t.rx_bytes += c.rx_bytes;
+  t.tx_packets += c.tx_packets;
+  t.tx_bytes += c.tx_bytes;
+  t.rx_dropped += c.rx_dropped;
+  t.tx_dropped += c.tx_dropped;
+}
+
 function readWorkerPort(seg: Segment, off: number): PortCounters {
   return {
     rx_packets: seg.loadU64(off + WPS.rx_packets.offset),
@@ -159,9 +174,7 @@ export function readSnapshot(seg: Segment): Snapshot {
 
   const workers: WorkerSnapshot[] = [];
   const swTotals: PortCounters[] = [];
-  for (let p = 0; p < info.nPorts; p++) {
-    swTotals.push({ rx_packets: 0n, rx_bytes: 0n, tx_packets: 0n, tx_bytes: 0n, rx_dropped: 0n, tx_dropped: 0n });
-  }
+  for (let p = 0; p < info.nPorts; p++) swTotals.push(zeroPortCounters());
   for (let w = 0; w < info.nWorkers; w++) {
     const base = info.workerStatsOff + w * WORKER_STATS.size;
     const drops = readU64s(seg, base + WS.drops.offset, N_DROP_REASONS);
@@ -191,16 +204,7 @@ export function readSnapshot(seg: Segment): Snapshot {
       ct_invalid,
       frag,
     });
-    for (let p = 0; p < info.nPorts; p++) {
-      const c = readWorkerPort(seg, base + WS.ports.offset + p * WORKER_PORT_STATS.size);
-      const t = swTotals[p]!;
-      t.rx_packets += c.rx_packets;
-      t.rx_bytes += c.rx_bytes;
-      t.tx_packets += c.tx_packets;
-      t.tx_bytes += c.tx_bytes;
-      t.rx_dropped += c.rx_dropped;
-      t.tx_dropped += c.tx_dropped;
-    }
+    for (let p = 0; p < info.nPorts; p++) addWorkerPort(seg, w, p, swTotals[p]!);
   }
 
   const ports: PortSnapshot[] = [];

@@ -1,10 +1,10 @@
 // ferryd's STT, ARP and neighbour counters and the tunnel ports' counters, read from worker_stats
 // and summed over workers (single-writer u64s, atomic loads, as shm/stats.ts reads the others).
-import { MAX_PORTS, STT_REASONS, WORKER_PORT_STATS, WORKER_STATS } from '../gen/proto';
+import { MAX_PORTS, STT_REASONS, WORKER_STATS } from '../gen/proto';
 import type { PortCounters, Segment } from '../shm/segment';
+import { addWorkerPort, zeroPortCounters } from '../shm/stats';
 
 const WS = WORKER_STATS.fields;
-const WPS = WORKER_PORT_STATS.fields;
 
 export interface TunnelTotals {
   stt_tx_frames: bigint;
@@ -33,32 +33,24 @@ const SCALARS = [
   'arp_rx_requests', 'arp_tx_replies', 'arp_tx_requests', 'arp_rx_replies', 'neigh_misses', 'neigh_failures', 'neigh_held',
 ] as const;
 
-const PORT_FIELDS = ['rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'rx_dropped', 'tx_dropped'] as const;
-
 export function readTunnelTotals(seg: Segment): TunnelTotals {
   const { nWorkers, nPorts, workerStatsOff } = seg.info;
   const t = { stt: new Array<bigint>(STT_REASONS).fill(0n), ports: new Map<number, PortCounters>() } as TunnelTotals;
   for (const k of SCALARS) t[k] = 0n;
-  for (let p = nPorts; p < MAX_PORTS; p++) t.ports.set(p, { rx_packets: 0n, rx_bytes: 0n, tx_packets: 0n, tx_bytes: 0n, rx_dropped: 0n, tx_dropped: 0n });
+  for (let p = nPorts; p < MAX_PORTS; p++) t.ports.set(p, zeroPortCounters());
   for (let w = 0; w < nWorkers; w++) {
     const base = workerStatsOff + w * WORKER_STATS.size;
     for (const k of SCALARS) t[k] += seg.loadU64(base + WS[k].offset);
     for (let i = 0; i < STT_REASONS; i++) t.stt[i]! += seg.loadU64(base + WS.stt.offset + i * 8);
-    for (const [p, c] of t.ports) {
-      const off = base + WS.ports.offset + p * WORKER_PORT_STATS.size;
-      for (const f of PORT_FIELDS) c[f] += seg.loadU64(off + WPS[f].offset);
-    }
+    for (const [p, c] of t.ports) addWorkerPort(seg, w, p, c);
   }
   return t;
 }
 
 /** One tunnel port's counters, summed over workers. */
 export function readTunnelPort(seg: Segment, port: number): PortCounters {
-  const c: PortCounters = { rx_packets: 0n, rx_bytes: 0n, tx_packets: 0n, tx_bytes: 0n, rx_dropped: 0n, tx_dropped: 0n };
+  const c = zeroPortCounters();
   if (port < 0 || port >= MAX_PORTS) return c;
-  for (let w = 0; w < seg.info.nWorkers; w++) {
-    const off = seg.info.workerStatsOff + w * WORKER_STATS.size + WS.ports.offset + port * WORKER_PORT_STATS.size;
-    for (const f of PORT_FIELDS) c[f] += seg.loadU64(off + WPS[f].offset);
-  }
+  for (let w = 0; w < seg.info.nWorkers; w++) addWorkerPort(seg, w, port, c);
   return c;
 }
