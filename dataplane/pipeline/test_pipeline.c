@@ -839,6 +839,35 @@ static void test_tx_full(void)
 
 /* Flows that match in_port only and output: nothing needs headers, so nothing is
  * parsed (a malformed frame is not even noticed) and the burst shares one program. */
+/* A packet asking its NIC for a checksum (a virtio guest's, a decapsulated STT frame's)
+ * leaves a port that cannot do it with the checksum done, on the patch-panel path too. */
+static void test_tx_checksum_requests_completed_on_the_way_out(void)
+{
+	fresh();
+	struct ferry_rule a = flow(0, 10);
+	MATCH(a, in_port, 0, UINT32_MAX);
+	OUTPUT(a, 1);
+	add(&a);
+	commit();
+	CHECK_EQ(ft.headers_needed, 0); /* the headerless (patch-panel) path */
+	struct rte_mbuf *m = mk(IPPROTO_TCP, IP4(10, 0, 0, 1), IP4(10, 0, 0, 2), 1234, 80, 64);
+	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, 14);
+	m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
+	m->l2_len = 14;
+	m->l3_len = 20;
+	uint16_t phdr = rte_ipv4_phdr_cksum(ip, m->ol_flags); /* what the NIC would be handed */
+	memcpy(rte_pktmbuf_mtod_offset(m, uint8_t *, 34 + 16), &phdr, 2);
+	CHECK(!csums_ok(m));
+	run1(0, m);
+	struct rte_mbuf *o = out1(1);
+	CHECK(o != NULL);
+	if (o == NULL)
+		return;
+	CHECK(csums_ok(o));
+	CHECK_EQ(o->ol_flags & RTE_MBUF_F_TX_TCP_CKSUM, 0);
+	rte_pktmbuf_free(o);
+}
+
 static void test_in_port_only_tables_skip_parsing(void)
 {
 	fresh();
@@ -985,6 +1014,7 @@ int main(void)
 	RUN(test_controller_and_rate_limit);
 	RUN(test_tx_full);
 	RUN(test_in_port_only_tables_skip_parsing);
+	RUN(test_tx_checksum_requests_completed_on_the_way_out);
 	RUN(test_malformed_frames_match_what_they_have);
 	RUN(test_no_mbuf_leaked); /* last: everything the tests made is back in its pool */
 

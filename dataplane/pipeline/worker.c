@@ -649,9 +649,11 @@ static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct 
 {
 	struct pkt p;
 	struct ferry_worker_port_stats *in = &w->stats->ports[in_port];
-	uint64_t bytes = 0;
-	for (uint16_t i = 0; i < n; i++)
+	uint64_t bytes = 0, ol_flags = 0;
+	for (uint16_t i = 0; i < n; i++) {
 		bytes += pkts[i]->pkt_len;
+		ol_flags |= pkts[i]->ol_flags;
+	}
 	in->rx_packets += n;
 	in->rx_bytes += bytes;
 
@@ -682,7 +684,8 @@ static void process_headerless(struct ferry_worker *w, uint16_t in_port, struct 
 	if (prog->n_ops == 1 && prog->ops[0].type == FERRY_OP_OUTPUT && prog->ops[0].port < w->n_ports) {
 		/* the patch-panel case: the whole burst goes out one port as received */
 		uint16_t out = (uint16_t)prog->ops[0].port;
-		if (likely(w->tx_n[out] == 0)) {
+		/* as received, unless a packet asks the NIC for what stage() may have to do */
+		if (likely(w->tx_n[out] == 0 && !(ol_flags & FERRY_TX_REQUEST_FLAGS))) {
 			transmit(w, out, pkts, n, bytes); /* nothing else waits for that port */
 			return;
 		}
