@@ -41,7 +41,10 @@ void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_f
 uint32_t ferry_ctl_poll(struct ferry_ctl *ctl, uint32_t max);
 
 /* Decodes and stages one request record, filling its response (exposed for the unit
- * and fuzz tests). Returns 1 when the plain batch changed and needs a commit. */
+ * and fuzz tests). resp is the body of a response slot: answers with a payload
+ * (CT_STATS, NEIGH_DUMP) write it right after the response struct, up to
+ * MSG_BODY_SIZE bytes in all, and say so in resp_hdr->len. Returns 1 when the plain
+ * batch changed and needs a commit. */
 int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len,
 		     struct ferry_msg_hdr *resp_hdr, struct ferry_response *resp);
 

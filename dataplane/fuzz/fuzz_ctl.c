@@ -51,7 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t rec[FERRY_MSG_SLOT_SIZE];
 	struct ferry_msg_hdr rh;
-	struct ferry_response resp;
+	/* a response slot's body: answers may carry a payload after the response struct */
+	static union {
+		struct ferry_response r;
+		uint8_t body[FERRY_MSG_BODY_SIZE];
+	} out;
+	struct ferry_response *resp = &out.r;
 	size_t off = 0;
 	while (off + 2 <= size) {
 		size_t n = (size_t)data[off] | (size_t)data[off + 1] << 8;
@@ -63,9 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(rec, 0, sizeof(rec));
 		memcpy(rec, data + off, n);
 		off += n;
-		int changed = ferry_ctl_handle(&ctl, rec, sizeof(rec), &rh, &resp);
-		if (resp.status >= FERRY_STATUS_COUNT || rh.type != FERRY_MSG_TYPE_RESPONSE ||
-		    memchr(resp.message, 0, sizeof(resp.message)) == NULL)
+		int changed = ferry_ctl_handle(&ctl, rec, sizeof(rec), &rh, resp);
+		if (resp->status >= FERRY_STATUS_COUNT || rh.type != FERRY_MSG_TYPE_RESPONSE || rh.len > FERRY_MSG_BODY_SIZE ||
+		    memchr(resp->message, 0, sizeof(resp->message)) == NULL)
 			abort();
 		if (changed)
 			ferry_flow_table_commit_batch(&flows);
