@@ -314,6 +314,31 @@ uint32_t ferry_flow_table_clear(struct ferry_flow_table *ft)
 	return n;
 }
 
+int ferry_flow_table_sweep_bundle(struct ferry_flow_table *ft, char *why, size_t whylen)
+{
+	int status;
+	struct ferry_staging *st = staging_for(ft, true, &status, why, whylen);
+	if (st == NULL)
+		return status;
+	st->sweep = true;
+	return FERRY_STATUS_OK;
+}
+
+/* Stages the deletes of a sweeping bundle: every live flow not (re)added by it. A rule the
+ * bundle staged still has add_version NEVER; a deleted one has left slot_rule already. */
+static int stage_sweep(struct ferry_flow_table *ft)
+{
+	for (uint32_t s = 0; s < ft->max_flows; s++) {
+		const struct ferry_rule *r = ft->slot_rule[s];
+		if (r == NULL || r->add_version == FERRY_VERSION_NEVER)
+			continue;
+		int st = ferry_flow_table_del(ft, r->id, true);
+		if (st != FERRY_STATUS_OK)
+			return st;
+	}
+	return FERRY_STATUS_OK;
+}
+
 static inline bool rule_timed(const struct ferry_rule *r)
 {
 	return r->idle_timeout != 0 || r->hard_timeout != 0;
@@ -414,6 +439,7 @@ static void rollback(struct ferry_flow_table *ft, struct ferry_staging *st)
 	}
 	st->n_ops = 0;
 	st->failed = false;
+	st->sweep = false;
 	st->why[0] = '\0';
 	ferry_flow_table_reclaim(ft);
 }
@@ -439,6 +465,16 @@ int ferry_flow_table_commit_bundle(struct ferry_flow_table *ft, char *why, size_
 		rollback(ft, &ft->bundle);
 		ft->bundle_open = false;
 		return FERRY_STATUS_EBUNDLE;
+	}
+	if (ft->bundle.sweep) {
+		int st = stage_sweep(ft);
+		if (st != FERRY_STATUS_OK) {
+			snprintf(why, whylen, "bundle rolled back: out of memory staging the table's replacement");
+			rollback(ft, &ft->bundle);
+			ft->bundle_open = false;
+			return st;
+		}
+		ft->bundle.sweep = false;
 	}
 	int st = commit(ft, &ft->bundle);
 	ft->bundle_open = false;

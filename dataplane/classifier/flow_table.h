@@ -33,6 +33,7 @@ struct ferry_staging {
 	uint32_t n_ops;
 	uint32_t cap;
 	bool failed;
+	bool sweep; /* bundle only: at commit, remove every flow the bundle did not add */
 	char why[FERRY_ERR_MSG_LEN];
 };
 
@@ -81,6 +82,11 @@ int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *t
 int ferry_flow_table_del(struct ferry_flow_table *ft, uint64_t id, bool in_bundle);
 /* Stages deleting every flow (plain batch only). Returns how many. */
 uint32_t ferry_flow_table_clear(struct ferry_flow_table *ft);
+/* Makes the open bundle (opening it) replace the whole table: at its commit every flow it
+ * did not add goes, in the same version as its adds. A flow it re-adds under the same id
+ * keeps its slot and counters. This is how a restarted control service reconciles: the
+ * workers see the old table, then the desired one, never an empty table in between. */
+int ferry_flow_table_sweep_bundle(struct ferry_flow_table *ft, char *why, size_t whylen);
 
 /* Makes the plain batch visible (one version). OK or EINTERNAL. */
 int ferry_flow_table_commit_batch(struct ferry_flow_table *ft);

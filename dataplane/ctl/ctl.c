@@ -1,6 +1,8 @@
 #include "ctl.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <rte_ring.h>
 #include "../common/clock.h"
@@ -19,6 +21,12 @@ void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_f
 	ctl->flows = flows;
 	ctl->workers = workers;
 	ctl->n_workers = n_workers;
+	const char *fault = getenv("FERRY_FAULT_KILL_AT_BUNDLE_OP");
+	if (fault != NULL && *fault != '\0') {
+		ctl->fault_kill_at_bundle_op = strtoull(fault, NULL, 10);
+		fprintf(stderr, "ferryd: FERRY_FAULT_KILL_AT_BUNDLE_OP=%llu: will kill itself mid-bundle "
+			"(fault injection for tests)\n", (unsigned long long)ctl->fault_kill_at_bundle_op);
+	}
 }
 
 static void reply(struct ferry_response *resp, uint32_t status, const char *msg)
@@ -490,6 +498,8 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 			return 0;
 		}
 		memcpy(&m, body, sizeof(m));
+		if (in_bundle && ++ctl->bundle_ops == ctl->fault_kill_at_bundle_op)
+			raise(SIGKILL);
 		return handle_flow_add(ctl, &m, in_bundle, resp);
 	}
 	case FERRY_MSG_TYPE_FLOW_DEL: {
@@ -507,8 +517,14 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 		return st == FERRY_STATUS_OK && !in_bundle;
 	}
 	case FERRY_MSG_TYPE_FLOW_CLEAR:
-		if (h.len != 0 || in_bundle) {
-			reply(resp, FERRY_STATUS_EINVAL, h.len ? "len: FLOW_CLEAR has no body" : "flags: FLOW_CLEAR is not bundled");
+		if (h.len != 0) {
+			reply(resp, FERRY_STATUS_EINVAL, "len: FLOW_CLEAR has no body");
+			return 0;
+		}
+		if (in_bundle) { /* the bundle replaces the table: see ferry_flow_table_sweep_bundle */
+			char why[FERRY_ERR_MSG_LEN] = "";
+			int st = ferry_flow_table_sweep_bundle(ctl->flows, why, sizeof(why));
+			reply(resp, st, st == FERRY_STATUS_OK ? NULL : why);
 			return 0;
 		}
 		if (ctl->flows->bundle_open) {

@@ -30,6 +30,10 @@ struct ferry_ctl {
 	struct ferry_tunnel_table *tunnels; /* NULL: the tunnel requests answer EUNSUPPORTED */
 	struct ferry_neigh_table *neigh;
 	struct ferry_stt_settings *stt;
+	/* fault injection for tests (FERRY_FAULT_KILL_AT_BUNDLE_OP=N in the environment): ferryd
+	 * kills itself (SIGKILL) when it receives its Nth bundled FLOW_ADD, i.e. mid-bundle */
+	uint64_t fault_kill_at_bundle_op;
+	uint64_t bundle_ops;
 };
 
 void ferry_ctl_init(struct ferry_ctl *ctl, struct ferry_shm *shm, struct ferry_flow_table *flows,

@@ -222,6 +222,42 @@ static void test_bundles_over_the_ring(void)
 	CHECK_EQ(flows.n_active, 3);
 }
 
+/* FLOW_CLEAR inside a bundle: the bundle replaces the table in one version; flows it re-adds
+ * keep their slots (and so their counters); an aborted sweep changes nothing. */
+static void test_sweeping_bundle_replaces_the_table(void)
+{
+	struct ferry_response r;
+	CHECK_EQ(flows.n_active, 3); /* 201, 202, 203 from the bundle test */
+	uint32_t slot201 = ferry_flow_table_get(&flows, 201)->slot;
+	uint32_t slot202 = ferry_flow_table_get(&flows, 202)->slot;
+	struct ferry_flow_add a = flow(201, 5, 0, 1), b = flow(202, 5, 1, 0), d = flow(206, 5, 3, 0);
+
+	/* aborted: nothing changes */
+	CHECK_EQ(roundtrip(FERRY_MSG_TYPE_FLOW_CLEAR, FERRY_MSG_FLAG_IN_BUNDLE, NULL, 0, 0, &r), FERRY_STATUS_OK);
+	CHECK_EQ(add(&a, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_BUNDLE_ABORT, NULL, 0, 0, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(flows.n_active, 3);
+	CHECK(ferry_flow_table_get(&flows, 203) != NULL);
+
+	uint64_t v = shm.hdr->visible_version;
+	CHECK_EQ(add(&a, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	/* the clear may come anywhere in the bundle: it means "what this bundle did not add" */
+	CHECK_EQ(roundtrip(FERRY_MSG_TYPE_FLOW_CLEAR, FERRY_MSG_FLAG_IN_BUNDLE, NULL, 0, 0, &r), FERRY_STATUS_OK);
+	CHECK_EQ(add(&b, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(add(&d, FERRY_MSG_FLAG_IN_BUNDLE, NULL), FERRY_STATUS_OK);
+	CHECK_EQ(shm.hdr->visible_version, v);
+	CHECK(ferry_flow_table_get(&flows, 203) != NULL); /* not yet */
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_BUNDLE_COMMIT, NULL, 0, 0, &r), FERRY_STATUS_OK);
+	CHECK_EQ(shm.hdr->visible_version, v + 1); /* one step */
+	CHECK_EQ(flows.n_active, 3);
+	CHECK(ferry_flow_table_get(&flows, 203) == NULL);
+	CHECK(ferry_flow_table_get(&flows, 206) != NULL);
+	CHECK_EQ(ferry_flow_table_get(&flows, 201)->slot, slot201);
+	CHECK_EQ(ferry_flow_table_get(&flows, 202)->slot, slot202);
+	/* a plain (unbundled) clear still refuses a body */
+	CHECK_EQ(roundtrip_status(FERRY_MSG_TYPE_FLOW_CLEAR, &a, 8, 8, &r), FERRY_STATUS_EINVAL);
+}
+
 static void test_clear(void)
 {
 	struct ferry_response r;
@@ -594,6 +630,7 @@ int main(void)
 	RUN(test_flow_add_replace_delete);
 	RUN(test_bad_fields_are_refused_by_name);
 	RUN(test_bundles_over_the_ring);
+	RUN(test_sweeping_bundle_replaces_the_table);
 	RUN(test_clear);
 	RUN(test_full_response_ring_pushes_back);
 	RUN(test_stale_segment_is_replaced);

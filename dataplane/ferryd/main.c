@@ -170,6 +170,7 @@ static void housekeeping(struct ferry_shm *shm, const struct ferry_ports *ports)
 	uint64_t now = ferry_monotonic_ns();
 	ferry_ports_publish_info(ports, shm->port_info);
 	ferry_ports_publish_stats(ports, shm->port_hw, now);
+	__atomic_store_n(&shm->hdr->mbufs_available, ferry_ports_mbufs_available(ports), __ATOMIC_RELAXED);
 	__atomic_store_n(&shm->hdr->heartbeat_ns, now, __ATOMIC_RELEASE);
 	__atomic_store_n(&shm->hdr->heartbeat, shm->hdr->heartbeat + 1, __ATOMIC_RELEASE);
 }
@@ -235,6 +236,9 @@ int main(int argc, char **argv)
 	shm.hdr->tsc_hz = rte_get_tsc_hz();
 	shm.hdr->start_ns = ferry_monotonic_ns();
 	shm.hdr->housekeeping_us = opt.housekeeping_us;
+	for (int s = 0; s < FERRY_MAX_SOCKETS; s++)
+		if (ports.pool[s] != NULL)
+			shm.hdr->mbufs_total += ports.pool[s]->size;
 
 	size_t qsz = rte_rcu_qsbr_get_memsize(n_workers);
 	struct rte_rcu_qsbr *qsv = rte_zmalloc("ferry_rcu", qsz, RTE_CACHE_LINE_SIZE);
