@@ -4,6 +4,7 @@
 #include "ct_private.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +15,6 @@
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_ICMPV6_ 58
 #define FREE_BATCH 32u
-#define CT_PREFETCH_AHEAD 4u
 #define DEFAULT_EVENT_SLOTS 8192u
 
 /* OVS's defaults (conntrack.md 1a), seconds, by FERRY_CT_TM_* */
@@ -86,6 +86,7 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 		n_slots = n_buckets;
 	ct->slot_mask = n_slots - 1;
 	ct->bucket_mask = n_buckets - 1;
+	ct->hash_v4_lane_b = ct_hash_lane_b(0, 0);
 	ct->sweep_interval_ms = cfg->sweep_interval_ms ? cfg->sweep_interval_ms : FERRY_CT_DEFAULT_SWEEP_MS;
 	ct->sweep_budget = cfg->sweep_budget ? cfg->sweep_budget : FERRY_CT_DEFAULT_SWEEP_BUDGET;
 	ct->clock = cfg->clock ? cfg->clock : monotonic_ns;
@@ -287,29 +288,6 @@ void ct_remove_locked(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_
 	entry_free(t, idx);
 }
 
-/* The live entry with p's key; expired entries met on the way are removed. */
-static inline struct ct_conn *lookup(struct ferry_ct_thread *t, struct ct_bucket *b, const struct ct_pktctx *p,
-				     uint64_t now)
-{
-	struct ferry_ct *ct = t->ct;
-	uint32_t idx = ct->heads[p->hash & ct->slot_mask];
-	while (idx != CT_NIL) {
-		struct ct_conn *c = &ct->conns[idx];
-		idx = c->next;
-		if (c->hash != p->hash || !ct_key_eq(&c->key, &p->key)) {
-			if (unlikely(ct_expired(c, now)))
-				ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
-			continue;
-		}
-		if (unlikely(ct_expired(c, now))) {
-			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
-			continue;
-		}
-		return c;
-	}
-	return NULL;
-}
-
 /* Evicts an unreplied entry of this bucket (of zone when zone_only) to make room,
  * like netfilter's early drop. */
 static bool early_drop(struct ferry_ct_thread *t, struct ct_bucket *b, bool zone_only, uint16_t zone, uint64_t now)
@@ -399,9 +377,11 @@ static inline void set_mark_label(struct ct_conn *c, const struct ferry_ct_actio
 {
 	if (a->mark_mask)
 		c->mark = (c->mark & ~a->mark_mask) | (a->mark & a->mark_mask);
-	uint64_t m[2], v[2], l[2];
-	memcpy(m, a->label_mask, 16);
-	if (m[0] | m[1]) {
+	uint64_t m0, m1;
+	memcpy(&m0, a->label_mask, 8);
+	memcpy(&m1, a->label_mask + 8, 8);
+	if (unlikely(m0 | m1)) {
+		uint64_t m[2] = { m0, m1 }, v[2], l[2];
 		memcpy(v, a->label, 16);
 		memcpy(l, c->label, 16);
 		l[0] = (l[0] & ~m[0]) | (v[0] & m[0]);
@@ -411,28 +391,47 @@ static inline void set_mark_label(struct ct_conn *c, const struct ferry_ct_actio
 	}
 }
 
-/* the original-direction tuple and the connection's metadata (the key's addresses
- * are zero-padded, so IPv4 copies whole words too) */
-static inline void result_from_conn(const struct ct_conn *c, struct ferry_ct_result *r)
+/* zone, proto, invalid_reason, tp_src and tp_dst are one word of a result, and
+ * pa, pb, zone, proto (and l3) one of a key: a result is written in five stores */
+_Static_assert(offsetof(struct ferry_ct_result, zone) == 8 && offsetof(struct ferry_ct_result, proto) == 10 &&
+		       offsetof(struct ferry_ct_result, invalid_reason) == 11 &&
+		       offsetof(struct ferry_ct_result, tp_src) == 12 && offsetof(struct ferry_ct_result, tp_dst) == 14,
+	       "ferry_ct_result's second word");
+_Static_assert(offsetof(struct ct_key, pa) == 32 && offsetof(struct ct_key, pb) == 34 &&
+		       offsetof(struct ct_key, zone) == 36 && offsetof(struct ct_key, proto) == 38,
+	       "ct_key's last word");
+
+/* A result from the connection: state as given, its metadata and the
+ * original-direction tuple (the key's addresses are zero-padded, so IPv4 copies
+ * whole words too). r is written only: restrict lets the entry's fields be read
+ * once, not again after each store. */
+static inline void result_of_conn(const struct ct_conn *c, uint32_t state, struct ferry_ct_result *restrict r)
 {
 	const struct ct_key *k = &c->key;
-	r->mark = c->mark;
+	bool ob = c->orig_b;
+	uint64_t w4;
+	memcpy(&w4, &k->pa, 8);
+	/* ports in the original direction: pb first when the originator is b */
+	uint32_t ports = (uint32_t)w4;
+	if (ob)
+		ports = ports >> 16 | ports << 16;
+	if (unlikely(k->proto == IPPROTO_ICMP_ || k->proto == IPPROTO_ICMPV6_))
+		/* OVS's ct_tp_src/dst of ICMP: the original type and code */
+		ports = (uint32_t)c->icmp_type | (uint32_t)c->icmp_code << 16;
+	/* zone and proto, invalid_reason 0, the ports */
+	uint64_t w1 = ((w4 >> 32) & 0xffffff) | (uint64_t)ports << 32;
+	uint64_t w0 = state | (uint64_t)c->mark << 32;
+	memcpy(r, &w0, 8);
+	memcpy(&r->zone, &w1, 8);
 	if (unlikely(c->flags & CONN_LABELED))
 		memcpy(r->label, c->label, 16);
 	else
 		memset(r->label, 0, 16);
-	r->proto = k->proto;
-	memcpy(r->nw_src, c->orig_b ? k->b : k->a, 16);
-	memcpy(r->nw_dst, c->orig_b ? k->a : k->b, 16);
-	r->tp_src = c->orig_b ? k->pb : k->pa;
-	r->tp_dst = c->orig_b ? k->pa : k->pb;
-	if (unlikely(k->proto == IPPROTO_ICMP_ || k->proto == IPPROTO_ICMPV6_)) {
-		/* OVS's ct_tp_src/dst of ICMP: the original type and code */
-		r->tp_src = c->icmp_type;
-		r->tp_dst = c->icmp_code;
-	}
+	memcpy(r->nw_src, ob ? k->b : k->a, 16);
+	memcpy(r->nw_dst, ob ? k->a : k->b, 16);
 }
 
+/* a packet's own tuple: the key, turned round when the packet goes from b to a */
 static inline void result_from_packet(const struct ct_pktctx *p, struct ferry_ct_result *r)
 {
 	const struct ct_key *k = &p->key;
@@ -441,8 +440,8 @@ static inline void result_from_packet(const struct ct_pktctx *p, struct ferry_ct
 	r->proto = k->proto;
 	memcpy(r->nw_src, p->swapped ? k->b : k->a, 16);
 	memcpy(r->nw_dst, p->swapped ? k->a : k->b, 16);
-	r->tp_src = p->sport;
-	r->tp_dst = p->dport;
+	r->tp_src = p->swapped ? k->pb : k->pa;
+	r->tp_dst = p->swapped ? k->pa : k->pb;
 	if (unlikely(k->proto == IPPROTO_ICMP_ || k->proto == IPPROTO_ICMPV6_)) {
 		r->tp_src = p->icmp_type;
 		r->tp_dst = p->icmp_code;
@@ -465,16 +464,21 @@ static inline void count_packet(struct ct_conn *c, bool reply, const struct ct_p
 		c->flags |= CONN_SEEN_REPLY;
 }
 
-static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const struct ct_pktctx *p,
-			const struct ferry_ct_action *a, uint64_t now, struct ferry_ct_result *r)
+static inline bool is_icmp(uint8_t proto)
+{
+	return proto == IPPROTO_ICMP_ || proto == IPPROTO_ICMPV6_;
+}
+
+/* The paths a burst rarely takes: an ICMP error (c: the connection it is about, or
+ * NULL), or a packet that may open a connection, in place of c when c is given (a
+ * forced commit the other way, or a connection its protocol says is over). */
+static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, struct ct_bucket *b,
+						   const struct ct_pktctx *p, struct ct_conn *c,
+						   const struct ferry_ct_action *a, uint64_t now,
+						   struct ferry_ct_result *r)
 {
 	struct ferry_ct *ct = t->ct;
-	bool commit = a->flags & FERRY_CT_FLAG_COMMIT;
-	struct ct_conn *c = lookup(t, b, p, now);
-	r->zone = p->key.zone;
-	r->invalid_reason = 0;
-
-	if (unlikely(p->related)) {
+	if (p->related) {
 		/* an ICMP error about a connection: rel, never an entry of its own */
 		if (c == NULL) {
 			ct_count_invalid(t, FERRY_CT_INVALID_REASON_NO_CONN);
@@ -483,67 +487,113 @@ static void process_one(struct ferry_ct_thread *t, struct ct_bucket *b, const st
 			return;
 		}
 		bool quoted_reply = p->swapped != c->orig_b;
-		r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_REL |
-			   (quoted_reply ? 0 : FERRY_CT_STATE_BIT_RPL) |
-			   ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
+		uint32_t state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_REL |
+				 (quoted_reply ? 0 : FERRY_CT_STATE_BIT_RPL) |
+				 ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
 		/* counted in its direction, but an error is not a reply: srpl stays as it was */
 		c->packets[!quoted_reply]++;
 		c->bytes[!quoted_reply] += p->bytes;
 		c->last_seen = now;
-		result_from_conn(c, r);
+		result_of_conn(c, state, r);
 		return;
 	}
-
-	const struct ct_l4_ops *ops = l4_ops(p->key.proto);
-	if (c != NULL) {
-		bool reply = p->swapped != c->orig_b;
-		if (unlikely((a->flags & FERRY_CT_FLAG_FORCE) && commit && reply)) {
-			/* force: the connection was committed the other way; start it anew */
-			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
-			c = NULL;
-		} else {
-			bool refresh;
-			enum ct_update u = ops->update(t, c, p, reply, &refresh);
-			if (likely(u == CT_UPDATE_VALID || u == CT_UPDATE_VALID_NEW)) {
-				if (refresh)
-					c->expiration = now + ct_timeout_ns(ct, p->key.zone, c->tm);
-				count_packet(c, reply, p, now);
-				if (commit)
-					set_mark_label(c, a);
-				r->state = FERRY_CT_STATE_BIT_TRK |
-					   (u == CT_UPDATE_VALID ? FERRY_CT_STATE_BIT_EST | (reply ? FERRY_CT_STATE_BIT_RPL : 0)
-								 : FERRY_CT_STATE_BIT_NEW) |
-					   ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
-				result_from_conn(c, r);
-				return;
-			}
-			if (u == CT_UPDATE_INVALID) {
-				/* inv never deletes the entry */
-				result_invalid(r, t->last_invalid);
-				r->zone = p->key.zone;
-				return;
-			}
-			/* CT_UPDATE_NEW: the old connection is over */
-			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
-			c = NULL;
-		}
-	}
-	if (!ops->valid_new(t, p)) {
+	/* the old connection is over */
+	if (c != NULL)
+		ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
+	if (!l4_ops(p->key.proto)->valid_new(t, p)) {
 		result_invalid(r, t->last_invalid);
 		r->zone = p->key.zone;
 		return;
 	}
-	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW;
-	if (commit && (c = commit_new(t, b, p, now)) != NULL) {
+	if ((a->flags & FERRY_CT_FLAG_COMMIT) && (c = commit_new(t, b, p, now)) != NULL) {
 		count_packet(c, false, p, now);
 		set_mark_label(c, a);
 		/* after the commit's mark and label: the event carries what was committed */
 		if (atomic_load_explicit(&ct->events, memory_order_relaxed))
 			publish(ct, FERRY_EVENT_TYPE_CT_NEW, c, 0, now);
-		result_from_conn(c, r);
+		result_of_conn(c, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW, r);
 		return;
 	}
+	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW;
+	r->zone = p->key.zone;
+	r->invalid_reason = 0;
 	result_from_packet(p, r);
+}
+
+/* What the burst path reads of the table, read once per burst: these never change
+ * after ferry_ct_create, but the compiler must assume any byte stored into an entry
+ * may have changed them, and would load them again for every packet. */
+struct burst_env {
+	struct ferry_ct_thread *t;
+	const uint32_t *heads;
+	struct ct_conn *conns;
+	uint32_t slot_mask;
+	const _Atomic uint16_t *zone_tp;
+	const uint64_t (*tp_ns)[FERRY_CT_N_TM];
+	uint64_t now;
+};
+
+/* One packet under its bucket's lock. The common case, a packet of a live entry
+ * that its protocol accepts, is done here; the rest in process_slow. */
+static inline void process_one(const struct burst_env *e, struct ct_bucket *b, const struct ct_pktctx *p,
+			       const struct ferry_ct_action *a, struct ferry_ct_result *restrict r)
+{
+	struct ferry_ct_thread *t = e->t;
+	const uint64_t now = e->now;
+	/* the live entry with p's key; expired entries met on the way are removed */
+	struct ct_conn *c = NULL;
+	for (uint32_t idx = e->heads[p->hash & e->slot_mask]; idx != CT_NIL;) {
+		struct ct_conn *x = &e->conns[idx];
+		idx = x->next;
+		if (likely(x->hash == p->hash && ct_key_eq(&x->key, &p->key) && !ct_expired(x, now))) {
+			c = x;
+			break;
+		}
+		if (unlikely(ct_expired(x, now)))
+			ct_remove_locked(t, b, x, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+	}
+	if (unlikely(c == NULL || p->related)) {
+		process_slow(t, b, p, c, a, now, r);
+		return;
+	}
+	bool reply = p->swapped != c->orig_b;
+	uint16_t flags = a->flags;
+	if (unlikely((flags & FERRY_CT_FLAG_FORCE) && (flags & FERRY_CT_FLAG_COMMIT) && reply)) {
+		/* force: the connection was committed the other way; start it anew */
+		process_slow(t, b, p, c, a, now, r);
+		return;
+	}
+	/* UDP and the other protocols without a machine of their own need no call */
+	uint8_t proto = p->key.proto;
+	bool refresh = true;
+	enum ct_update u;
+	if (likely(proto != IPPROTO_TCP_ && !is_icmp(proto)))
+		u = ct_other_update(c, reply);
+	else
+		u = l4_ops(proto)->update(t, c, p, reply, &refresh);
+	if (unlikely(u != CT_UPDATE_VALID && u != CT_UPDATE_VALID_NEW)) {
+		if (u == CT_UPDATE_NEW) {
+			process_slow(t, b, p, c, a, now, r);
+			return;
+		}
+		/* inv never deletes the entry */
+		result_invalid(r, t->last_invalid);
+		r->zone = p->key.zone;
+		return;
+	}
+	if (refresh) {
+		/* ct_timeout_ns, from the burst's copies of the pointers */
+		uint16_t tp = atomic_load_explicit(&e->zone_tp[p->key.zone], memory_order_relaxed);
+		c->expiration = now + e->tp_ns[tp][c->tm];
+	}
+	count_packet(c, reply, p, now);
+	if (flags & FERRY_CT_FLAG_COMMIT)
+		set_mark_label(c, a);
+	uint32_t state = FERRY_CT_STATE_BIT_TRK |
+			 (u == CT_UPDATE_VALID ? FERRY_CT_STATE_BIT_EST | (reply ? FERRY_CT_STATE_BIT_RPL : 0)
+					       : FERRY_CT_STATE_BIT_NEW) |
+			 ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
+	result_of_conn(c, state, r);
 }
 
 void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, const struct ferry_ct_action *const *act,
@@ -552,54 +602,53 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 	struct ferry_ct *ct = t->ct;
 	struct ct_pktctx ctx[FERRY_CT_BURST_MAX];
 	uint32_t bkt[FERRY_CT_BURST_MAX];
-	uint64_t todo = 0;
 	if (n > FERRY_CT_BURST_MAX)
 		n = FERRY_CT_BURST_MAX;
 	*t->packets += n;
 
-	/* 1. keys and hashes of the whole burst; the slots they fall in are fetched.
-	 * Headers are fetched a few packets ahead of the extraction, as l3fwd does. */
-	for (unsigned i = 0; i < n && i < CT_PREFETCH_AHEAD; i++)
-		rte_prefetch0(pkts[i].data + pkts[i].l3_ofs);
-	for (unsigned i = 0; i < n; i++) {
-		if (i + CT_PREFETCH_AHEAD < n)
-			rte_prefetch0(pkts[i + CT_PREFETCH_AHEAD].data + pkts[i + CT_PREFETCH_AHEAD].l3_ofs);
-		if (unlikely(!ct_extract(&pkts[i], act[i]->zone, &ctx[i]))) {
-			unsigned why = ctx[i].invalid - 1u;
-			ct_count_invalid(t, why);
-			result_invalid(&res[i], why);
-			res[i].zone = act[i]->zone;
-			continue;
-		}
-		uint32_t slot = ctx[i].hash & ct->slot_mask;
-		bkt[i] = slot & ct->bucket_mask;
-		rte_prefetch0(&ct->heads[slot]);
-		todo |= 1ull << i;
+	/* 1. keys and hashes of the whole burst; the slots they fall in are fetched */
+	uint64_t todo = ct_extract_burst(ct, pkts, act, n, ctx);
+	uint64_t all = n == 64 ? UINT64_MAX : (1ull << n) - 1;
+	for (uint64_t m = ~todo & all; unlikely(m); m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
+		unsigned why = ctx[i].invalid - 1u;
+		ct_count_invalid(t, why);
+		result_invalid(&res[i], why);
+		res[i].zone = act[i]->zone;
 	}
+	const struct burst_env e = {
+		.t = t, .heads = ct->heads, .conns = ct->conns, .slot_mask = ct->slot_mask,
+		.zone_tp = ct->zone_tp, .tp_ns = (const uint64_t (*)[FERRY_CT_N_TM])ct->tp_ns, .now = now,
+	};
 	/* 2. the first entry of every chain */
+	const uint32_t bucket_mask = ct->bucket_mask;
 	for (uint64_t m = todo; m; m &= m - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(m);
-		uint32_t head = ct->heads[ctx[i].hash & ct->slot_mask];
+		uint32_t slot = ctx[i].hash & e.slot_mask;
+		uint32_t head = e.heads[slot];
+		bkt[i] = slot & bucket_mask;
 		if (head != CT_NIL) {
 			/* the key's line, and the line the packet's update writes */
-			rte_prefetch0(&ct->conns[head]);
-			rte_prefetch0(&ct->conns[head].peer);
+			rte_prefetch0(&e.conns[head]);
+			rte_prefetch0(&e.conns[head].peer);
 		}
 	}
 	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */
 	while (todo) {
-		unsigned first = (unsigned)__builtin_ctzll(todo);
-		uint32_t bi = bkt[first];
+		uint32_t bi = bkt[__builtin_ctzll(todo)];
 		struct ct_bucket *b = &ct->buckets[bi];
+		uint64_t left = 0; /* the packets of other buckets */
 		pthread_mutex_lock(&b->lock);
 		for (uint64_t m = todo; m; m &= m - 1) {
 			unsigned i = (unsigned)__builtin_ctzll(m);
-			if (bkt[i] != bi)
+			if (bkt[i] != bi) {
+				left |= 1ull << i;
 				continue;
-			process_one(t, b, &ctx[i], act[i], now, &res[i]);
-			todo &= ~(1ull << i);
+			}
+			process_one(&e, b, &ctx[i], act[i], &res[i]);
 		}
 		pthread_mutex_unlock(&b->lock);
+		todo = left;
 	}
 }
 

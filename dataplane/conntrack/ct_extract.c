@@ -7,6 +7,7 @@
 #include <rte_byteorder.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_prefetch.h>
 #include <smmintrin.h>
 #include "ct_private.h"
 
@@ -15,6 +16,7 @@
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_ICMPV6_ 58
 #define IPPROTO_SCTP_ 132
+#define CT_PREFETCH_AHEAD 4u
 
 /* IPv6 extension headers walked to reach L4 */
 #define IP6_HOPOPTS 0
@@ -47,19 +49,6 @@
 #define ICMP6_ECHO_REPLY 129
 /* an IPv4 ICMP error must quote at least this much of the L4 header (ports) */
 #define ICMP_ERROR_DATA_L4_LEN 8
-
-uint32_t ct_key_hash(const struct ct_key *k)
-{
-	uint64_t w[5];
-	memcpy(w, k, sizeof(w));
-	/* two lanes: crc32 has a latency of three cycles */
-	uint64_t a = _mm_crc32_u64(0x9e3779b9u, w[0]);
-	uint64_t b = _mm_crc32_u64(0x7f4a7c15u, w[1]);
-	a = _mm_crc32_u64(a, w[2]);
-	b = _mm_crc32_u64(b, w[3]);
-	a = _mm_crc32_u64(a, w[4]);
-	return (uint32_t)(a ^ (b << 7) ^ (b >> 25));
-}
 
 static inline uint16_t rd16(const uint8_t *p)
 {
@@ -101,10 +90,6 @@ static inline void set_tuple(struct ct_pktctx *p, const uint8_t *src, const uint
 	p->key.pa = swap ? dport : sport;
 	p->key.pb = swap ? sport : dport;
 	p->swapped = swap;
-	p->src = src;
-	p->dst = dst;
-	p->sport = sport;
-	p->dport = dport;
 }
 
 /* ones' complement sum of the pseudo header */
@@ -318,12 +303,16 @@ static inline void tcp_fields(struct ct_pktctx *p, const uint8_t *l4, uint32_t l
 
 /* The common case in few instructions: IPv4 without options or fragmentation,
  * carrying UDP (checksum absent or known good) or a TCP segment other than a SYN.
- * Anything else, or anything doubtful, goes the general way. */
-static inline bool extract_v4_fast(struct ferry_ct_pkt *pkt, struct ct_pktctx *p)
+ * Anything else, or anything doubtful, goes the general way (which finds the same
+ * key and hash). The key is built as its five words in registers and hashed from
+ * them: words 1 and 3, the addresses' zero tails, are lane_b's (ct_key_hash). */
+static inline bool extract_v4_fast(struct ferry_ct_pkt *pkt, uint16_t zone, uint32_t lane_b, struct ct_pktctx *p)
 {
+	if (unlikely(pkt->eth_type != 0x0800 || pkt->l3_ofs >= pkt->len))
+		return false;
 	const uint8_t *ip = pkt->data + pkt->l3_ofs;
 	uint32_t avail = pkt->len - pkt->l3_ofs;
-	if (unlikely(pkt->l3_ofs >= pkt->len || avail < 28 || ip[0] != 0x45))
+	if (unlikely(avail < 28 || ip[0] != 0x45))
 		return false;
 	uint32_t tot = rd16(ip + 2);
 	uint8_t proto = ip[9];
@@ -339,7 +328,7 @@ static inline bool extract_v4_fast(struct ferry_ct_pkt *pkt, struct ct_pktctx *p
 	uint16_t sport = rd16(l4), dport = rd16(l4 + 2);
 	if (unlikely(sport == 0 || dport == 0))
 		return false;
-	if (proto == IPPROTO_UDP_) {
+	if (likely(proto == IPPROTO_UDP_)) {
 		uint16_t ulen = rd16(l4 + 4);
 		if (unlikely(ulen < 8 || ulen > l4_len ||
 			     (rd16(l4 + 6) != 0 && !(pkt->flags & FERRY_CT_PKT_L4_CSUM_GOOD))))
@@ -353,22 +342,32 @@ static inline bool extract_v4_fast(struct ferry_ct_pkt *pkt, struct ct_pktctx *p
 	} else {
 		return false;
 	}
-	p->invalid = 0;
-	p->related = 0;
-	p->icmp_reply = 0;
-	p->key.l3 = 4;
-	p->key.proto = proto;
+	/* set_tuple's order: (address, port) of the source against the destination's */
+	uint32_t s4, d4;
+	memcpy(&s4, ip + 12, 4);
+	memcpy(&d4, ip + 16, 4);
+	uint64_t sv = (uint64_t)rte_be_to_cpu_32(s4) << 16 | sport;
+	uint64_t dv = (uint64_t)rte_be_to_cpu_32(d4) << 16 | dport;
+	bool swap = sv > dv;
+	uint64_t w0 = swap ? d4 : s4, w2 = swap ? s4 : d4, zero = 0;
+	/* pa, pb, zone, proto, l3 (struct ct_key's last word, little-endian) */
+	uint32_t ports = swap ? (uint32_t)dport | (uint32_t)sport << 16 : (uint32_t)sport | (uint32_t)dport << 16;
+	uint64_t w4 = ports | (uint64_t)zone << 32 | (uint64_t)proto << 48 | (uint64_t)4 << 56;
+	memcpy(p->key.a, &w0, 8);
+	memcpy(p->key.a + 8, &zero, 8);
+	memcpy(p->key.b, &w2, 8);
+	memcpy(p->key.b + 8, &zero, 8);
+	memcpy(&p->key.pa, &w4, 8);
+	p->hash = ct_hash_lane_a(w0, w2, w4) ^ lane_b;
 	p->bytes = tot;
-	set_tuple(p, ip + 12, ip + 16, 4, sport, dport);
-	p->hash = ct_key_hash(&p->key);
+	p->swapped = swap;
+	p->related = 0;
 	return true;
 }
 
-bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
+/* The general way: every protocol, IPv6, options, checksums to verify, ICMP errors. */
+static __attribute__((noinline)) bool extract_slow(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 {
-	p->key.zone = zone;
-	if (likely(pkt->eth_type == 0x0800) && extract_v4_fast(pkt, p))
-		return true;
 	p->invalid = 0;
 	p->related = 0;
 	p->icmp_reply = 0;
@@ -533,4 +532,27 @@ bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p)
 		pkt->flags |= FERRY_CT_PKT_L4_CSUM_GOOD;
 	p->hash = ct_key_hash(&p->key);
 	return true;
+}
+
+uint64_t ct_extract_burst(const struct ferry_ct *ct, struct ferry_ct_pkt *pkts,
+			  const struct ferry_ct_action *const *act, unsigned n, struct ct_pktctx *ctx)
+{
+	const uint32_t *heads = ct->heads;
+	const uint32_t slot_mask = ct->slot_mask, lane_b = ct->hash_v4_lane_b;
+	uint64_t todo = 0;
+	/* headers are fetched a few packets ahead of the extraction, as l3fwd does */
+	for (unsigned i = 0; i < n && i < CT_PREFETCH_AHEAD; i++)
+		rte_prefetch0(pkts[i].data + pkts[i].l3_ofs);
+	for (unsigned i = 0; i < n; i++) {
+		if (i + CT_PREFETCH_AHEAD < n)
+			rte_prefetch0(pkts[i + CT_PREFETCH_AHEAD].data + pkts[i + CT_PREFETCH_AHEAD].l3_ofs);
+		uint16_t zone = act[i]->zone;
+		if (likely(extract_v4_fast(&pkts[i], zone, lane_b, &ctx[i])) ||
+		    likely(extract_slow(&pkts[i], zone, &ctx[i]))) {
+			/* the slot's head, read once the whole burst is extracted */
+			rte_prefetch0(&heads[ctx[i].hash & slot_mask]);
+			todo |= 1ull << i;
+		}
+	}
+	return todo;
 }

@@ -4,7 +4,6 @@
  * in OVS; a reply and everything after it is 'est'. */
 #include "ct_private.h"
 
-enum { OTHER_FIRST, OTHER_MULTIPLE, OTHER_BIDIR };
 enum { ICMP_FIRST, ICMP_REPLY };
 
 static bool other_valid_new(struct ferry_ct_thread *t, const struct ct_pktctx *p)
@@ -22,26 +21,14 @@ static void other_new_conn(struct ferry_ct *ct, struct ct_conn *c, const struct 
 	c->tm = FERRY_CT_TM_UDP_FIRST;
 }
 
+/* the machine itself is ct_other_update (ct_private.h), which the burst path inlines */
 static enum ct_update other_update(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p,
 				   bool reply, bool *refresh)
 {
 	(void)t;
 	(void)p;
-	enum ct_update r = CT_UPDATE_VALID;
-	if (reply) {
-		c->l4state = OTHER_BIDIR;
-	} else if (c->l4state != OTHER_BIDIR) {
-		c->l4state = OTHER_MULTIPLE;
-		r = CT_UPDATE_VALID_NEW;
-	}
-	static const uint8_t tm[] = {
-		[OTHER_FIRST] = FERRY_CT_TM_UDP_FIRST,
-		[OTHER_MULTIPLE] = FERRY_CT_TM_UDP_SINGLE,
-		[OTHER_BIDIR] = FERRY_CT_TM_UDP_MULTIPLE,
-	};
-	c->tm = tm[c->l4state];
 	*refresh = true;
-	return r;
+	return ct_other_update(c, reply);
 }
 
 /* only requests open an ICMP connection */

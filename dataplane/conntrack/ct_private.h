@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <nmmintrin.h>
 #include <rte_ring.h>
 #include "conntrack.h"
 
@@ -79,24 +80,25 @@ struct ct_bucket {
 	uint32_t cursor;
 } __attribute__((aligned(64)));
 
-/* What extraction learnt of a packet (ct_extract.c). */
+/* What extraction learnt of a packet (ct_extract.c). The fast path of a burst
+ * writes only key, hash, bytes, swapped and related (and the tcp_* fields of a TCP
+ * segment): every other field is read only on the paths of the packets that set it
+ * (invalid: a packet extraction refused; icmp_*: ICMP). The packet's own tuple
+ * (a result without an entry) is the key's, turned round when swapped. */
 struct ct_pktctx {
 	struct ct_key key;
 	uint32_t hash;
+	uint32_t bytes;         /* IP packet length, for the counters */
 	uint8_t swapped;        /* the packet travels from endpoint b to a */
-	uint8_t invalid;        /* FERRY_CT_INVALID_REASON_* + 1, 0 when fine */
 	uint8_t related;        /* an ICMP error: key is the quoted packet's */
+	uint8_t invalid;        /* FERRY_CT_INVALID_REASON_* + 1, 0 when fine */
 	uint8_t icmp_reply;     /* an echo (timestamp, info) reply */
 	uint8_t icmp_type, icmp_code;
 	uint8_t tcp_flags;
 	uint8_t tcp_wscale;     /* of a SYN: CT_WSCALE_FLAG | shift, or 0 */
 	uint32_t tcp_seq, tcp_ack;
-	uint16_t tcp_win;
 	uint32_t l4_payload;    /* TCP payload bytes */
-	uint32_t bytes;         /* IP packet length, for the counters */
-	/* the packet's own tuple, for a result without an entry */
-	const uint8_t *src, *dst;
-	uint16_t sport, dport;
+	uint16_t tcp_win;
 };
 
 /* the outcome of a protocol update (OVS's ct_update_res) */
@@ -122,6 +124,23 @@ struct ct_l4_ops {
 };
 extern const struct ct_l4_ops ct_tcp_ops, ct_other_ops, ct_icmp_ops;
 
+/* The UDP/other machine's update (ct_other.c), here so the burst path runs it
+ * without a call: FIRST -> MULTIPLE on more originator packets -> BIDIR once a reply
+ * is seen; packets stay new until then. The timeout is always refreshed. */
+enum { OTHER_FIRST, OTHER_MULTIPLE, OTHER_BIDIR };
+
+static inline enum ct_update ct_other_update(struct ct_conn *c, bool reply)
+{
+	if (reply || c->l4state == OTHER_BIDIR) {
+		c->l4state = OTHER_BIDIR;
+		c->tm = FERRY_CT_TM_UDP_MULTIPLE;
+		return CT_UPDATE_VALID;
+	}
+	c->l4state = OTHER_MULTIPLE;
+	c->tm = FERRY_CT_TM_UDP_SINGLE;
+	return CT_UPDATE_VALID_NEW;
+}
+
 struct ct_event_rec {
 	uint16_t type;
 	uint16_t pad[3];
@@ -133,6 +152,7 @@ struct ferry_ct {
 	uint32_t *heads;                  /* hash slots, [slot_mask + 1] */
 	struct ct_bucket *buckets;        /* [bucket_mask + 1] */
 	uint32_t capacity, slot_mask, bucket_mask;
+	uint32_t hash_v4_lane_b;          /* ct_hash_lane_b(0, 0): see ct_key_hash */
 	size_t conns_bytes, heads_bytes;
 
 	/* entries not in use; threads take and give them in batches */
@@ -189,21 +209,58 @@ static inline void ct_count_invalid(struct ferry_ct_thread *t, unsigned reason)
 	t->last_invalid = (uint8_t)reason;
 }
 
-/* ct_extract.c: fills p from pkt; returns false (p->invalid set) when it cannot be tracked */
-bool ct_extract(struct ferry_ct_pkt *pkt, uint16_t zone, struct ct_pktctx *p);
-uint32_t ct_key_hash(const struct ct_key *k);
+/* ---- the key's hash ----
+ * CRC32c of the key's five words in two lanes (the instruction's latency is three
+ * cycles): a over words 0, 2, 4, b over 1 and 3. Words 1 and 3 are the tails of the
+ * addresses, zero in an IPv4 key: lane b of every IPv4 key is the one constant
+ * ferry_ct_create keeps (hash_v4_lane_b), and the burst path hashes IPv4 with three
+ * crc32 instead of five. */
+#define CT_HASH_SEED_A 0x9e3779b9u
+#define CT_HASH_SEED_B 0x7f4a7c15u
+
+static inline uint32_t ct_hash_lane_a(uint64_t w0, uint64_t w2, uint64_t w4)
+{
+	uint64_t a = _mm_crc32_u64(CT_HASH_SEED_A, w0);
+	a = _mm_crc32_u64(a, w2);
+	return (uint32_t)_mm_crc32_u64(a, w4);
+}
+
+/* lane b rotated into place: the hash is lane a ^ this */
+static inline uint32_t ct_hash_lane_b(uint64_t w1, uint64_t w3)
+{
+	uint64_t b = _mm_crc32_u64(CT_HASH_SEED_B, w1);
+	b = _mm_crc32_u64(b, w3);
+	return (uint32_t)((b << 7) ^ (b >> 25));
+}
+
+static inline uint32_t ct_key_hash(const struct ct_key *k)
+{
+	uint64_t w[5];
+	memcpy(w, k, sizeof(w));
+	return ct_hash_lane_a(w[0], w[2], w[4]) ^ ct_hash_lane_b(w[1], w[3]);
+}
+
+/* ct_extract.c: extracts and hashes the n packets of a burst into ctx, fetching the
+ * hash slots they fall in; returns the mask of packets to track (the others have
+ * ctx[i].invalid set) */
+uint64_t ct_extract_burst(const struct ferry_ct *ct, struct ferry_ct_pkt *pkts,
+			  const struct ferry_ct_action *const *act, unsigned n, struct ct_pktctx *ctx);
 
 /* conntrack.c, for the walks: the bucket lock must be held */
 void ct_remove_locked(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, uint8_t reason, uint64_t now);
 void ct_fill_entry(const struct ferry_ct *ct, const struct ct_conn *c, uint64_t now, struct ferry_ct_entry *e);
 
-/* keys compare as five words, without a call to memcmp */
+/* keys compare as two 16-byte vectors (the addresses) and a word, without a call
+ * to memcmp */
 static inline bool ct_key_eq(const struct ct_key *x, const struct ct_key *y)
 {
-	uint64_t a[5], b[5];
-	memcpy(a, x, sizeof(a));
-	memcpy(b, y, sizeof(b));
-	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0;
+	__m128i d = _mm_or_si128(
+		_mm_xor_si128(_mm_loadu_si128((const __m128i *)x->a), _mm_loadu_si128((const __m128i *)y->a)),
+		_mm_xor_si128(_mm_loadu_si128((const __m128i *)x->b), _mm_loadu_si128((const __m128i *)y->b)));
+	uint64_t tx, ty;
+	memcpy(&tx, &x->pa, sizeof(tx));
+	memcpy(&ty, &y->pa, sizeof(ty));
+	return _mm_testz_si128(d, d) & (tx == ty);
 }
 
 static inline bool ct_expired(const struct ct_conn *c, uint64_t now)

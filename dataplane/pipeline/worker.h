@@ -70,7 +70,8 @@ struct ferry_recirc {
 	uint8_t table;
 	uint8_t depth;
 	uint32_t in_port;
-	const struct ferry_act_ct *ct;  /* the ct(table=) that sent it round, tracked at the next pass */
+	const struct ferry_act_ct *ct;  /* the ct(table=) that sent it round, tracked at the next pass
+					 * (NULL: not tracked: untracked by notrack, or has_result) */
 	bool has_result;                /* a fragment whose datagram was tracked already: ct_result */
 	struct ferry_ct_result ct_result;
 	uint8_t meta[FERRY_KEY_META_BYTES] __attribute__((aligned(8)));

@@ -130,6 +130,12 @@ static void xlate_actions(struct xctx *x, const struct ferry_rule *r)
 			break;
 		case FERRY_ACTION_TYPE_CT: {
 			const struct ferry_act_ct *a = (const void *)h;
+			/* an untracked packet (notrack) is not looked up, committed or given an
+			 * entry: a ct() without table= does nothing to it; with table= it still
+			 * recirculates, and the next pass starts with the untracked state
+			 * (recirculate() sees it in exit_meta: ct(table=) ends the translation) */
+			if ((k->ct_state & FERRY_CT_STATE_BIT_UNTRACKED) && a->table_id == FERRY_TABLE_NONE)
+				break;
 			/* port 1 marks the ct that recirculates: it consumes the packet */
 			emit(x, FERRY_OP_CT, a->table_id != FERRY_TABLE_NONE, a, r);
 			if (a->table_id != FERRY_TABLE_NONE) {
@@ -148,7 +154,25 @@ static void xlate_actions(struct xctx *x, const struct ferry_rule *r)
 			emit(x, FERRY_OP_CT_CLEAR, 0, h, r);
 			break;
 		case FERRY_ACTION_TYPE_NOTRACK:
-			k->ct_state = 0;
+			/* The packet gets the untracked state for the rest of this pass and its
+			 * recirculations (the state travels in the key's metadata), until a
+			 * ct_clear. It is trk|untracked, not untracked alone: as netfilter's
+			 * UNTRACKED (-m conntrack --ctstate UNTRACKED, nft "ct state untracked"),
+			 * it is a verdict about the packet, not the absence of one. So
+			 * "ct_state=-trk,actions=ct(table=N)" flows, written for packets that never
+			 * met the tracker, do not take it (they would send it round again, up
+			 * to the recirculation limit); +untracked matches it; +trk+new, +trk+est,
+			 * +trk+inv... do not. It belongs to no connection: the other ct fields
+			 * are cleared as ct_clear does, and the original-direction tuple too. */
+			k->ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_UNTRACKED;
+			k->ct_zone = 0;
+			k->ct_mark = 0;
+			memset(k->ct_label, 0, sizeof(k->ct_label));
+			k->ct_nw_proto = 0;
+			memset(k->ct_nw_src, 0, sizeof(k->ct_nw_src));
+			memset(k->ct_nw_dst, 0, sizeof(k->ct_nw_dst));
+			k->ct_tp_src = 0;
+			k->ct_tp_dst = 0;
 			emit(x, FERRY_OP_NOTRACK, 0, h, r);
 			break;
 		case FERRY_ACTION_TYPE_NORMAL:
