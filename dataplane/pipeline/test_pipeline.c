@@ -650,6 +650,131 @@ static void test_ct_with_tracker_and_fragments(void)
 	ferry_ct_destroy(ct);
 }
 
+#define UNTRK (FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_UNTRACKED)
+#define CT_STATE_ALL 0x3ffu /* every ct_state bit: an exact match */
+
+/* notrack: the packet is trk|untracked from there on. A later ct(table=) recirculates
+ * it without a lookup, a commit or an entry; ct(commit) does nothing to it; the state
+ * survives a second recirculation, even when its connection exists; ct_clear takes it
+ * away; a packet that met no notrack never has it. */
+static void test_notrack_gives_the_untracked_state(void)
+{
+	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 1024 });
+	CHECK(ct != NULL);
+	ferry_worker_fini(&w);
+	w.ct = ct;
+	CHECK_EQ(ferry_worker_init(&w, 0), 0);
+	fresh();
+	/* port 0: notrack,ct(table=1,zone=5)   port 1: ct(table=1,zone=5)
+	 * port 2: notrack,ct_clear,ct(table=1,zone=5) */
+	struct ferry_rule nt = port_flow(0, 100, 0), plain = port_flow(0, 100, 1), cleared = port_flow(0, 100, 2);
+	BARE(nt, FERRY_ACTION_TYPE_NOTRACK);
+	CT(nt, 1, 5);
+	CT(plain, 1, 5);
+	BARE(cleared, FERRY_ACTION_TYPE_NOTRACK);
+	BARE(cleared, FERRY_ACTION_TYPE_CT_CLEAR);
+	CT(cleared, 1, 5);
+	/* table 1: +untracked -> ct(commit,zone=5),ct(table=3,zone=5)
+	 *          +trk+new -> ct(commit,zone=5),output:3; else output:1 */
+	struct ferry_rule untrk = flow(1, 100), is_new = flow(1, 90), t1_rest = flow(1, 0);
+	MATCH(untrk, ct_state, FERRY_CT_STATE_BIT_UNTRACKED, FERRY_CT_STATE_BIT_UNTRACKED);
+	ACT(untrk, struct ferry_act_ct, FERRY_ACTION_TYPE_CT, .table_id = FERRY_TABLE_NONE, .zone = 5,
+	    .flags = FERRY_CT_FLAG_COMMIT);
+	CT(untrk, 3, 5);
+	MATCH(is_new, ct_state, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW,
+	      FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW);
+	ACT(is_new, struct ferry_act_ct, FERRY_ACTION_TYPE_CT, .table_id = FERRY_TABLE_NONE, .zone = 5,
+	    .flags = FERRY_CT_FLAG_COMMIT);
+	OUTPUT(is_new, 3);
+	OUTPUT(t1_rest, 1);
+	/* table 3: exactly trk|untracked, outside any zone -> output:2 */
+	struct ferry_rule t3 = flow(3, 100);
+	MATCH(t3, ct_state, UNTRK, CT_STATE_ALL);
+	MATCH(t3, ct_zone, 0, 0xffff);
+	OUTPUT(t3, 2);
+	uint32_t s_untrk = add(&untrk), s_new = add(&is_new), s_t3 = add(&t3), s_rest = add(&t1_rest);
+	add(&nt), add(&plain), add(&cleared);
+	commit();
+
+	/* notrack'd: table 1 sees +untracked, table 3 trk|untracked exactly; never new,
+	 * never looked up (its ct(commit) included), no entry */
+	uint8_t ref[UDP_LEN];
+	run_udp(0, 3, ref);
+	CHECK_EQ(out(2, ref, UDP_LEN), 3);
+	CHECK_EQ(out_all(), 0);
+	CHECK_EQ(fs[s_untrk].packets, 3);
+	CHECK_EQ(fs[s_t3].packets, 3);
+	CHECK_EQ(fs[s_new].packets, 0);
+	CHECK_EQ(ws.recirculations, 6);
+	CHECK_EQ(ws.ct_packets, 0);
+	CHECK_EQ(ws.ct_created, 0);
+	CHECK_EQ(ferry_ct_count(ct), 0);
+
+	/* no notrack: the same 5-tuple is +trk+new (never +untracked) and committed */
+	run1(1, udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2)));
+	CHECK_EQ(out(3, NULL, 0), 1);
+	CHECK_EQ(out_all(), 0);
+	CHECK_EQ(fs[s_new].packets, 1);
+	CHECK_EQ(fs[s_untrk].packets, 3);
+	CHECK_EQ(ws.ct_packets, 2); /* ct(table=1) and ct(commit) */
+	CHECK_EQ(ferry_ct_count(ct), 1);
+
+	/* notrack'd again, now that its connection exists: still untracked, not est */
+	run1(0, udp(IP4(10, 0, 0, 1), IP4(10, 0, 0, 2)));
+	CHECK_EQ(out(2, NULL, 0), 1);
+	CHECK_EQ(out_all(), 0);
+	CHECK_EQ(fs[s_t3].packets, 4);
+	CHECK_EQ(fs[s_rest].packets, 0);
+	CHECK_EQ(ws.ct_packets, 2);
+	CHECK_EQ(ferry_ct_count(ct), 1);
+
+	/* ct_clear after notrack: tracked as any packet is (+trk+new, committed) */
+	run1(2, udp(IP4(10, 0, 0, 3), IP4(10, 0, 0, 2)));
+	CHECK_EQ(out(3, NULL, 0), 1);
+	CHECK_EQ(out_all(), 0);
+	CHECK_EQ(fs[s_new].packets, 2);
+	CHECK_EQ(fs[s_untrk].packets, 4);
+	CHECK_EQ(ws.ct_packets, 4);
+	CHECK_EQ(ferry_ct_count(ct), 2);
+	CHECK_EQ(drops_total(), 0);
+
+	ferry_worker_fini(&w);
+	w.ct = NULL;
+	CHECK_EQ(ferry_worker_init(&w, 0), 0);
+	ferry_ct_destroy(ct);
+}
+
+/* Without a tracker ct(table=) gives trk|inv; an untracked packet still gets
+ * trk|untracked (nothing is looked up), and the ct fields an earlier ct() set are
+ * gone with notrack. */
+static void test_notrack_without_a_tracker(void)
+{
+	fresh();
+	struct ferry_rule t0 = flow(0, 100), t1 = flow(1, 100), t2 = flow(2, 100), t2_inv = flow(2, 90);
+	MATCH(t0, eth_type, 0x0800, 0xffff);
+	CT(t0, 1, 7); /* trk|inv in zone 7 */
+	MATCH(t1, ct_state, TRK_INV, CT_STATE_ALL);
+	MATCH(t1, ct_zone, 7, 0xffff);
+	BARE(t1, FERRY_ACTION_TYPE_NOTRACK);
+	CT(t1, 2, 7);
+	MATCH(t2, ct_state, UNTRK, CT_STATE_ALL);
+	MATCH(t2, ct_zone, 0, 0xffff);
+	OUTPUT(t2, 2);
+	MATCH(t2_inv, ct_state, TRK_INV, TRK_INV);
+	OUTPUT(t2_inv, 3);
+	uint32_t s2 = add(&t2), s2i = add(&t2_inv);
+	add(&t0), add(&t1);
+	commit();
+
+	run_udp(0, 2, NULL);
+	CHECK_EQ(out(2, NULL, 0), 2);
+	CHECK_EQ(out_all(), 0);
+	CHECK_EQ(fs[s2].packets, 2);
+	CHECK_EQ(fs[s2i].packets, 0);
+	CHECK_EQ(ws.recirculations, 4);
+	CHECK_EQ(drops_total(), 0);
+}
+
 static void test_ct_loop_hits_recirc_limit(void)
 {
 	fresh();
@@ -1007,6 +1132,8 @@ int main(void)
 	RUN(test_dec_ttl);
 	RUN(test_ct_recirculation);
 	RUN(test_ct_with_tracker_and_fragments);
+	RUN(test_notrack_gives_the_untracked_state);
+	RUN(test_notrack_without_a_tracker);
 	RUN(test_ct_loop_hits_recirc_limit);
 	RUN(test_output_before_recirculation_keeps_its_bytes);
 	RUN(test_emc_and_version_change);

@@ -120,41 +120,76 @@ static inline struct rte_mbuf *take(struct ferry_worker *w, struct rte_mbuf *m, 
 	return m;
 }
 
-/* ---- NORMAL: a learning switch over all ports ---- */
+/* ---- NORMAL: a learning switch over the bridge's ports ---- */
 
+_Static_assert(FERRY_MAX_PORTS <= 32, "NORMAL's port sets are 32-bit masks");
+
+/* One output of NORMAL: to an ethdev, or encapsulated into a tunnel with the packet's
+ * tunnel metadata as this point of the action list sees it (a shared packet is copied
+ * by ferry_tunnel_output before encapsulation, as for output:). */
+static inline void normal_out(struct ferry_worker *w, struct rte_mbuf *o, uint32_t port,
+			      const struct ferry_tun_md *md, const struct ferry_flow_key *key)
+{
+	if (port < w->n_ports)
+		stage(w, (uint16_t)port, o);
+	else
+		ferry_tunnel_output(w, o, port, md, key);
+}
+
+/* As OVS's NORMAL on a host of a full mesh with a tunnel port per peer. The bridge's
+ * ports are the ethdevs that carry no tunnel (an underlay is not one: VM frames never
+ * go onto it plain, and what it receives that is not for a tunnel is not switched)
+ * and the tunnel ports with a fixed remote (a flow-based remote has no peer of its
+ * own). Split horizon: what came in on a tunnel port never goes out of one (a full
+ * mesh needs no relaying, and relaying would loop). The masks come with the tunnel
+ * snapshot (derived once when it was published): no scan per packet. */
 static int normal(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_pkt_layout *lay,
-		  uint32_t in_port, int last, int copy)
+		  const struct ferry_flow_key *key, uint32_t in_port, const struct ferry_tun_md *md, int last,
+		  int copy)
 {
 	const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
 	if (unlikely(lay->parse_error == FERRY_PARSE_REASON_ETH_SHORT))
 		return 0; /* no Ethernet header to switch on */
+	uint32_t eth = (uint32_t)((1ull << w->n_ports) - 1), tun = 0;
+	if (w->tn != NULL) { /* one cache line, the one the burst's underlay check read */
+		eth &= ~(uint32_t)w->tn->underlay_mask;
+		tun = w->tn->fixed_remote_mask;
+	}
+	bool from_tunnel = in_port >= w->n_ports;
+	/* from an underlay (or no port at all): not a bridge port, neither learned nor switched */
+	if (unlikely(from_tunnel ? in_port >= FERRY_MAX_PORTS : !((eth >> in_port) & 1)))
+		return 0;
+	/* where this frame may go: split horizon keeps a tunnel's frames off the tunnels */
+	uint32_t ports = (eth | (from_tunnel ? 0 : tun)) & ~(1u << in_port);
 	uint16_t vlan = lay->n_vlans ? (uint16_t)((d[14] << 8 | d[15]) & 0x0fff) : 0;
 	ferry_l2_learn(w->l2, d + 6, vlan, in_port, w->now_ns);
 	uint32_t out = (d[0] & 1) ? FERRY_L2_NO_PORT : ferry_l2_lookup(w->l2, d, vlan, w->now_ns);
-	if (out == in_port)
-		return 0; /* the destination is behind the port it came from */
-	if (out != FERRY_L2_NO_PORT && out < w->n_ports) {
-		struct rte_mbuf *o = take(w, m, last, copy);
-		if (o)
-			stage(w, (uint16_t)out, o);
-		return last;
+	if (out < FERRY_MAX_PORTS) {
+		if (out == in_port)
+			return 0; /* the destination is behind the port it came from */
+		if ((ports >> out) & 1) {
+			struct rte_mbuf *o = take(w, m, last, copy);
+			if (o)
+				normal_out(w, o, out, md, key);
+			return last;
+		}
+		if ((tun >> out) & 1)
+			return 0; /* from a tunnel, behind another tunnel: split horizon, no relaying */
+		/* learned on a port that is no longer the bridge's (its tunnel went away, or it
+		 * carries tunnels now): flooded, as an unknown destination */
 	}
-	/* flood: every port but the one it came in on */
-	int consumed = 0;
-	uint16_t final = UINT16_MAX;
-	for (uint16_t p = 0; p < w->n_ports; p++)
-		if (p != (uint16_t)in_port)
-			final = p;
-	for (uint16_t p = 0; p < w->n_ports; p++) {
-		if (p == in_port)
-			continue;
-		int is_last = last && p == final;
-		struct rte_mbuf *o = take(w, m, is_last, copy);
+	/* flood: every bridge port but the one it came in on; the highest gets the packet */
+	if (ports == 0)
+		return 0;
+	uint32_t final = 31u - (uint32_t)__builtin_clz(ports);
+	while (ports) {
+		uint32_t p = (uint32_t)__builtin_ctz(ports);
+		ports &= ports - 1;
+		struct rte_mbuf *o = take(w, m, last && p == final, copy);
 		if (o)
-			stage(w, p, o);
-		consumed |= is_last;
+			normal_out(w, o, p, md, key);
 	}
-	return consumed;
+	return last;
 }
 
 /* ---- CONTROLLER ---- */
@@ -327,6 +362,13 @@ static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct 
 	r->ct = op->act;
 	r->has_result = false;
 	memcpy(r->meta, exit_meta, sizeof(r->meta));
+	/* untracked (notrack before this ct; ct(table=) ends the translation, so exit_meta
+	 * is the key as this ct saw it): round again without a lookup, a commit or an
+	 * entry, keeping trk|untracked and the ct fields notrack cleared */
+	if (exit_meta->ct_state & FERRY_CT_STATE_BIT_UNTRACKED) {
+		r->ct = NULL;
+		return last;
+	}
 	struct ferry_flow_key *mk = (struct ferry_flow_key *)(void *)r->meta;
 	mk->ct_zone = ct_zone_of(op->act, exit_meta);
 	return last;
@@ -400,12 +442,13 @@ static void execute(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, 
 				ct_now(w, m, &pk->lay, pk->key.eth_type, pk->key.nw_frag, op->act, exit_meta);
 			break;
 		case FERRY_OP_NORMAL:
-			consumed = normal(w, m, &pk->lay, in_port, op->last, op->copy);
+			consumed = normal(w, m, &pk->lay, &pk->key, in_port, &md, op->last, op->copy);
 			break;
 		case FERRY_OP_CONTROLLER:
 			consumed = punt(w, m, op, in_port, op->last, op->copy);
 			break;
-		default: /* CT_CLEAR, NOTRACK: metadata only (exit_meta) */
+		default: /* CT_CLEAR, NOTRACK: metadata only (exit_meta; notrack's state also
+			  * keeps later ct() ops out of the program) */
 			break;
 		}
 	}

@@ -20,10 +20,11 @@ void ferry_tunnel_table_fini(struct ferry_tunnel_table *tt)
 	tt->live = NULL;
 }
 
-/* Rebuilds what is derived from the tunnels: endpoints and the underlay mask. */
+/* Rebuilds what is derived from the tunnels: endpoints and the port masks. */
 static void derive(struct ferry_tunnels *ts)
 {
 	ts->underlay_mask = 0;
+	ts->fixed_remote_mask = 0;
 	ts->n_active = 0;
 	ts->n_endpoints = 0;
 	for (uint32_t p = 0; p < FERRY_MAX_PORTS; p++) {
@@ -32,6 +33,8 @@ static void derive(struct ferry_tunnels *ts)
 			continue;
 		ts->n_active++;
 		ts->underlay_mask |= 1ull << t->underlay_port;
+		if (!(t->flags & FERRY_TUNNEL_FLAG_REMOTE_FLOW))
+			ts->fixed_remote_mask |= 1u << p;
 		bool seen = false;
 		for (uint32_t i = 0; i < ts->n_endpoints; i++) {
 			const struct ferry_tunnel_endpoint *e = &ts->ep[i];

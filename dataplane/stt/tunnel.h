@@ -56,6 +56,7 @@ struct ferry_tunnels {
 	uint64_t underlay_mask;       /* bit p: ethdev p carries a tunnel */
 	uint32_t n_active;
 	uint32_t n_endpoints;
+	uint32_t fixed_remote_mask;   /* bit p: active tunnel port p with a fixed remote (NORMAL's) */
 	struct ferry_tunnel_endpoint ep[FERRY_MAX_PORTS];
 	struct ferry_tunnel t[FERRY_MAX_PORTS]; /* by port number */
 };
