@@ -8,7 +8,7 @@ FERRYD := $(DP_BUILD)/ferryd
 export npm_config_nodedir := $(if $(wildcard /usr/include/node),/usr,)
 
 .PHONY: all deps build dataplane dataplane-asan dataplane-fuzz control test test-c test-layout test-ts \
-        test-integration demo bench fuzz clean
+        test-integration demo bench fuzz soak clean
 
 all: build
 
@@ -54,6 +54,10 @@ demo: build
 
 bench: build
 	@node build/bench/bench.js
+
+# SOAK_SECONDS (default 600) of mixed traffic and control-plane churn on two nodes; not part of `make test`
+soak: build
+	@node build/tests/soak/soak.js
 
 # the fuzzers for FUZZ_SECONDS each (default 5 minutes), corpora kept in .ferry-run/fuzz
 fuzz: build dataplane-fuzz

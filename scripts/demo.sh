@@ -54,7 +54,9 @@ for k in 1 2; do
     --vdev "net_af_packet0,iface=$P-v$k" --vdev "net_af_packet1,iface=$P-u$k" --log-level=error \
     -- --shm-name "$shm" --pmd-sleep-us 50 >"$RUN/ferryd-hv$k.log" 2>&1 &
   pids+=($!)
-  node control/bin/ferry-control.js --shm-name "$shm" --listen "$listen" >"$RUN/control-hv$k.log" 2>&1 &
+  # the demo starts from an empty desired state each time (a real host keeps /var/lib/ferry/NAME)
+  rm -rf "$RUN/state-hv$k"
+  node control/bin/ferry-control.js --shm-name "$shm" --listen "$listen" --state-dir "$RUN/state-hv$k" >"$RUN/control-hv$k.log" 2>&1 &
   pids+=($!)
 done
 

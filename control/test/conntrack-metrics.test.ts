@@ -43,6 +43,11 @@ test('ferry_ct_* and ferry_ip_fragments_total come from the worker counters and 
     const m = (await h.app.inject({ url: '/metrics' })).body;
     const has = (line: string): void => assert.ok(m.split('\n').includes(line), `missing: ${line}`);
     has('ferry_ct_connections 5');
+    dv.setBigUint64(H.mbufs_total.offset, 8192n, true);
+    dv.setBigUint64(H.mbufs_available.offset, 7000n, true);
+    const m2 = (await h.app.inject({ url: '/metrics' })).body.split('\n');
+    assert.ok(m2.includes('ferry_mbufs{state="free"} 7000'), 'free mbufs');
+    assert.ok(m2.includes('ferry_mbufs{state="in_use"} 1192'), 'mbufs in use');
     has('ferry_ct_connections_max 5000');
     has('ferry_ct_packets_total{worker="1"} 1000');
     has('ferry_ct_packets_total{worker="0"} 0');
@@ -78,6 +83,7 @@ test('without a segment the header families have no sample', async () => {
   try {
     const m = (await h.app.inject({ url: '/metrics' })).body;
     assert.doesNotMatch(m, /^ferry_ct_connections /m);
+    assert.doesNotMatch(m, /^ferry_mbufs\{/m);
     assert.doesNotMatch(m, /^ferry_ct_expired_total /m);
     assert.doesNotMatch(m, /^ferry_ct_packets_total\{/m);
   } finally {

@@ -187,6 +187,7 @@ export class FakeFerryd {
       port_info_off: BigInt(L.portInfo), port_hw_stats_off: BigInt(L.portHw), worker_stats_off: BigInt(L.workers),
       flow_stats_off: BigInt(L.flowStats), table_stats_off: BigInt(L.tableStats), flows_active: 0, flows_generation: 0,
       visible_version: 0n, ct_conns: 0n, ct_max_conns: 0n, ct_expired: 0n, ct_flushed: 0n, ct_events_dropped: 0n, ct_sweeps: 0n,
+      mbufs_total: 8192n, mbufs_available: 8000n,
     });
     this.ct.reset();
     this.tun.reset();
@@ -343,6 +344,8 @@ export class FakeFerryd {
 
   /** The open bundle's view: id -> exists after the staged requests (and the slot a staged add got). */
   private stagedState = new Map<bigint, { exists: boolean; slot?: number }>();
+  /** A bundled FLOW_CLEAR was staged: the commit drops every flow the bundle did not add. */
+  private sweep = false;
 
   private slotFor(id: bigint): number {
     const have = this.flows.get(id);
@@ -400,19 +403,30 @@ export class FakeFerryd {
         return;
       }
       case MsgType.FLOW_CLEAR:
+        if (inBundle) { // the bundle replaces the table at commit (ferryd's sweeping bundle)
+          this.sweep = true;
+          this.respond(r.reqId, Status.OK);
+          return;
+        }
         for (const id of [...this.flows.keys()]) this.dropFlow(id);
         this.publishFlowCount();
         this.respond(r.reqId, Status.OK);
         return;
       case MsgType.BUNDLE_COMMIT: {
         const staged = this.staged;
+        const sweep = this.sweep;
         this.staged = [];
         this.stagedState.clear();
+        this.sweep = false;
         const failed = staged.filter((s) => !s.ok).length;
         if (failed) {
           this.bundleStats.rolledBack++;
           this.respond(r.reqId, Status.EBUNDLE, 0, `${failed} of ${staged.length} staged requests failed; bundle rolled back`);
           return;
+        }
+        if (sweep) {
+          const added = new Set(staged.filter((s) => s.r.type === MsgType.FLOW_ADD).map((s) => s.r.id!));
+          for (const id of [...this.flows.keys()]) if (!added.has(id)) this.dropFlow(id);
         }
         for (const s of staged) {
           if (s.r.type === MsgType.FLOW_ADD) this.flows.set(s.r.id!, this.flowOf(s.r, s.slot));
@@ -424,6 +438,7 @@ export class FakeFerryd {
         return;
       }
       case MsgType.BUNDLE_ABORT:
+        this.sweep = false;
         this.staged = [];
         this.stagedState.clear();
         this.bundleStats.aborted++;

@@ -74,7 +74,7 @@ test('worker, EMC, parse-error, table, port and heartbeat families come from the
     for (const l of m.split('\n')) {
       if (!l.startsWith('ferry_')) continue;
       for (const [, name] of l.matchAll(/[{,]([a-z_]+)="/g)) {
-        assert.ok(['port', 'worker', 'table', 'result', 'reason', 'ring', 'version', 'direction', 'op', 'tunnel'].includes(name!), `label ${name} in ${l}`);
+        assert.ok(['port', 'worker', 'table', 'result', 'reason', 'ring', 'version', 'direction', 'op', 'tunnel', 'state'].includes(name!), `label ${name} in ${l}`);
       }
     }
   } finally {

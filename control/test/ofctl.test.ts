@@ -8,6 +8,7 @@ import {
   CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, flowJson, formatFlow, jsonFlowInput, parseFlowText,
 } from '../src/flows/ofctl';
 import { fnv1a64, fnv1a64Fast, flowId } from '../src/flows/flow-id';
+import { syntaxProblem } from '../src/flows/service';
 
 const PORTS = ['eth0', 'eth1', 'tap0'];
 const ports: PortResolver = (ref, path, token) => {
@@ -39,6 +40,7 @@ const CORPUS = [
   'tcp,ip_frag=yes,tp_src=10 actions=ct(commit,nat(dst=10.0.0.1)),ct(nat(src))',
   'ip,ip_frag=not_later,tun_id=0x10/0xf0,ct_state=0x21/0x21 actions=CONTROLLER:65535,NORMAL,IN_PORT,output:0',
   'ipv6,nw_proto=58,ct_state=trk,tcp_flags=-fin actions=note:ff'.replace(',tcp_flags=-fin', ''),
+  'table=1,ct_state=+trk+untracked-inv actions=notrack,ct(table=2)',
   'tcp,tcp_flags=fin|syn actions=drop',
   'priority=0,tunnel_id=1,dl_type=0x88cc actions=controller(reason=action_set)',
   'sctp,sctp_dst=9 actions=drop',
@@ -111,6 +113,55 @@ test('dump-flows spelling: OVS order, shorthands, defaults omitted', () => {
   assert.equal(formatFlow(compile('vlan_vid=10,vlan_pcp=3 actions=drop')), 'dl_vlan=10,dl_vlan_pcp=3 actions=drop');
 });
 
+test('ct_state untracked (what notrack gives): text, dump-flows and JSON round trips; a bad name is a 400 naming its token', () => {
+  // +trk+untracked: bits 0x20|0x200 in value and mask, printed and read back the same way
+  const f = compile('table=1,ct_state=+trk+untracked actions=output:1');
+  const o = FLOW_KEY.fields.ct_state.offset;
+  assert.equal(hex(f.key.subarray(o, o + 4)), '20020000');
+  assert.equal(hex(f.mask.subarray(o, o + 4)), '20020000');
+  assert.equal(formatFlow(f), 'table=1, ct_state=+trk+untracked actions=output:1');
+  const dump = formatFlow(f, { durationSec: 1, packets: 2n, bytes: 120n });
+  assert.match(dump, /, ct_state=\+trk\+untracked actions=output:1$/);
+  same(f, compile(dump), 'dump-flows');
+  const json = JSON.parse(JSON.stringify(flowJson(f))) as { match: Record<string, unknown> };
+  assert.deepEqual(json.match, { ct_state: '+trk+untracked' });
+  same(f, compileFlow(jsonFlowInput(json), ports), 'JSON');
+  for (const alt of ['ct_state=+untracked+trk', 'ct_state=0x220/0x220', 'ct_state=+trk+UNTRACKED']) {
+    same(f, compile(`table=1,${alt} actions=output:1`), alt);
+  }
+  // -untracked, and the exact form (every bit: the mask is 0x3ff now)
+  const minus = compile('ct_state=+trk-untracked actions=drop');
+  assert.equal(hex(minus.key.subarray(o, o + 4)), '20000000');
+  assert.equal(hex(minus.mask.subarray(o, o + 4)), '20020000');
+  assert.equal(formatFlow(minus), 'ct_state=+trk-untracked actions=drop');
+  const exact = compile('ct_state=trk|untracked actions=drop');
+  assert.equal(hex(exact.mask.subarray(o, o + 4)), 'ff030000');
+  assert.equal(formatFlow(exact), 'ct_state=trk|untracked actions=drop');
+  assert.equal(flowJson(exact).match['ct_state'], 'trk|untracked');
+  same(exact, compile('ct_state=0x220 actions=drop'), 'exact by number');
+  // a misspelt name, in text and in JSON: a FlowSyntaxError at /match/ct_state naming the token, a 400
+  const bad: [() => unknown, RegExp][] = [
+    [() => compile('ct_state=+trk+untrackd actions=drop'), /^ct_state: unknown flag "untrackd"$/],
+    [() => compile('ct_state=trk|untrack actions=drop'), /^ct_state: unknown flag "untrack"$/],
+    [() => compileFlow(jsonFlowInput({ match: { ct_state: '+trk+notrack' }, actions: [] }), ports), /^ct_state: unknown flag "notrack"$/],
+    [() => compile('ct_state=0x400/0x400 actions=drop'), /mask 0x400 has bits outside 0x3ff/],
+  ];
+  for (const [run, msg] of bad) {
+    try {
+      run();
+      assert.fail(`no error for ${msg}`);
+    } catch (e) {
+      if (!(e instanceof FlowSyntaxError)) throw e;
+      assert.deepEqual(e.path, ['match', 'ct_state']);
+      assert.match(e.message, msg);
+      const p = syntaxProblem(e, '', '');
+      assert.equal(p.status, 400);
+      assert.deepEqual(p.errors?.map((x) => x.pointer), ['/match/ct_state']);
+      assert.match(p.detail, msg);
+    }
+  }
+});
+
 // ---- byte-level encoding ---------------------------------------------------------------------
 const hex = (b: Uint8Array | number[]): string => Buffer.from(b as Uint8Array).toString('hex');
 function region(f: CompiledFlow, field: keyof typeof FLOW_KEY.fields, len?: number, at = 0): [string, string] {
@@ -130,6 +181,7 @@ test('each field lands in flow_key at its generated offset, integers little-endi
     ['tun_dst=10.0.0.0/8', 'tun_dst', undefined, 0, '0a000000', 'ff000000'],
     ['ct_state=+trk-inv', 'ct_state', undefined, 0, '20000000', '30000000'],
     ['ct_state=+srpl', 'ct_state', undefined, 0, '00010000', '00010000'],
+    ['ct_state=+untracked', 'ct_state', undefined, 0, '00020000', '00020000'],
     ['ct_zone=0x102', 'ct_zone', undefined, 0, '0201', 'ffff'],
     ['ct_mark=0x1/0x3', 'ct_mark', undefined, 0, '01000000', '03000000'],
     ['ct_label=0x0102/0xffff', 'ct_label', undefined, 0, '0'.repeat(28) + '0102', '0'.repeat(28) + 'ffff'],

@@ -1,8 +1,9 @@
 // Starts a real ferryd (af_packet ports on veths in namespaces this harness creates)
 // and a real ferry-control, and tears all of it down again, also when a test fails.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 export const root = path.resolve(__dirname, '../../..');
@@ -60,9 +61,13 @@ export class Ferry {
   control?: ChildProcess;
   ferrydLog: () => string = () => '';
   controlLog: () => string = () => '';
+  /** ferry-control's durable desired state (a fresh directory per Ferry; kept across its restarts) */
+  readonly stateDir: string;
+  private controlPort = 0;
 
   constructor(readonly opts: FerryOptions) {
     this.shm = `ferry-it-${opts.prefix}`;
+    this.stateDir = mkdtempSync(path.join(os.tmpdir(), `ferry-state-${opts.prefix}-`));
   }
 
   ns(k: number | 'sw'): string {
@@ -73,13 +78,27 @@ export class Ferry {
     this.topologyDown();
     sh(TOPOLOGY, ['up', this.opts.prefix, String(this.opts.vms), ...(this.opts.ip ? ['--ip'] : [])]);
     this.startFerryd();
-    const port = await freePort();
-    this.api = `http://127.0.0.1:${port}`;
-    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', `127.0.0.1:${port}`], {
+    this.controlPort = await freePort();
+    this.api = `http://127.0.0.1:${this.controlPort}`;
+    this.startControl();
+    await this.waitHealthy();
+  }
+
+  /** (Re)starts ferry-control on the same address and state directory. */
+  startControl(): void {
+    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', `127.0.0.1:${this.controlPort}`, '--state-dir', this.stateDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.controlLog = collect(this.control);
-    await this.waitHealthy();
+  }
+
+  /** Kills ferry-control and waits until it is gone. */
+  async killControl(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.control;
+    if (!p || p.exitCode != null || p.signalCode != null) return;
+    const gone = new Promise((r) => p.on('exit', r));
+    p.kill(signal);
+    await gone;
   }
 
   startFerryd(): void {
@@ -155,6 +174,7 @@ export class Ferry {
     this.topologyDown();
     rmSync(`/dev/shm/${this.shm}`, { force: true });
     rmSync(`/var/run/dpdk/${this.shm}`, { recursive: true, force: true });
+    rmSync(this.stateDir, { recursive: true, force: true });
   }
 
   topologyDown(): void {
@@ -189,11 +209,13 @@ export async function startNullFerry(opts: { tag: string; memMb?: number; extra?
   const port = await freePort();
   const target = `127.0.0.1:${port}`;
   const api = `http://${target}`;
-  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', target, '--request-timeout-ms', '30000'],
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), `ferry-state-${opts.tag}-`));
+  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', target, '--request-timeout-ms', '30000', '--state-dir', stateDir],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   const stop = async (): Promise<void> => {
     await stopProc(ctl, 'SIGTERM');
     await stopProc(fd);
+    rmSync(stateDir, { recursive: true, force: true });
     rmSync(`/dev/shm/${shm}`, { force: true });
     rmSync(`/var/run/dpdk/${shm}`, { recursive: true, force: true });
   };

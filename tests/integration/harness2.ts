@@ -3,7 +3,8 @@
 // ferry-control per node, configures the tunnels and flows over REST, and tears all of it
 // down again (processes, namespaces, shared memory, DPDK runtime files), also on failure.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { freePort, root, sh, stopProc, waitFor } from './harness';
 
@@ -66,27 +67,57 @@ export class HvNode {
 
   constructor(readonly prefix: string, readonly k: number, readonly vmPmd: VmPmd = 'af_packet') {
     this.shm = `ferry-it-${prefix}-hv${k}`;
+    this.stateDir = mkdtempSync(path.join(os.tmpdir(), `ferry-state-${prefix}-hv${k}-`));
   }
+
+  /** ferry-control's durable desired state (removed at stop) */
+  readonly stateDir: string;
 
   get ns(): string { return `${this.prefix}-hv${this.k}`; }
   get vmNs(): string { return `${this.prefix}-vm${this.k}`; }
 
   async start(listen?: string): Promise<void> {
+    this.startFerryd();
+    const target = listen ?? `127.0.0.1:${await freePort()}`;
+    this.api = `http://${target}`;
+    this.startControl();
+    await this.waitHealthy();
+  }
+
+  /** (Re)starts ferryd (extraEnv: e.g. FERRY_FAULT_KILL_AT_BUNDLE_OP for fault injection). */
+  startFerryd(extraEnv: Record<string, string> = {}): void {
     this.ferryd = spawn('ip', ['netns', 'exec', this.ns, FERRYD,
       '--no-huge', '-m', '256', '--no-pci', '--file-prefix', this.shm, '-l', '0,1',
       '--vdev', this.vmVdev(), '--vdev', `net_af_packet1,iface=${this.prefix}-u${this.k}`,
-      '--log-level=error', '--', '--shm-name', this.shm, '--pmd-sleep-us', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--log-level=error', '--', '--shm-name', this.shm, '--pmd-sleep-us', '50'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } });
     this.ferrydLog = collect(this.ferryd);
-    const target = listen ?? `127.0.0.1:${await freePort()}`;
-    this.api = `http://${target}`;
-    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', target], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** (Re)starts ferry-control on the same address and state directory. */
+  startControl(): void {
+    const target = this.api.replace(/^http:\/\//, '');
+    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', target, '--state-dir', this.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.controlLog = collect(this.control);
+  }
+
+  /** Waits for /health ok (both processes up, the desired state replayed). */
+  async waitHealthy(timeoutMs = 20000): Promise<void> {
     await waitFor(`hv${this.k}: ferry-control /health ok`, async () => {
       if (this.ferryd?.exitCode != null) throw new Error(`ferryd exited: ${this.ferrydLog()}`);
       if (this.control?.exitCode != null) throw new Error(`ferry-control exited: ${this.controlLog()}`);
       const r = await fetch(`${this.api}/health`);
       return r.status === 200 ? true : undefined;
-    }, 20000);
+    }, timeoutMs);
+  }
+
+  /** Kills a process (SIGKILL by default) and waits until it is gone. */
+  async kill(which: 'ferryd' | 'control', signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = which === 'ferryd' ? this.ferryd : this.control;
+    if (!p || p.exitCode != null || p.signalCode != null) return;
+    const gone = new Promise((r) => p.on('exit', r));
+    p.kill(signal);
+    await gone;
   }
 
   /** Port 0's vdev. af_packet joins a PACKET_FANOUT group with PACKET_FANOUT_FLAG_DEFRAG (DPDK 22.11
@@ -105,6 +136,7 @@ export class HvNode {
       if (this.ferryd) await stopProc(this.ferryd, 'SIGTERM');
       rmSync(`/dev/shm/${this.shm}`, { force: true });
       rmSync(`/var/run/dpdk/${this.shm}`, { recursive: true, force: true });
+      rmSync(this.stateDir, { recursive: true, force: true });
     }
   }
 

@@ -1,11 +1,15 @@
 // ferryctl: ovs-ofctl's flow commands, conntrack's table commands and the tunnel commands against
 // ferry-control's REST API.
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { loadToken } from '../auth';
 import { CtEntryView, conntrackLine } from '../conntrack/format';
 import { NeighbourView, TunnelView, neighbourLines, tunnelLines } from '../tunnels/format';
 
-const USAGE = `usage: ferryctl [--api URL] COMMAND [ARGS]
+const USAGE = `usage: ferryctl [--api URL] [--token-file FILE] [--cacert FILE] COMMAND [ARGS]
   add-flow FLOW              add or replace one flow (ovs-ofctl syntax)
   add-flows FILE             add flows from FILE (- for stdin), one per line, as one atomic bundle
   del-flows [MATCH] [--strict]
@@ -23,7 +27,12 @@ const USAGE = `usage: ferryctl [--api URL] COMMAND [ARGS]
   del-tunnel NAME            delete a tunnel
   show-neighbours            the underlay's neighbour (ARP) table, as ip neigh prints it
 options:
-  --api URL                  ferry-control's address (default http://127.0.0.1:8080, or $FERRY_API)
+  --api URL                  ferry-control's address (default http://127.0.0.1:8080, or $FERRY_API);
+                             https://... when it was started with --tls-cert
+  --token-file FILE          send "Authorization: Bearer TOKEN", TOKEN being FILE's content (chmod 600 FILE);
+                             without it, $FERRY_TOKEN when set
+  --cacert FILE              trust the PEM certificate(s) in FILE for https (a self-signed server's own
+                             certificate, or its CA); default $FERRY_CACERT, else the system's CAs
 conntrack FILTER (conntrack's short forms in brackets):
   --zone N [-w]  --proto tcp|udp|icmp|icmpv6|sctp|N [-p]  --src ADDR[/LEN] [-s]  --dst ADDR[/LEN] [-d]
   --sport N  --dport N  --state ESTABLISHED|TIME_WAIT|...  --mark V[/M] [-m]  --label V[/M] [-l]
@@ -33,8 +42,69 @@ export class CliError extends Error {}
 
 interface Problem { detail?: string; title?: string; status?: number }
 
-async function call(api: string, method: string, path: string, body?: { text?: string; json?: unknown }): Promise<Response> {
+/** Where ferry-control is and how to talk to it. */
+interface Api {
+  url: string;
+  token?: string;
+  /** https.Agent with --cacert's CA for https URLs. Neither keeps connections alive: the process ends when done. */
+  agent: http.Agent;
+}
+
+function apiOf(url: string, token: string | undefined, cacert: string | undefined): Api {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CliError(`--api wants a URL such as http://127.0.0.1:8080, got "${url}"`);
+  }
+  if (u.protocol === 'http:') return { url, token, agent: new http.Agent() };
+  if (u.protocol !== 'https:') throw new CliError(`--api wants an http:// or https:// URL, got "${url}"`);
+  let ca: Buffer | undefined;
+  if (cacert !== undefined) {
+    try {
+      ca = fs.readFileSync(cacert);
+    } catch (e) {
+      throw new CliError(`--cacert ${cacert}: ${(e as Error).message}`);
+    }
+  }
+  return { url, token, agent: new https.Agent(ca ? { ca } : {}) };
+}
+
+// Responses that may not have a body (the Response constructor refuses one).
+const NO_BODY = new Set([204, 205, 304]);
+
+/**
+ * One HTTP exchange as a fetch Response. node:http rather than fetch: fetch (undici) cannot be
+ * given a CA to trust without the undici package, and a self-signed server certificate needs one.
+ */
+function exchange(api: Api, method: string, path: string, headers: Record<string, string>, payload?: string): Promise<Response> {
+  const url = new URL(api.url.replace(/\/$/, '') + path);
+  const lib = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(url, { method, headers, agent: api.agent }, (res) => {
+      const h = new Headers();
+      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+      const status = res.statusCode ?? 502;
+      let body: ReadableStream<Uint8Array> | null = null;
+      if (NO_BODY.has(status)) res.resume();
+      else body = Readable.toWeb(res) as ReadableStream<Uint8Array>;
+      resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers: h }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Why a connection failed, with a hint when it is the server's certificate. */
+function reachError(api: Api, e: Error & { code?: string }): CliError {
+  const certificate = /CERT|SELF_SIGNED|VERIFY/.test(e.code ?? '');
+  return new CliError(`cannot reach ferry-control at ${api.url}: ${e.message}` +
+    (certificate ? ' (to trust its certificate give --cacert FILE or set $FERRY_CACERT)' : ''));
+}
+
+async function call(api: Api, method: string, path: string, body?: { text?: string; json?: unknown }): Promise<Response> {
   const headers: Record<string, string> = { accept: 'application/json' };
+  if (api.token !== undefined) headers.authorization = `Bearer ${api.token}`;
   let payload: string | undefined;
   if (body?.text !== undefined) {
     headers['content-type'] = 'text/plain; charset=utf-8';
@@ -43,11 +113,18 @@ async function call(api: string, method: string, path: string, body?: { text?: s
     headers['content-type'] = 'application/json';
     payload = JSON.stringify(body.json);
   }
+  if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
   let res: Response;
   try {
-    res = await fetch(api.replace(/\/$/, '') + path, { method, headers, body: payload });
+    res = await exchange(api, method, path, headers, payload);
   } catch (e) {
-    throw new CliError(`cannot reach ferry-control at ${api}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
+    throw reachError(api, e as Error);
+  }
+  if (res.status === 401) {
+    await res.body?.cancel();
+    throw new CliError(api.token === undefined
+      ? 'ferry-control refused the token (none was given): set FERRY_TOKEN or --token-file FILE'
+      : 'ferry-control refused the token (not the one it was started with): set FERRY_TOKEN or --token-file FILE');
   }
   if (!res.ok) {
     let p: Problem = {};
@@ -79,7 +156,7 @@ function linesByTable(text: string): Map<number, string[]> {
   return out;
 }
 
-async function tablesInUse(api: string): Promise<Set<number>> {
+async function tablesInUse(api: Api): Promise<Set<number>> {
   const tables = new Set<number>();
   let cursor: string | null = null;
   do {
@@ -114,7 +191,7 @@ function ctQuery(v: CtFlags): URLSearchParams {
 /** An API problem about a query parameter, told with the option's name ("?either_dir" -> "--either-dir"). */
 const optionNames = (msg: string): string => msg.replace(/\?([a-z_]+)/g, (_, p: string) => `--${p.replace(/_/g, '-')}`);
 
-async function ctCall(api: string, method: string, path: string): Promise<Response> {
+async function ctCall(api: Api, method: string, path: string): Promise<Response> {
   try {
     return await call(api, method, path);
   } catch (e) {
@@ -123,7 +200,7 @@ async function ctCall(api: string, method: string, path: string): Promise<Respon
 }
 
 /** dump-conntrack: reads the NDJSON stream line by line and hands out each formatted line as it comes. */
-async function dumpConntrack(api: string, q: URLSearchParams, json: boolean, out: (s: string) => void): Promise<void> {
+async function dumpConntrack(api: Api, q: URLSearchParams, json: boolean, out: (s: string) => void): Promise<void> {
   const res = await ctCall(api, 'GET', `/v1/conntrack${q.size ? `?${q}` : ''}`);
   if (!res.body) return;
   const decoder = new TextDecoder();
@@ -187,6 +264,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, 
       args: argv,
       options: {
         api: { type: 'string' },
+        'token-file': { type: 'string' },
+        cacert: { type: 'string' },
         strict: { type: 'boolean', default: false },
         table: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -213,7 +292,13 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, 
   }
   const { values, positionals } = parsed;
   if (values.help) return USAGE + '\n';
-  const api = values.api ?? env.FERRY_API ?? 'http://127.0.0.1:8080';
+  let token: string | undefined;
+  try {
+    token = loadToken(values['token-file'], env);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const api = apiOf(values.api ?? env.FERRY_API ?? 'http://127.0.0.1:8080', token, values.cacert ?? (env.FERRY_CACERT || undefined));
   const [cmd, ...args] = positionals;
   const need = (n: number, what: string): void => {
     if (args.length !== n) throw new CliError(`${cmd}: wants ${what}\n${USAGE}`);

@@ -15,6 +15,8 @@ import {
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
 import { FlowStore, StoredFlow, compareFlows } from './store';
+import { DesiredStateStore, MemoryStateStore, StateOrigin } from '../state/store';
+import { FLOWS_NS, FlowRecord, flowFromRecord, flowRecord } from './persist';
 import { validationErrors } from '../problem';
 
 /** A flow as the API shows it. 64-bit counters are strings; null while ferryd is unavailable. */
@@ -78,21 +80,85 @@ function installed(f: CompiledFlow, slot: number, now: bigint): StoredFlow {
 export class FlowService {
   /** Every change to ferryd goes through here, one at a time (ferryd keeps one open bundle). */
   private queue: Promise<unknown> = Promise.resolve();
-  readonly counters = { flowsRemoved: 0, bundles: 0, bundleFailures: 0 };
+  readonly counters = { flowsRemoved: 0, bundles: 0, bundleFailures: 0, reconcileRefused: 0 };
 
   constructor(
     private readonly ferryd: FerrydConnection,
     readonly store: FlowStore = new FlowStore(),
     private readonly log?: Log,
+    private readonly state: DesiredStateStore = new MemoryStateStore(),
   ) {
+    this.restore();
     ferryd.setReplayHandler((chan) => this.serial(() => this.replay(chan)));
     ferryd.on('event', (ev: FerryEvent) => this.onEvent(ev));
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+  /** The flows of the durable desired state (a restarted ferry-control starts from them). */
+  private restore(): void {
+    let bad = 0;
+    for (const [k, v] of this.state.entries(FLOWS_NS)) {
+      try {
+        this.store.restore(flowFromRecord(k, v as FlowRecord));
+      } catch (e) {
+        bad++;
+        this.log?.error(`desired state: flow ${k} cannot be read back (${(e as Error).message}); left out`);
+      }
+    }
+    if (this.store.size || bad) this.log?.info(`desired state: ${this.store.size} flows from ${this.state.where}${bad ? ` (${bad} unreadable)` : ''}`);
+  }
+
+  /**
+   * Runs fn after every earlier change; then commits what it changed to the durable store before
+   * the caller hears back (a failed fn may have changed the store too: e.g. flows ferryd had
+   * timed out). A change is acknowledged only once it would survive a crash.
+   */
+  private serial<T>(fn: () => Promise<T>, origin: StateOrigin = 'request'): Promise<T> {
+    const run = this.queue.then(fn, fn).then(
+      async (v) => {
+        await this.persist(origin);
+        return v;
+      },
+      async (e: unknown) => {
+        await this.persist(origin);
+        throw e;
+      },
+    );
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private async persist(origin: StateOrigin): Promise<void> {
+    const changes = this.store.takeChanges();
+    if (changes.length) await this.state.commit(changes, origin);
+  }
+
+  /**
+   * Makes the desired flows exactly these entries (the desired state's 'flows' namespace, as the
+   * fleet's store holds it in cluster mode), ferryd following in one bundle: what is new or
+   * different is added, what is not there is deleted, what is the same is left alone (its counters
+   * too). null while ferryd is not ready: nothing changed (the caller tries again when it is).
+   */
+  reconcile(entries: ReadonlyMap<string, unknown>, origin: StateOrigin = 'cluster'): Promise<BulkResult | null> {
+    return this.serial(async () => {
+      if (!this.ferryd.ready) return null;
+      const want = new Map<bigint, StoredFlow>();
+      for (const [k, v] of entries) {
+        try {
+          const f = flowFromRecord(k, v as FlowRecord);
+          want.set(f.id, f);
+        } catch (e) {
+          this.counters.reconcileRefused++;
+          this.log?.error(`desired state: flow ${k} cannot be read (${(e as Error).message}); left out`);
+        }
+      }
+      const ops: Op[] = [];
+      for (const f of this.store.values()) if (!want.has(f.id)) ops.push({ kind: 'del', id: f.id, pointer: '', where: '' });
+      for (const [id, f] of want) {
+        const have = this.store.get(id);
+        if (!have || JSON.stringify(flowRecord(have)) !== JSON.stringify(flowRecord(f))) ops.push({ kind: 'add', flow: f, pointer: '', where: '' });
+      }
+      return this.commit(this.ferryd.channel(), ops);
+    }, origin);
   }
 
   // ---- compiling requests ----------------------------------------------------------------
@@ -445,12 +511,20 @@ export class FlowService {
     }
   }
 
-  /** Brings a fresh ferryd to the desired state: clear, then every stored flow as one bundle. */
+  /**
+   * Brings ferryd to the desired state in one step: a bundle that replaces its whole table (a
+   * bundled FLOW_CLEAR) with every stored flow. A fresh ferryd gets its flows; a ferryd that kept
+   * forwarding while ferry-control restarted swaps old table for desired table atomically, flows
+   * it already had keeping their slots and counters, anything it held that is not desired (a
+   * change never acknowledged) going. Flows ferryd refuses are logged and left out.
+   */
   async replay(chan: ControlChannel): Promise<void> {
-    ok(await chan.request(MsgType.FLOW_CLEAR));
+    await this.abort(chan); // a bundle a killed ferry-control left open in a running ferryd
     let flows: StoredFlow[] = [...this.store.values()];
     for (const f of flows) f.slot = null;
-    for (let round = 0; round < 3 && flows.length; round++) {
+    let committed = false;
+    for (let round = 0; round < 3 && !committed; round++) {
+      ok(await chan.request(MsgType.FLOW_CLEAR, undefined, { flags: MsgFlag.IN_BUNDLE }));
       const ops: Op[] = flows.map((flow) => ({ kind: 'add', flow, pointer: '', where: '' }));
       const rs = await this.stage(chan, ops);
       const bad = new Set(rs.map((r, i) => (r.status === Status.OK ? -1 : i)).filter((i) => i >= 0));
@@ -461,12 +535,17 @@ export class FlowService {
         continue;
       }
       ok(await chan.request(MsgType.BUNDLE_COMMIT, undefined, { timeoutMs: Math.max(chan.timeoutMs, COMMIT_TIMEOUT_MS) }));
+      committed = true;
       const now = process.hrtime.bigint();
       flows.forEach((f, i) => {
         f.slot = rs[i]!.aux;
         f.installedNs = now;
       });
-      break;
+    }
+    if (!committed) {
+      // nothing of ours is in: at least nothing stale either
+      ok(await chan.request(MsgType.FLOW_CLEAR));
+      this.log?.error('replay: ferryd kept refusing flows; its flow table is left empty');
     }
     const installed = [...this.store.values()].filter((f) => f.slot !== null).length;
     this.log?.info(`replayed ${installed} of ${this.store.size} flows to ferryd`);
@@ -479,6 +558,7 @@ export class FlowService {
     const f = this.store.get(ev.id);
     if (f && f.installedNs <= ev.timeNs) {
       this.store.delete(ev.id);
+      this.serial(async () => undefined).catch((e: Error) => this.log?.error(`desired state: recording flow ${formatFlowId(ev.id)}'s removal failed: ${e.message}`));
       this.counters.flowsRemoved++;
       this.log?.info(`ferryd removed flow ${formatFlowId(ev.id)} (cookie ${formatCookie(ev.cookie)}, reason ${ev.reason})`);
     }

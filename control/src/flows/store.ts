@@ -1,6 +1,9 @@
-// The desired flow state: every flow the service holds, replayed into each new ferryd.
-// In memory for now; the interface is what a persistent store would implement.
+// The desired flow state: every flow the service holds, replayed into each new ferryd. It
+// records its changes for the durable desired-state store (state/store.ts), which the flow
+// service commits before it acknowledges a request.
 import type { CompiledFlow } from './ofctl';
+import type { StateChange } from '../state/store';
+import { FLOWS_NS, flowKey, flowRecord, flowRecordText } from './persist';
 
 export interface StoredFlow extends CompiledFlow {
   /** ferryd's stats slot for the flow (from the FLOW_ADD response); null until installed. */
@@ -17,6 +20,7 @@ export function compareFlows(a: { table: number; priority: number; id: bigint; i
 export class FlowStore {
   private readonly flows = new Map<bigint, StoredFlow>();
   private sorted: StoredFlow[] | null = null;
+  private changes: StateChange[] = [];
 
   get size(): number {
     return this.flows.size;
@@ -35,18 +39,37 @@ export class FlowStore {
     const isNew = !this.flows.has(f.id);
     this.flows.set(f.id, f);
     this.sorted = null;
+    const rec = flowRecord(f);
+    this.changes.push({ ns: FLOWS_NS, key: flowKey(f.id), value: rec, text: flowRecordText(f, rec) });
     return isNew;
   }
 
   delete(id: bigint): boolean {
     const had = this.flows.delete(id);
-    if (had) this.sorted = null;
+    if (had) {
+      this.sorted = null;
+      this.changes.push({ ns: FLOWS_NS, key: flowKey(id), value: null });
+    }
     return had;
   }
 
   clear(): void {
     this.flows.clear();
     this.sorted = null;
+    this.changes = [{ ns: FLOWS_NS, key: null, value: null }];
+  }
+
+  /** Loads a flow from the durable state (not a change). */
+  restore(f: StoredFlow): void {
+    this.flows.set(f.id, f);
+    this.sorted = null;
+  }
+
+  /** The changes since the last call, for the durable store. */
+  takeChanges(): StateChange[] {
+    const c = this.changes;
+    this.changes = [];
+    return c;
   }
 
   /** All flows in listing order (cached until the next change; do not modify). */

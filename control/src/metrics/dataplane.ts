@@ -93,6 +93,18 @@ export function registerDataplaneMetrics(registry: Registry, snapshot: () => Sna
   };
   ctGauge('ferry_ct_connections', 'Connections in the tracker', (c) => c.conns);
   ctGauge('ferry_ct_connections_max', 'Global connection limit in force', (c) => c.maxConns);
+  // the leak check operators (and the soak) watch: at rest, in_use returns to its idle value
+  const mbufs: Gauge<'state'> = new Gauge({
+    name: 'ferry_mbufs', help: 'Packet buffers in ferryd\'s pools, by state (free includes per-lcore caches; in_use includes NIC rx rings)',
+    labelNames: ['state'], registers,
+    collect: () => {
+      mbufs.reset();
+      const d = snapshot();
+      if (!d || d.mbufs.total === 0n) return;
+      mbufs.set({ state: 'free' }, Number(d.mbufs.available));
+      mbufs.set({ state: 'in_use' }, Number(d.mbufs.total - d.mbufs.available));
+    },
+  });
   for (const [name, help, get] of CT_HEADER_COUNTERS) {
     const c: Counter = new Counter({
       name, help, registers,

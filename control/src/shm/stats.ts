@@ -106,6 +106,8 @@ export interface Snapshot {
   tables: TableTotals[];
   rings: { request: RingSnapshot; response: RingSnapshot; event: RingSnapshot };
   ct: CtTotals;
+  /** ferryd's packet pools: mbufs in all, and free ones (per-lcore caches included). */
+  mbufs: { total: bigint; available: bigint };
   /** Counters of a flow stats slot summed over workers (reads the live segment). */
   flowCounters(slot: number): FlowCounters;
 }
@@ -244,6 +246,7 @@ export function readSnapshot(seg: Segment): Snapshot {
     tables: readTableTotals(seg),
     rings: { request: ring(seg.requestRing()), response: ring(seg.responseRing()), event: ring(seg.eventRing()) },
     ct: readCtTotals(seg),
+    mbufs: { total: seg.loadU64(SH.mbufs_total.offset), available: seg.loadU64(SH.mbufs_available.offset) },
     flowCounters: (slot) => readFlowCounters(seg, slot),
   };
 }

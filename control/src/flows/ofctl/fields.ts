@@ -36,11 +36,13 @@ export interface FieldDef {
   readonly hex?: boolean;
 }
 
+// OVS's names plus srpl and untracked (what notrack gives: trk|untracked, netfilter's UNTRACKED;
+// no short alias: OVS has no such state to borrow one from, and one spelling round-trips)
 export const CT_STATE_FLAGS: FlagSet = {
   names: [['new', CtStateBit.NEW], ['est', CtStateBit.EST], ['rel', CtStateBit.REL], ['rpl', CtStateBit.RPL],
     ['inv', CtStateBit.INV], ['trk', CtStateBit.TRK], ['snat', CtStateBit.SNAT], ['dnat', CtStateBit.DNAT],
-    ['srpl', CtStateBit.SRPL]],
-  full: 0x1ff,
+    ['srpl', CtStateBit.SRPL], ['untracked', CtStateBit.UNTRACKED]],
+  full: 0x3ff,
 };
 
 export const TCP_FLAGS: FlagSet = {

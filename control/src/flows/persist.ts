@@ -1,0 +1,93 @@
+// A flow as the desired-state store keeps it: the compiled form, compactly (keys and masks are
+// mostly zero bytes, so only the runs that are not). Loading needs no ferryd and no recompiling:
+// ports were resolved and checked when the flow was first added.
+import type { Action, CompiledFlow } from './ofctl';
+import { flowIdParts, formatFlowId, parseFlowId } from './flow-id';
+import type { StoredFlow } from './store';
+
+export const FLOWS_NS = 'flows';
+
+export interface FlowRecord {
+  /** table, priority, idle and hard timeout, flag bits */
+  t: number;
+  p: number;
+  i: number;
+  h: number;
+  fb: number;
+  f: string[];
+  /** cookie, hex */
+  c: string;
+  /** [offset, key bytes hex, mask bytes hex] for each run where key or mask is not zero */
+  r: [number, string, string][];
+  /** length of key (= of mask) */
+  n: number;
+  a: Action[];
+  /** the actions' TLV bytes, base64 */
+  v: string;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex(b: Uint8Array, from: number, to: number): string {
+  let s = '';
+  for (let i = from; i < to; i++) s += HEX[b[i]!];
+  return s;
+}
+
+/** The actions' JSON and TLV base64, once per actions array: bulk loads share one per action text. */
+const actionParts = new WeakMap<readonly Action[], { json: string; b64: string }>();
+
+function partsOf(f: CompiledFlow): { json: string; b64: string } {
+  let p = actionParts.get(f.actions);
+  if (!p) {
+    p = { json: JSON.stringify(f.actions), b64: Buffer.from(f.tlv).toString('base64') };
+    actionParts.set(f.actions, p);
+  }
+  return p;
+}
+
+export function flowRecord(f: CompiledFlow): FlowRecord {
+  const r: [number, string, string][] = [];
+  const { key, mask } = f;
+  let i = 0;
+  while (i < key.length) {
+    if (key[i] === 0 && mask[i] === 0) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < key.length && (key[i] !== 0 || mask[i] !== 0)) i++;
+    r.push([start, hex(key, start, i), hex(mask, start, i)]);
+  }
+  return {
+    t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
+    c: f.cookie.toString(16), r, n: key.length, a: f.actions, v: partsOf(f).b64,
+  };
+}
+
+/** JSON.stringify(flowRecord(f)) without serializing the shared parts again (the bulk path's cost). */
+export function flowRecordText(f: CompiledFlow, rec: FlowRecord = flowRecord(f)): string {
+  const runs = rec.r.map(([o, k, m]) => `[${o},"${k}","${m}"]`).join(',');
+  return `{"t":${rec.t},"p":${rec.p},"i":${rec.i},"h":${rec.h},"fb":${rec.fb},"f":${JSON.stringify(rec.f)},"c":"${rec.c}","r":[${runs}],"n":${rec.n},"a":${partsOf(f).json},"v":"${rec.v}"}`;
+}
+
+export const flowKey = (id: bigint): string => formatFlowId(id);
+
+/** The stored flow back (not installed: slot null). Throws if the record does not hash to its id. */
+export function flowFromRecord(idText: string, rec: FlowRecord): StoredFlow {
+  const id = parseFlowId(idText);
+  if (id === null) throw new Error(`flow key ${idText} is not a flow id`);
+  const key = new Uint8Array(rec.n);
+  const mask = new Uint8Array(rec.n);
+  for (const [off, k, m] of rec.r) {
+    key.set(Buffer.from(k, 'hex'), off);
+    mask.set(Buffer.from(m, 'hex'), off);
+  }
+  const [hash, idHi] = flowIdParts(rec.t, rec.p, key, mask);
+  if (hash !== id) throw new Error(`flow ${idText}: its table, priority and match hash to ${formatFlowId(hash)}`);
+  return {
+    id, idHi, table: rec.t, priority: rec.p, cookie: BigInt('0x' + rec.c), idleTimeout: rec.i, hardTimeout: rec.h,
+    flags: rec.f, flagBits: rec.fb, key, mask, actions: rec.a, tlv: new Uint8Array(Buffer.from(rec.v, 'base64')),
+    slot: null, installedNs: 0n,
+  };
+}

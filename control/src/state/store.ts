@@ -1,0 +1,399 @@
+// The desired state, kept durably: what ferry-control replays into every new ferryd, and what a
+// restarted ferry-control starts from. A key-value model (namespace, key) -> JSON value, so the
+// same services can later sit on a distributed store (etcd) as well as on a local file.
+//
+// FileStateStore: a snapshot plus an append-only journal in one directory.
+//   snapshot.ndjson   one line per entry: {"ns":..,"k":..,"v":..}; replaced by write, fsync, rename
+//   journal.ndjson    one line per commit: {"c":[[ns,key,value|null],...]} (null deletes;
+//                     [ns,null,null] clears the namespace). A commit is acknowledged only once its
+//                     line is written and fdatasync'ed; a torn last line (a crash mid-write, never
+//                     acknowledged) is dropped at load. Commits that arrive while one is being
+//                     written share the next write and fsync (group commit).
+// Replaying a journal over a snapshot that already holds its effect changes nothing (set and
+// delete are idempotent), so a crash anywhere in a compaction loses nothing.
+import { promises as fsp, constants as fsc, openSync, closeSync, fsyncSync, ftruncateSync, readFileSync, statSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type StateValue = unknown;
+
+/**
+ * One change: set (value), delete (value null), or clear the namespace (key null). text, when
+ * given, is JSON.stringify(value) already made (the bulk flow path makes it cheaper than that).
+ */
+export type StateChange = { ns: string; key: string; value: StateValue | null; text?: string } | { ns: string; key: null; value: null; text?: undefined };
+
+export interface DesiredStateStore {
+  /** Every entry of the namespace, as loaded and changed since (key -> value). */
+  entries(ns: string): ReadonlyMap<string, StateValue>;
+  /**
+   * Makes the changes durable, all or nothing; resolves once they are. origin 'cluster': the
+   * changes came from the fleet's store (cluster mode) and are only cached locally, not written back.
+   */
+  commit(changes: readonly StateChange[], origin?: StateOrigin): Promise<void>;
+  /** Flushes and closes. */
+  close(): Promise<void>;
+  /** Where the state lives (for logs and /health). */
+  readonly where: string;
+}
+
+export class StateStoreError extends Error {}
+
+/** Who made a change: a request to this node, or the fleet's store (cluster mode). */
+export type StateOrigin = 'request' | 'cluster';
+
+/** Applies one change to a namespace map (shared by both stores and the loader). */
+function apply<V>(spaces: Map<string, Map<string, V>>, ns: string, key: string | null, value: V | null): void {
+  if (key === null) {
+    spaces.delete(ns);
+    return;
+  }
+  let m = spaces.get(ns);
+  if (value === null) {
+    m?.delete(key);
+    return;
+  }
+  if (!m) spaces.set(ns, (m = new Map()));
+  m.set(key, value);
+}
+
+const EMPTY: ReadonlyMap<string, StateValue> = new Map();
+
+/** Nothing survives the process: tests, and `--state-dir none`. */
+export class MemoryStateStore implements DesiredStateStore {
+  readonly where = 'memory (not durable)';
+  private readonly spaces = new Map<string, Map<string, StateValue>>();
+  commits = 0;
+
+  entries(ns: string): ReadonlyMap<string, StateValue> {
+    return this.spaces.get(ns) ?? EMPTY;
+  }
+
+  async commit(changes: readonly StateChange[]): Promise<void> {
+    for (const c of changes) apply(this.spaces, c.ns, c.key, c.value);
+    this.commits++;
+  }
+
+  async close(): Promise<void> {}
+}
+
+const SNAPSHOT = 'snapshot.ndjson';
+const JOURNAL = 'journal.ndjson';
+/** The journal is folded into a new snapshot once it is this big and twice the snapshot's size
+ * (a bulk load of 100,000 flows is about 15 MB: it should not be written twice at once). */
+const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
+
+export interface FileStateOptions {
+  /** Journal size that triggers compaction (default 64 MiB, and at least twice the snapshot's size). */
+  compactMinBytes?: number;
+  warn?: (msg: string) => void;
+}
+
+interface Pending {
+  line: string;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class FileStateStore implements DesiredStateStore {
+  readonly where: string;
+  /** Every entry as its JSON text: what snapshots are written from. Parsed values are made only
+   * when a service asks (at start), so a bulk load does not keep a second copy of every flow. */
+  private readonly texts = new Map<string, Map<string, string>>();
+  private readonly parsed = new Map<string, ReadonlyMap<string, StateValue>>();
+  private journal: fsp.FileHandle | null = null;
+  private journalBytes = 0;
+  private snapshotBytes = 0;
+  private pending: Pending[] = [];
+  private writing: Promise<void> | null = null;
+  private failed: Error | null = null;
+  private readonly compactMin: number;
+  private readonly warn: (msg: string) => void;
+  /** Counters for /metrics and tests. */
+  readonly stats = { commits: 0, writes: 0, compactions: 0, tornLinesDropped: 0 };
+
+  private constructor(readonly dir: string, opts: FileStateOptions) {
+    this.where = dir;
+    this.compactMin = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
+    this.warn = opts.warn ?? (() => undefined);
+  }
+
+  /** Opens (creating the directory, mode 0700) and loads the state. Throws StateStoreError on corruption. */
+  static async open(dir: string, opts: FileStateOptions = {}): Promise<FileStateStore> {
+    const s = new FileStateStore(dir, opts);
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      syncDir(join(dir, '..'));
+    }
+    const st = statSync(dir);
+    if (!st.isDirectory()) throw new StateStoreError(`state dir ${dir} is not a directory`);
+    if (st.mode & 0o022) throw new StateStoreError(`state dir ${dir} is group- or world-writable (mode ${(st.mode & 0o777).toString(8)}); refusing to trust it`);
+    s.load();
+    s.journal = await fsp.open(join(dir, JOURNAL), fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+    syncDir(dir);
+    return s;
+  }
+
+  entries(ns: string): ReadonlyMap<string, StateValue> {
+    let m = this.parsed.get(ns);
+    if (!m) {
+      const t = this.texts.get(ns);
+      if (!t) return EMPTY;
+      m = new Map([...t].map(([k, text]) => [k, JSON.parse(text) as StateValue]));
+      this.parsed.set(ns, m);
+    }
+    return m;
+  }
+
+  private load(): void {
+    const snap = join(this.dir, SNAPSHOT);
+    if (existsSync(snap)) {
+      const text = readFileSync(snap, 'utf8');
+      this.snapshotBytes = Buffer.byteLength(text);
+      let n = 0;
+      for (const line of text.split('\n')) {
+        n++;
+        if (!line) continue;
+        let e: { ns: string; k: string; v: unknown };
+        try {
+          e = JSON.parse(line) as { ns: string; k: string; v: unknown };
+        } catch {
+          // a snapshot is renamed into place only once complete: a bad line is corruption
+          throw new StateStoreError(`${snap}:${n}: not JSON; the desired state is damaged (restore it from a backup, or move the directory away to start empty)`);
+        }
+        this.set(e.ns, e.k, JSON.stringify(e.v));
+      }
+    }
+    const jpath = join(this.dir, JOURNAL);
+    if (!existsSync(jpath)) return;
+    const buf = readFileSync(jpath);
+    let pos = 0;
+    let lineNo = 0;
+    while (pos < buf.length) {
+      lineNo++;
+      const nl = buf.indexOf(0x0a, pos);
+      let rec: { c: [string, string | null, unknown][] } | null = null;
+      if (nl >= 0) {
+        try {
+          rec = JSON.parse(buf.toString('utf8', pos, nl)) as { c: [string, string | null, unknown][] };
+          if (!Array.isArray(rec.c)) rec = null;
+        } catch {
+          rec = null;
+        }
+      }
+      if (rec === null) {
+        // A commit is acknowledged once its whole line, newline included, is on disk. A last line
+        // without its newline is the write of an unacknowledged commit cut short by a crash: it
+        // never happened. A bad line with more after it is damage, not a crash.
+        if (nl < 0 || nl === buf.length - 1) {
+          this.stats.tornLinesDropped++;
+          this.warn(`${jpath}: dropping a torn last line (${buf.length - pos} bytes), a commit never acknowledged`);
+          break;
+        }
+        throw new StateStoreError(`${jpath}:${lineNo}: not a journal record; the desired state is damaged (restore it from a backup, or move the directory away to start empty)`);
+      }
+      for (const [ns, k, v] of rec.c) {
+        if (k === null) this.clearNs(ns);
+        else if (v === null) this.del(ns, k);
+        else this.set(ns, k, JSON.stringify(v));
+      }
+      pos = nl + 1;
+    }
+    this.journalBytes = pos;
+    if (pos < buf.length) {
+      // cut the torn tail so the next commit starts on a clean line
+      const fd = openSync(jpath, 'r+');
+      try {
+        ftruncateSync(fd, pos);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
+  private set(ns: string, k: string, text: string): void {
+    this.parsed.delete(ns);
+    apply(this.texts, ns, k, text);
+  }
+
+  private del(ns: string, k: string): void {
+    this.parsed.delete(ns);
+    apply(this.texts, ns, k, null);
+  }
+
+  private clearNs(ns: string): void {
+    this.parsed.delete(ns);
+    this.texts.delete(ns);
+  }
+
+  commit(changes: readonly StateChange[]): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (!this.journal) return Promise.reject(new StateStoreError('the state store is closed'));
+    if (changes.length === 0) return Promise.resolve();
+    // serialize first: a value that cannot be written fails this commit alone, before any effect
+    const texts: (string | null)[] = [];
+    const parts: string[] = [];
+    for (const c of changes) {
+      const text = c.value === null ? null : (c.text ?? JSON.stringify(c.value));
+      if (text === undefined) return Promise.reject(new StateStoreError(`${c.ns}/${c.key}: value is not JSON`));
+      texts.push(text);
+      parts.push(`[${JSON.stringify(c.ns)},${c.key === null ? 'null' : JSON.stringify(c.key)},${text ?? 'null'}]`);
+    }
+    const line = `{"c":[${parts.join(',')}]}\n`;
+    changes.forEach((c, i) => {
+      if (c.key === null) this.clearNs(c.ns);
+      else if (c.value === null) this.del(c.ns, c.key);
+      else this.set(c.ns, c.key, texts[i]!);
+    });
+    this.stats.commits++;
+    return new Promise((resolve, reject) => {
+      this.pending.push({ line, resolve, reject });
+      if (!this.writing) this.writing = this.writeLoop();
+    });
+  }
+
+  /** Writes what is pending, one write and one fdatasync per round, until nothing is. */
+  private async writeLoop(): Promise<void> {
+    try {
+      while (this.pending.length) {
+        const batch = this.pending;
+        this.pending = [];
+        const buf = Buffer.from(batch.map((p) => p.line).join(''));
+        try {
+          await writeAll(this.journal!, buf);
+          await this.journal!.datasync();
+        } catch (e) {
+          // the file may now hold part of a line: refuse every later commit rather than
+          // acknowledge state that a reload could not read back
+          this.failed = new StateStoreError(`writing the desired state to ${this.dir} failed: ${(e as Error).message}; ferry-control must be restarted`);
+          for (const p of [...batch, ...this.pending]) p.reject(this.failed);
+          this.pending = [];
+          return;
+        }
+        this.journalBytes += buf.length;
+        this.stats.writes++;
+        for (const p of batch) p.resolve();
+        if (this.journalBytes >= Math.max(this.compactMin, 2 * this.snapshotBytes)) await this.compact();
+      }
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  /**
+   * Folds the journal into a new snapshot: write snapshot.tmp, fsync, rename over the snapshot,
+   * fsync the directory, then start an empty journal. Only runs between journal writes.
+   */
+  private async compact(): Promise<void> {
+    const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
+    const parts: string[] = [];
+    for (const [ns, m] of this.texts) {
+      const nsText = JSON.stringify(ns);
+      for (const [k, text] of m) parts.push(`{"ns":${nsText},"k":${JSON.stringify(k)},"v":${text}}\n`);
+    }
+    const body = Buffer.from(parts.join(''));
+    const fh = await fsp.open(tmp, 'w', 0o600);
+    try {
+      await writeAll(fh, body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, join(this.dir, SNAPSHOT));
+    syncDir(this.dir);
+    // the snapshot holds everything the journal said: a new, empty journal
+    await this.journal!.truncate(0);
+    await this.journal!.sync();
+    this.snapshotBytes = body.length;
+    this.journalBytes = 0;
+    this.stats.compactions++;
+  }
+
+  /** Waits for pending writes; then closes the journal. */
+  async close(): Promise<void> {
+    while (this.writing) await this.writing;
+    await this.journal?.close();
+    this.journal = null;
+  }
+
+  /** Test hook: compacts now (waits for pending writes first). */
+  async compactNow(): Promise<void> {
+    while (this.writing) await this.writing;
+    await this.compact();
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+/** fsync of a directory makes a create or rename in it durable. */
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A state store by name: 'none' keeps it in memory, anything else is a directory. */
+export async function openStateStore(dir: string, warn?: (msg: string) => void): Promise<DesiredStateStore> {
+  if (dir === 'none') return new MemoryStateStore();
+  return FileStateStore.open(dir, { warn });
+}
+
+/**
+ * For services whose desired state is small (tunnels, neighbours, conntrack settings): after each
+ * change the service hands over all of it, and the mirror commits what differs from the last
+ * commit, as one commit. Simpler than tracking each change, and as cheap at this size.
+ */
+export class StateMirror {
+  /** ns -> key -> JSON text last committed */
+  private readonly last = new Map<string, Map<string, string>>();
+
+  constructor(private readonly store: DesiredStateStore, namespaces: readonly string[]) {
+    for (const ns of namespaces) {
+      const m = new Map<string, string>();
+      for (const [k, v] of store.entries(ns)) m.set(k, JSON.stringify(v));
+      this.last.set(ns, m);
+    }
+  }
+
+  /**
+   * Takes `now` as already committed: a service primes its mirror with the state it restored, so
+   * that its defaults are not written as if they were a change (in cluster mode they would
+   * overwrite the fleet's).
+   */
+  prime(now: ReadonlyMap<string, ReadonlyMap<string, unknown>>): void {
+    for (const ns of this.last.keys()) {
+      const m = new Map<string, string>();
+      for (const [k, v] of now.get(ns) ?? []) m.set(k, JSON.stringify(v));
+      this.last.set(ns, m);
+    }
+  }
+
+  /** Commits the difference between `now` (namespace -> key -> value) and the last commit. */
+  async sync(now: ReadonlyMap<string, ReadonlyMap<string, unknown>>, origin: StateOrigin = 'request'): Promise<void> {
+    const changes: StateChange[] = [];
+    const texts = new Map<string, Map<string, string>>();
+    for (const [ns, before] of this.last) {
+      const entries = now.get(ns) ?? new Map<string, unknown>();
+      const after = new Map<string, string>();
+      for (const [k, v] of entries) {
+        const text = JSON.stringify(v);
+        after.set(k, text);
+        if (before.get(k) !== text) changes.push({ ns, key: k, value: v });
+      }
+      for (const k of before.keys()) if (!after.has(k)) changes.push({ ns, key: k, value: null });
+      texts.set(ns, after);
+    }
+    if (changes.length === 0) return;
+    await this.store.commit(changes, origin);
+    for (const [ns, m] of texts) this.last.set(ns, m);
+  }
+}
