@@ -8,6 +8,7 @@ import { FerrydStatusError } from '../errors';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { CtEntry } from '../gen/proto';
 import { badRequest } from '../problem';
+import { DesiredStateStore, MemoryStateStore, StateMirror, StateOrigin } from '../state/store';
 import { CtEventHub, CtEventHubOptions, CtEventStream } from './events';
 import { CtFilterSpec } from './filter';
 import { LimitsBody, OptionsBody, TIMEOUT_ATTRS, TimeoutPolicyBody } from './schema';
@@ -21,7 +22,12 @@ export interface ConntrackOptions {
   /** Entries asked of ferryd per CT_DUMP (default 4096: ~700 response records, well inside the 1024-slot ring). */
   pageEntries?: number;
   events?: CtEventHubOptions;
+  /** Where the desired state is kept durably (default: in memory). */
+  state?: DesiredStateStore;
 }
+
+/** The desired state's namespaces (see state/store.ts). */
+const NS = { settings: 'ct-settings', zoneLimits: 'ct-zone-limits', policies: 'ct-timeout-policies' } as const;
 
 /** Where a dump goes on: ferryd's cursor, and entries of that request already given out. */
 export interface DumpPosition {
@@ -103,8 +109,14 @@ export class ConntrackService {
     this.events.setFerrydPublishes(v === true);
   }
 
+  private readonly mirror: StateMirror;
+
   constructor(private readonly ferryd: FerrydConnection, options: ConntrackOptions = {}) {
     this.log = options.log;
+    const state = options.state ?? new MemoryStateStore();
+    this.mirror = new StateMirror(state, Object.values(NS));
+    this.restore(state);
+    this.mirror.prime(this.desired());
     this.pageEntries = options.pageEntries ?? 4096;
     this.events = new CtEventHub(ferryd, options.events);
     ferryd.addReplayStep('the conntrack settings', (chan) => this.serial(() => this.replay(chan)));
@@ -114,10 +126,78 @@ export class ConntrackService {
     });
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+  /** Runs fn after every earlier change, then makes what it changed durable before the caller hears back. */
+  private serial<T>(fn: () => Promise<T>, origin: StateOrigin = 'request'): Promise<T> {
+    const run = this.queue.then(fn, fn).then(
+      async (v) => {
+        await this.mirror.sync(this.desired(), origin);
+        return v;
+      },
+      async (e: unknown) => {
+        await this.mirror.sync(this.desired(), origin);
+        throw e;
+      },
+    );
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** The desired settings as the store keeps them. */
+  private desired(): Map<string, Map<string, unknown>> {
+    const settings = new Map<string, unknown>([['options', { ...this.opts }]]);
+    if (this.maxConns !== null) settings.set('max_conns', this.maxConns);
+    if (this.defaultZoneLimit !== null) settings.set('default_zone_limit', this.defaultZoneLimit);
+    return new Map<string, Map<string, unknown>>([
+      [NS.settings, settings],
+      [NS.zoneLimits, new Map([...this.zoneLimits].map(([z, l]) => [String(z), l]))],
+      [NS.policies, new Map([...this.policies].map(([z, p]) => [String(z), p]))],
+    ]);
+  }
+
+  /** The settings a previous ferry-control left (a restart starts from them). */
+  private restore(state: DesiredStateStore): void {
+    this.load((ns) => state.entries(ns));
+  }
+
+  /** Sets the desired settings from the store's entries (what they leave out goes back to ferryd's own). */
+  private load(entries: (ns: string) => ReadonlyMap<string, unknown>): void {
+    const s = entries(NS.settings);
+    this.maxConns = null;
+    this.defaultZoneLimit = null;
+    this.zoneLimits.clear();
+    this.policies.clear();
+    this.opts.tcpSeqCheck = true;
+    this.opts.events = false;
+    if (typeof s.get('max_conns') === 'number') this.maxConns = s.get('max_conns') as number;
+    if (typeof s.get('default_zone_limit') === 'number') this.defaultZoneLimit = s.get('default_zone_limit') as number;
+    const o = s.get('options') as Partial<{ tcpSeqCheck: boolean; events: boolean }> | undefined;
+    if (o) Object.assign(this.opts, o);
+    for (const [z, l] of entries(NS.zoneLimits)) this.zoneLimits.set(Number(z), l as number);
+    for (const [z, p] of entries(NS.policies)) this.policies.set(Number(z), p as Record<string, number>);
+  }
+
+  /**
+   * Cluster mode: the desired settings become the fleet's (entries by namespace), ferryd following:
+   * what was set and is no longer is removed, then everything desired is sent again (idempotent).
+   */
+  reconcile(entries: (ns: string) => ReadonlyMap<string, unknown>, origin: StateOrigin = 'cluster'): Promise<boolean> {
+    return this.serial(async () => {
+      if (!this.ferryd.ready) return false;
+      const before = { max: this.maxConns, def: this.defaultZoneLimit, zones: new Set(this.zoneLimits.keys()), policies: new Set(this.policies.keys()) };
+      this.load(entries);
+      const chan = this.ferryd.channel();
+      const at = (what: string): Where => ({ pointer: '', what });
+      const ops: Op[] = [];
+      if (before.max !== null && this.maxConns === null) ops.push(this.limitOp(CtLimitTarget.GLOBAL, 0, 0, true, at('max_conns')));
+      if (before.def !== null && this.defaultZoneLimit === null) ops.push(this.limitOp(CtLimitTarget.DEFAULT_ZONE, 0, 0, false, at('default_zone_limit')));
+      for (const z of before.zones) if (!this.zoneLimits.has(z)) ops.push(this.limitOp(CtLimitTarget.ZONE, z, 0, true, at(`limit of zone ${z}`)));
+      for (const z of before.policies) {
+        if (!this.policies.has(z)) ops.push({ spec: { type: MsgType.CT_SET_TIMEOUT_POLICY, body: ctTimeoutPolicyBody(z, [], true) }, at: at(`timeout policy of zone ${z}`) });
+      }
+      for (const e of await this.send(chan, ops)) this.log?.warn(`cluster: ${e.message}`);
+      await this.replay(chan);
+      return true;
+    }, origin);
   }
 
   // ---- dumps -------------------------------------------------------------------------------

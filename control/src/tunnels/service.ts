@@ -12,11 +12,22 @@ import {
 } from './format';
 import { DEFAULTS, OPTION_DEFAULTS, SttOptionsBody, TunnelBody, TunnelPutBody } from './schema';
 import { readTunnelPort } from './stats';
+import { DesiredStateStore, MemoryStateStore, StateMirror, StateOrigin } from '../state/store';
 import { NeighPage, neighBody, neighDumpBody, readNeighPart, sttOptionsBody, tunnelDelBody, tunnelSetBody } from './wire';
 
 export interface TunnelServiceOptions {
   log?: Log;
+  /** Where the desired state is kept durably (default: in memory). */
+  state?: DesiredStateStore;
 }
+
+/** The desired state's namespaces (see state/store.ts). */
+const NS = { tunnels: 'tunnels', neighbours: 'neighbours', options: 'stt-options' } as const;
+
+/** A tunnel as stored: its key (a 64-bit value) as a decimal string. */
+type TunnelRecord = Omit<Tunnel, 'key'> & { key: string };
+const tunnelRecord = (t: Tunnel): TunnelRecord => ({ ...t, key: t.key === 'flow' ? 'flow' : t.key.toString() });
+const tunnelFromRecord = (r: TunnelRecord): Tunnel => ({ ...r, key: r.key === 'flow' ? 'flow' : BigInt(r.key) });
 
 /** A tunnel as desired (checked and normalised). */
 export interface Tunnel {
@@ -34,7 +45,7 @@ export interface Tunnel {
   ttl: number;
 }
 
-interface StaticNeighbour {
+export interface StaticNeighbour {
   port: number;
   ip: number[];
   mac: number[];
@@ -94,18 +105,56 @@ export class TunnelService {
   private readonly tunnels = new Map<string, Tunnel>();
   private readonly statics = new Map<string, StaticNeighbour>();
   private readonly opts: SttOptionsView = { ...OPTION_DEFAULTS };
+  /** Cluster mode: the tunnels to the fleet's peers and their underlay neighbours, made from the
+   * membership; kept out of the stored desired state (every node makes its own). */
+  private readonly meshTunnels = new Set<string>();
+  private readonly meshNeighbours = new Set<string>();
+
+  private readonly mirror: StateMirror;
 
   constructor(private readonly ferryd: FerrydConnection, options: TunnelServiceOptions = {}) {
     this.log = options.log;
+    const state = options.state ?? new MemoryStateStore();
+    this.mirror = new StateMirror(state, Object.values(NS));
+    this.restore(state);
+    this.mirror.prime(this.desired());
     // Replay steps run in the order they were added, all of them before the flow table's replay
     // handler: a new ferryd gets its tunnel ports before any flow that outputs to them.
     ferryd.addReplayStep('the tunnels, static neighbours and STT options', (chan) => this.serial(() => this.replay(chan)));
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+  /** Runs fn after every earlier change, then makes what it changed durable before the caller hears back. */
+  private serial<T>(fn: () => Promise<T>, origin: StateOrigin = 'request'): Promise<T> {
+    const run = this.queue.then(fn, fn).then(
+      async (v) => {
+        await this.mirror.sync(this.desired(), origin);
+        return v;
+      },
+      async (e: unknown) => {
+        await this.mirror.sync(this.desired(), origin);
+        throw e;
+      },
+    );
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** The desired state as the store keeps it. */
+  private desired(): Map<string, Map<string, unknown>> {
+    return new Map<string, Map<string, unknown>>([
+      [NS.tunnels, new Map([...this.tunnels].filter(([k]) => !this.meshTunnels.has(k)).map(([k, t]) => [k, tunnelRecord(t)]))],
+      [NS.neighbours, new Map([...this.statics].filter(([k]) => !this.meshNeighbours.has(k)))],
+      [NS.options, new Map([['options', { ...this.opts }]])],
+    ]);
+  }
+
+  /** The desired state a previous ferry-control left (a restart starts from it). */
+  private restore(state: DesiredStateStore): void {
+    for (const [k, v] of state.entries(NS.tunnels)) this.tunnels.set(k, tunnelFromRecord(v as TunnelRecord));
+    for (const [k, v] of state.entries(NS.neighbours)) this.statics.set(k, v as StaticNeighbour);
+    const o = state.entries(NS.options).get('options') as Partial<SttOptionsView> | undefined;
+    if (o) Object.assign(this.opts, o);
+    if (this.tunnels.size || this.statics.size) this.log?.info(`desired state: ${this.tunnels.size} tunnels and ${this.statics.size} static neighbours from ${state.where}`);
   }
 
   // ---- tunnels -----------------------------------------------------------------------------
@@ -336,6 +385,90 @@ export class TunnelService {
       Object.assign(this.opts, want);
       return this.options();
     });
+  }
+
+  // ---- cluster mode ------------------------------------------------------------------------
+  /**
+   * Makes the desired tunnels, static neighbours and options these (null: leave that part), and
+   * the mesh (the tunnels to the fleet's peers, mesh: null leaves it), ferryd following with only
+   * what differs. A mesh tunnel keeps its port; a new one gets the lowest free port (it waits for
+   * ferryd to know how many ethdevs there are). null while ferryd is not ready: nothing changed
+   * (the caller tries again when it is).
+   */
+  reconcile(
+    user: { tunnels: ReadonlyMap<string, unknown>; neighbours: ReadonlyMap<string, unknown>; options: unknown } | null,
+    mesh: { tunnels: Omit<Tunnel, 'port'>[]; neighbours: StaticNeighbour[] } | null,
+    origin: StateOrigin = 'cluster',
+  ): Promise<{ changed: number; refused: string[] } | null> {
+    return this.serial(async () => {
+      if (!this.ferryd.ready) return null;
+      const oldTunnels = new Map(this.tunnels);
+      const oldStatics = new Map(this.statics);
+      const oldOpts = JSON.stringify(this.opts);
+      if (user) {
+        for (const k of [...this.tunnels.keys()]) if (!this.meshTunnels.has(k)) this.tunnels.delete(k);
+        for (const [k, v] of user.tunnels) if (!this.meshTunnels.has(k)) this.tunnels.set(k, tunnelFromRecord(v as TunnelRecord));
+        for (const k of [...this.statics.keys()]) if (!this.meshNeighbours.has(k)) this.statics.delete(k);
+        for (const [k, v] of user.neighbours) this.statics.set(k, v as StaticNeighbour);
+        Object.assign(this.opts, OPTION_DEFAULTS, (user.options ?? {}) as Partial<SttOptionsView>);
+      }
+      const refused: string[] = [];
+      if (mesh) {
+        const seg = this.ferryd.segment;
+        const nPorts = seg ? seg.info.nPorts : null;
+        const wanted = new Set(mesh.tunnels.map((t) => t.name));
+        for (const k of [...this.meshTunnels]) if (!wanted.has(k)) { this.tunnels.delete(k); this.meshTunnels.delete(k); }
+        for (const t of mesh.tunnels) {
+          const have = this.tunnels.get(t.name);
+          if (have && !this.meshTunnels.has(t.name)) { refused.push(`mesh tunnel ${t.name}: a tunnel of that name is in the desired state`); continue; }
+          let port = have?.port;
+          if (port === undefined) {
+            if (nPorts === null) continue; // the port is settled once ferryd is attached
+            const used = new Set([...this.tunnels.values()].map((x) => x.port));
+            for (let p = nPorts; p < MAX_PORTS && port === undefined; p++) if (!used.has(p)) port = p;
+            if (port === undefined) { refused.push(`mesh tunnel ${t.name}: every tunnel port is taken`); continue; }
+          }
+          this.tunnels.set(t.name, { ...t, port });
+          this.meshTunnels.add(t.name);
+        }
+        const wantedN = new Set(mesh.neighbours.map((n) => `${n.port}/${formatIpv4(n.ip)}`));
+        for (const k of [...this.meshNeighbours]) if (!wantedN.has(k)) { this.statics.delete(k); this.meshNeighbours.delete(k); }
+        for (const n of mesh.neighbours) {
+          const k = `${n.port}/${formatIpv4(n.ip)}`;
+          this.statics.set(k, n);
+          this.meshNeighbours.add(k);
+        }
+      }
+      // ferryd: what differs, ports in order (a tunnel moving to a port another leaves works out)
+      const chan = this.ferryd.channel();
+      const ops: Op[] = [];
+      const at = (what: string): Where => ({ pointer: '', what });
+      if (JSON.stringify(this.opts) !== oldOpts) ops.push({ spec: { type: MsgType.STT_SET_OPTIONS, body: sttOptionsBody(this.opts) }, at: at('STT options') });
+      const oldByPort = new Map([...oldTunnels.values()].map((t) => [t.port, t]));
+      const newByPort = new Map([...this.tunnels.values()].map((t) => [t.port, t]));
+      for (const [port, t] of oldByPort) {
+        if (!newByPort.has(port)) ops.push({ spec: { type: MsgType.TUNNEL_DEL, body: tunnelDelBody(port) }, at: at(`tunnel ${t.name} (port ${port})`), alsoOk: Status.ENOENT });
+      }
+      for (const [port, t] of newByPort) {
+        const was = oldByPort.get(port);
+        if (!was || canonical(was) !== canonical(t)) ops.push({ spec: { type: MsgType.TUNNEL_SET, body: tunnelSetBody(tunnelConfig(t)) }, at: at(`tunnel ${t.name} (port ${port})`) });
+      }
+      for (const [k, n] of oldStatics) {
+        if (!this.statics.has(k)) ops.push({ spec: { type: MsgType.NEIGH_DEL, body: neighBody(n.port, n.ip) }, at: at(`neighbour ${k}`), alsoOk: Status.ENOENT });
+      }
+      for (const [k, n] of this.statics) {
+        const was = oldStatics.get(k);
+        if (!was || JSON.stringify(was) !== JSON.stringify(n)) ops.push({ spec: { type: MsgType.NEIGH_SET, body: neighBody(n.port, n.ip, n.mac, NeighFlag.STATIC) }, at: at(`neighbour ${k}`) });
+      }
+      for (const e of await this.send(chan, ops)) refused.push(e.message);
+      for (const r of refused) this.log?.warn(`cluster: ${r}`);
+      return { changed: ops.length, refused };
+    }, origin);
+  }
+
+  /** The mesh tunnels by name (cluster mode). */
+  meshTunnelNames(): string[] {
+    return [...this.meshTunnels].sort();
   }
 
   // ---- a new ferryd ------------------------------------------------------------------------
