@@ -224,7 +224,33 @@ function conntrackRows(): Row[] {
     more('ct: new connections at 1,000,000, batch 32', ctFigure(['setup', '1000000', '32'], /new connections/), 1.5, 'M/s'),
     more('ct: established lookups at 1,000,000, batch 32 (OVS: batch 1)', ctFigure(['setup', '1000000', '32'], /established/), 3.9, 'M/s'),
     less('ct: worst worker burst (32 lookups) while the cleanup thread expires 1,000,000', ctFigure(['cleanup', '1000000'], /worst/), 50, 'us', 'issue bound'),
+    ...natRows(),
     less('ct: longest bucket-lock hold of the cleanup thread expiring 1,000,000', ctFigure(['cleanup', '1000000'], /longest/), 50, 'us', 'issue bound'),
+  ];
+}
+
+/** NAT next to no NAT, both from one ferry-bench-conntrack run (so one machine state):
+ * new connections committed with SNAT over 16 addresses against plain commits, and
+ * replies found by their reply nodes and rewritten back against plain replies. */
+function natRows(): Row[] {
+  const xs: Record<string, number[]> = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    const out = execFileSync(BENCH_CT, ['nat', '1000000', '32'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    for (const line of out.split('\n').filter((l) => l.startsWith('ct nat '))) {
+      const [name, value] = line.split('\t');
+      (xs[name!] ??= []).push(Number(value));
+    }
+  }
+  const fig = (re: RegExp): number => {
+    const k = Object.keys(xs).find((n) => re.test(n));
+    if (!k) throw new Error(`ferry-bench-conntrack nat: no line matching ${re}`);
+    return median(xs[k]!);
+  };
+  const row = (metric: string, ferry: number, baseline: number): Row =>
+    ({ metric, ferry, baseline, baselineName: 'same run without NAT', unit: 'M/s', ratio: ferry / baseline });
+  return [
+    row('ct: new connections at 1,000,000 with SNAT (16 addresses), batch 32', fig(/new.*SNAT/), fig(/new.*no NAT/)),
+    row('ct: established replies at 1,000,000 with SNAT (reply node + header rewrite), batch 32', fig(/replies.*SNAT/), fig(/replies.*no NAT/)),
   ];
 }
 

@@ -71,7 +71,7 @@ test('an entry in JSON: tuple, states, flags, mark, label, timeout, counters as 
   const [a, b, c] = ndjson(await get('/v1/conntrack'));
   assert.deepEqual({ ...a, first_seen: undefined, last_seen: undefined }, {
     zone: 5, proto: 'tcp', proto_num: 6, family: 'ipv4', src: '10.0.0.1', dst: '10.9.0.1', sport: 10001, dport: 80,
-    state: 'TIME_WAIT', state_orig: 'FIN_WAIT_2', state_reply: 'TIME_WAIT', seen_reply: true, assured: true, be_liberal: false,
+    reply: { src: '10.9.0.1', dst: '10.0.0.1', sport: 80, dport: 10001 }, state: 'TIME_WAIT', state_orig: 'FIN_WAIT_2', state_reply: 'TIME_WAIT', seen_reply: true, assured: true, be_liberal: false,
     mark: 42, label: '0x00000000000000000000000000000102', timeout: 119, timeout_attr: 'tcp_time_wait',
     packets_orig: '3', bytes_orig: '180', packets_reply: '2', bytes_reply: '120', first_seen: undefined, last_seen: undefined,
   });
@@ -190,6 +190,78 @@ test('bad filter values are 400 problems naming the parameter', async () => {
   problem(await get('/v1/conntrack?bogus=1'), '?bogus', /not a known property/);
   problem(await h.app.inject({ method: 'DELETE', url: '/v1/conntrack?src=nope' }), '?src', /not an IPv4 or IPv6 address/);
   assert.equal(h.fake.received.filter((x) => x.type === MsgType.CT_FLUSH).length, 0, 'nothing was sent for a bad filter');
+});
+
+test('a NATed entry: reply is the translated tuple and nat names the translation, in the stream and in pages', async () => {
+  const F = CtEntryFlag;
+  // SNAT: 10.0.0.5:5555 -> 198.51.100.1:443 leaves as 203.0.113.1:40001
+  h.fake.ct.add(tcp(5, {
+    src: '10.0.0.5', dst: '198.51.100.1', sport: 5555, dport: 443, flags: F.SEEN_REPLY | F.SNAT,
+    reply: { src: '198.51.100.1', dst: '203.0.113.1', sport: 443, dport: 40001 },
+  }));
+  // DNAT: 192.0.2.10 -> 203.0.113.80:80 is served by 10.0.0.80:8080
+  h.fake.ct.add({ src: '192.0.2.10', dst: '203.0.113.80', proto: 6, sport: 33000, dport: 80, flags: F.DNAT, reply: { src: '10.0.0.80', sport: 8080 } });
+  h.fake.ct.add(tcp(7));
+  // an ICMP echo SNATed with a new id
+  h.fake.ct.add({ src: '10.0.0.5', dst: '198.51.100.1', proto: 1, sport: 7, dport: 7, icmp_type: 8, flags: F.SEEN_REPLY | F.SNAT, reply: { dst: '203.0.113.1', sport: 1024, dport: 1024 } });
+  h.fake.ct.add({ src: 'fd00::5', dst: '2001:db8::1', proto: 17, sport: 5353, dport: 53, flags: F.SNAT, reply: { dst: '2001:db8:ffff::1', dport: 61000 } });
+  const rows = ndjson(await get('/v1/conntrack'));
+  assert.equal(rows.length, 5);
+  const [snat, dnat, plain, icmp, v6] = rows;
+  assert.deepEqual([snat.src, snat.dst, snat.sport, snat.dport], ['10.0.0.5', '198.51.100.1', 5555, 443], 'the original tuple is untouched');
+  assert.deepEqual(snat.reply, { src: '198.51.100.1', dst: '203.0.113.1', sport: 443, dport: 40001 });
+  assert.equal(snat.nat, 'snat');
+  assert.deepEqual(dnat.reply, { src: '10.0.0.80', dst: '192.0.2.10', sport: 8080, dport: 33000 });
+  assert.equal(dnat.nat, 'dnat');
+  assert.deepEqual(plain.reply, { src: '10.9.0.1', dst: '10.0.0.7', sport: 80, dport: 10007 }, 'not NATed: the original turned round');
+  assert.ok(!('nat' in plain), 'no nat field without a translation');
+  assert.deepEqual(icmp.reply, { src: '198.51.100.1', dst: '203.0.113.1', sport: 1024, dport: 1024 }, 'ICMP: the reply\'s echo id in both');
+  assert.deepEqual([icmp.sport, icmp.dport, icmp.nat], [7, 7, 'snat']);
+  assert.deepEqual(v6.reply, { src: '2001:db8::1', dst: '2001:db8:ffff::1', sport: 53, dport: 61000 });
+  // the JSON page shows the same
+  const page = (await get('/v1/conntrack?limit=10')).json();
+  assert.deepEqual(page.entries.map((e: any) => [e.reply, e.nat]), rows.map((e) => [e.reply, e.nat]));
+});
+
+test('either_dir selects and flushes NATed connections by their translated address and port', async () => {
+  const F = CtEntryFlag;
+  h.fake.ct.add(tcp(5, {
+    src: '10.0.0.5', dst: '198.51.100.1', sport: 5555, dport: 443, flags: F.SEEN_REPLY | F.SNAT,
+    reply: { src: '198.51.100.1', dst: '203.0.113.1', sport: 443, dport: 40001 },
+  }));
+  h.fake.ct.add({ src: '192.0.2.10', dst: '203.0.113.80', proto: 6, sport: 33000, dport: 80, flags: F.DNAT, reply: { src: '10.0.0.80', sport: 8080 } });
+  h.fake.ct.add(tcp(7));
+  h.fake.ct.add({ src: '10.0.0.5', dst: '198.51.100.1', proto: 1, sport: 7, dport: 7, icmp_type: 8, flags: F.SNAT, reply: { dst: '203.0.113.1', sport: 1024, dport: 1024 } });
+  const sel = async (q: string): Promise<string[]> => {
+    const r = await get(`/v1/conntrack?${q}`);
+    assert.equal(r.statusCode, 200, `${q}: ${r.body}`);
+    return ndjson(r).map((e) => `${e.proto}:${e.src}:${e.sport}`);
+  };
+  // the translated source is the reply's destination: nothing has it in the original direction
+  assert.deepEqual(await sel('dst=203.0.113.1'), []);
+  assert.deepEqual(await sel('dst=203.0.113.1&either_dir=true'), ['tcp:10.0.0.5:5555', 'icmp:10.0.0.5:7']);
+  let f = lastFilter();
+  assert.equal(f.flags, CtFilterFlag.DST | CtFilterFlag.IP_VERSION | CtFilterFlag.EITHER_DIR);
+  assert.deepEqual([f.dst.slice(0, 4), f.dst_plen], [[203, 0, 113, 1], 32]);
+  assert.deepEqual(await sel('dst=203.0.113.1&dport=40001&either_dir=true'), ['tcp:10.0.0.5:5555'], 'the translated port too');
+  f = lastFilter();
+  assert.deepEqual([f.flags & CtFilterFlag.EITHER_DIR, f.dport], [CtFilterFlag.EITHER_DIR, 40001]);
+  // the translated destination of a DNAT is the reply's source
+  assert.deepEqual(await sel('src=10.0.0.80&sport=8080&either_dir=1'), ['tcp:192.0.2.10:33000']);
+  assert.deepEqual(await sel('src=10.0.0.80'), []);
+
+  // conntrack -D --either-dir -d <translated address>: flush what was SNATed to 203.0.113.1
+  let r = await h.app.inject({ method: 'DELETE', url: '/v1/conntrack?dst=203.0.113.1&either_dir=true' });
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json(), { deleted: '2' });
+  f = lastFilter(MsgType.CT_FLUSH);
+  assert.equal(f.flags, CtFilterFlag.DST | CtFilterFlag.IP_VERSION | CtFilterFlag.EITHER_DIR);
+  assert.deepEqual(f.dst.slice(0, 4), [203, 0, 113, 1]);
+  assert.deepEqual(ndjson(await get('/v1/conntrack')).map((e) => e.nat ?? null), ['dnat', null], 'the DNAT and the plain one are left');
+  r = await h.app.inject({ method: 'DELETE', url: '/v1/conntrack?src=10.0.0.80&either_dir=true' });
+  assert.deepEqual(r.json(), { deleted: '1' });
+  assert.deepEqual(ndjson(await get('/v1/conntrack')).map((e) => e.sport), [10007]);
+  problem(await h.app.inject({ method: 'DELETE', url: '/v1/conntrack?dst=203.0.113.1&either_dir=sometimes' }), '?either_dir', /either_dir/);
 });
 
 test('DELETE /v1/conntrack flushes what the filter selects, or everything', async () => {

@@ -26,6 +26,8 @@ test('ferry_ct_* and ferry_ip_fragments_total come from the worker counters and 
     dv.setBigUint64(w(1) + WS.ct_created.offset, 40n, true);
     dv.setBigUint64(w(0) + WS.ct_limit_refused.offset, 3n, true);
     dv.setBigUint64(w(0) + WS.ct_early_drops.offset, 2n, true);
+    h.fake.setWorker(0, { ct_nat_created: 17n, ct_nat_exhausted: 4n, ct_nat_rewrites: 1234n });
+    h.fake.setWorker(1, { ct_nat_created: 5n, ct_nat_rewrites: 99_000_000_000n, ct_nat_rewrite_errors: 3n });
     dv.setBigUint64(w(1) + WS.ct_invalid.offset + CtInvalidReason.TCP_SEQ * 8, 7n, true);
     dv.setBigUint64(w(0) + WS.ct_invalid.offset + CtInvalidReason.NOT_IP * 8, 9n, true);
     dv.setBigUint64(w(0) + WS.ct_invalid.offset + 15 * 8, 99n, true); // an unnamed slot: not exported
@@ -54,6 +56,15 @@ test('ferry_ct_* and ferry_ip_fragments_total come from the worker counters and 
     has('ferry_ct_created_total{worker="1"} 40');
     has('ferry_ct_limit_refused_total{worker="0"} 3');
     has('ferry_ct_early_drops_total{worker="0"} 2');
+    has('ferry_ct_nat_created_total{worker="0"} 17');
+    has('ferry_ct_nat_created_total{worker="1"} 5');
+    has('ferry_ct_nat_exhausted_total{worker="0"} 4');
+    has('ferry_ct_nat_exhausted_total{worker="1"} 0');
+    has('ferry_ct_nat_rewrites_total{worker="0"} 1234');
+    has('ferry_ct_nat_rewrites_total{worker="1"} 99000000000');
+    has('ferry_ct_nat_rewrite_errors_total{worker="1"} 3');
+    has('# TYPE ferry_ct_nat_exhausted_total counter');
+    has('# HELP ferry_ct_nat_exhausted_total Commits refused because no free tuple was left in the nat() range; the packet continued untranslated');
     has('ferry_ct_invalid_total{worker="1",reason="tcp_seq"} 7');
     has('ferry_ct_invalid_total{worker="0",reason="not_ip"} 9');
     has('ferry_ct_invalid_total{worker="0",reason="l3_short"} 0');
@@ -107,7 +118,8 @@ test('promtool accepts the families, and every query of the Conntrack dashboard 
     const named = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(ferry_[a-z0-9_]+)/g)].map((x) => x[1]!)));
     for (const n of named) assert.ok(served.has(n), `the dashboard queries ${n}, which /metrics does not serve`);
     for (const n of ['ferry_ct_connections', 'ferry_ct_connections_max', 'ferry_ct_created_total', 'ferry_ct_invalid_total', 'ferry_ct_limit_refused_total',
-      'ferry_ct_early_drops_total', 'ferry_ct_expired_total', 'ferry_ct_flushed_total', 'ferry_ip_fragments_total', 'ferry_ct_packets_total']) {
+      'ferry_ct_early_drops_total', 'ferry_ct_expired_total', 'ferry_ct_flushed_total', 'ferry_ip_fragments_total', 'ferry_ct_packets_total',
+      'ferry_ct_nat_created_total', 'ferry_ct_nat_exhausted_total', 'ferry_ct_nat_rewrites_total', 'ferry_ct_nat_rewrite_errors_total']) {
       assert.ok(named.has(n), `the dashboard does not chart ${n}`);
     }
     const file = path.join(dir, 'rules.yml');

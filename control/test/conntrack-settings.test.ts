@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { harness, until, Harness } from './helpers';
-import { CtTcpState, CtTm, EventType, MsgType, Status } from '../src/gen/proto';
+import { CtEntryFlag, CtTcpState, CtTm, EventType, MsgType, Status } from '../src/gen/proto';
 import { CtEventHub } from '../src/conntrack/events';
 import type { CtEventRecord, FerryEvent } from '../src/events';
 import { DEFAULT_MAX_CONNS } from './fake-conntrack';
@@ -157,19 +157,28 @@ test('events: the first subscriber turns ferryd\'s events on, every subscriber g
     assert.match(a.type, /^application\/x-ndjson/);
     assert.equal(h.fake.ct.events, true, 'on before the response started');
     const b = await openStream(url);
-    const e = h.fake.ct.add({ src: '10.0.0.1', dst: '10.0.0.3', sport: 1234, dport: 80, zone: 5, state_orig: CtTcpState.SYN_SENT });
+    // a DNATed connection: 10.0.0.3:80 is answered by 10.0.0.9:8080
+    const e = h.fake.ct.add({
+      src: '10.0.0.1', dst: '10.0.0.3', sport: 1234, dport: 80, zone: 5, state_orig: CtTcpState.SYN_SENT,
+      flags: CtEntryFlag.DNAT, reply: { src: '10.0.0.9', sport: 8080 },
+    });
     h.fake.ct.add({ src: 'fd00::1', dst: 'fd00::2', proto: 17, sport: 53, dport: 53, zone: 6 });
     await until(() => a.lines.length >= 2 && b.lines.length >= 2, 2000, 'CT_NEW on both streams');
     assert.equal(a.lines[0].type, 'new');
     assert.equal(a.lines[0].reason, undefined);
     assert.equal(a.lines[0].entry.dst, '10.0.0.3');
     assert.equal(a.lines[0].entry.state, 'SYN_SENT');
+    assert.deepEqual(a.lines[0].entry.reply, { src: '10.0.0.9', dst: '10.0.0.1', sport: 8080, dport: 1234 }, 'the translated reply tuple');
+    assert.equal(a.lines[0].entry.nat, 'dnat');
+    assert.deepEqual(a.lines[1].entry.reply, { src: 'fd00::2', dst: 'fd00::1', sport: 53, dport: 53 });
+    assert.ok(!('nat' in a.lines[1].entry), 'no nat field without a translation');
     assert.ok(Math.abs(Date.parse(a.lines[0].time) - Date.now()) < 5000, 'time is wall-clock ISO');
     assert.deepEqual(b.lines, a.lines);
     assert.equal((await send(h, 'DELETE', '/v1/conntrack?zone=6')).json().deleted, '1');
     h.fake.ct.expire(e.id);
     await until(() => a.lines.length >= 4, 2000, 'CT_DESTROY events');
     assert.deepEqual(a.lines.slice(2).map((l) => [l.type, l.reason, l.entry.zone]), [['destroy', 'flushed', 6], ['destroy', 'expired', 5]]);
+    assert.deepEqual([a.lines[3].entry.nat, a.lines[3].entry.reply.src], ['dnat', '10.0.0.9'], 'a destroy event carries the translation too');
     assert.deepEqual((await send(h, 'GET', '/v1/conntrack/options')).json(), { tcp_seq_check: true, events: false, events_in_effect: true, event_subscribers: 2 });
     assert.match((await send(h, 'GET', '/metrics')).body, /^ferry_ct_event_subscribers 2$/m);
 
@@ -202,7 +211,8 @@ test('a subscriber that does not read is dropped with an overflow line, the othe
       src: [10, 0, 0, 1, ...new Array<number>(12).fill(0)], dst: [10, 0, 0, 2, ...new Array<number>(12).fill(0)], sport: i, dport: 80, zone: 0,
       proto: 6, ip_version: 4, state_orig: 4, state_reply: 4, flags: 1, mark: 0, timeout_ms: 1000, label: new Array<number>(16).fill(0),
       icmp_type: 0, icmp_code: 0, tm: 2, pad0: 0, pad1: 0, packets_orig: 1n, bytes_orig: 1n, packets_reply: 1n, bytes_reply: 1n,
-      first_seen_ns: 1n, last_seen_ns: 1n,
+      first_seen_ns: 1n, last_seen_ns: 1n, reply_src: [10, 0, 0, 2, ...new Array<number>(12).fill(0)],
+      reply_dst: [10, 0, 0, 1, ...new Array<number>(12).fill(0)], reply_sport: 80, reply_dport: i, pad2: 0,
     },
   });
   for (let i = 0; i < 40; i++) {
@@ -297,13 +307,15 @@ test('CT events on the ring decode to their type, entry and reason', async () =>
   try {
     const seen: FerryEvent[] = [];
     h.ferryd.on('event', (ev: FerryEvent) => seen.push(ev));
-    const e = h.fake.ct.add({ src: '10.0.0.1', dst: '10.0.0.2', sport: 5, dport: 6, zone: 9, mark: 3 });
+    const e = h.fake.ct.add({ src: '10.0.0.1', dst: '10.0.0.2', sport: 5, dport: 6, zone: 9, mark: 3, flags: CtEntryFlag.SNAT, reply: { dst: '192.0.2.7', dport: 40001 } });
     h.fake.ct.post(EventType.CT_DESTROY, e, 2, true);
     h.fake.ct.post(EventType.CT_NEW, e, 0, true);
     await until(() => (h.ferryd.drainEvents(), seen.length >= 2), 1000, 'events');
     const [d, n] = seen as CtEventRecord[];
     assert.deepEqual([d!.type, d!.kind, d!.reason, d!.entry.zone, d!.entry.mark, d!.entry.sport], ['ct', 'destroy', 2, 9, 3, 5]);
     assert.deepEqual([n!.kind, n!.entry.dst.slice(0, 4)], ['new', [10, 0, 0, 2]]);
+    assert.deepEqual([n!.entry.flags, n!.entry.reply_src.slice(0, 4), n!.entry.reply_dst.slice(0, 4), n!.entry.reply_sport, n!.entry.reply_dport],
+      [CtEntryFlag.SNAT, [10, 0, 0, 2], [192, 0, 2, 7], 6, 40001]);
   } finally {
     await h.close();
   }

@@ -37,6 +37,8 @@ export interface CtSpec {
   bytes_reply?: bigint;
   first_seen_ns?: bigint;
   last_seen_ns?: bigint;
+  /** the reply direction's tuple (a translated one with flags SNAT or DNAT); by default the original turned round */
+  reply?: { src?: string; dst?: string; sport?: number; dport?: number };
 }
 
 export interface FakeCtEntry extends CtEntry {
@@ -85,7 +87,9 @@ export function filterMatches(e: CtEntry, f: CtFilter): boolean {
     (!has(CtFilterFlag.DST) || prefixMatch(dst, f.dst, f.dst_plen)) &&
     (!has(CtFilterFlag.SPORT) || sport === f.sport) &&
     (!has(CtFilterFlag.DPORT) || dport === f.dport);
-  return tuple(e.src, e.dst, e.sport, e.dport) || (has(CtFilterFlag.EITHER_DIR) && tuple(e.dst, e.src, e.dport, e.sport));
+  // either direction: the reply tuple as the entry holds it (translated for a NATed connection)
+  return tuple(e.src, e.dst, e.sport, e.dport) ||
+    (has(CtFilterFlag.EITHER_DIR) && tuple(e.reply_src, e.reply_dst, e.reply_sport, e.reply_dport));
 }
 
 const protoIndex = (p: number): number => ({ 6: 0, 17: 1, 1: 2, 58: 3, 132: 4 } as Record<number, number>)[p] ?? 5;
@@ -131,12 +135,16 @@ export class FakeConntrack {
     const a = addrBytes(s.src);
     const now = process.hrtime.bigint();
     const label = Buffer.from((s.label ?? '').replace(/^0x/, '').padStart(32, '0'), 'hex');
+    const sport = s.sport ?? 0;
+    const dport = s.dport ?? 0;
+    const r = s.reply ?? {};
     const e: FakeCtEntry = {
-      id: this.nextId++, src: a.bytes, dst: addrBytes(s.dst).bytes, sport: s.sport ?? 0, dport: s.dport ?? 0, zone: s.zone ?? 0,
+      id: this.nextId++, src: a.bytes, dst: addrBytes(s.dst).bytes, sport, dport, zone: s.zone ?? 0,
       proto: s.proto ?? 6, ip_version: a.version, state_orig: s.state_orig ?? 0, state_reply: s.state_reply ?? 0, flags: s.flags ?? 0,
       mark: s.mark ?? 0, timeout_ms: s.timeout_ms ?? 30_000, label: [...label], icmp_type: s.icmp_type ?? 0, icmp_code: s.icmp_code ?? 0,
       tm: s.tm ?? 0, pad0: 0, pad1: 0, packets_orig: s.packets_orig ?? 1n, bytes_orig: s.bytes_orig ?? 60n,
       packets_reply: s.packets_reply ?? 0n, bytes_reply: s.bytes_reply ?? 0n, first_seen_ns: s.first_seen_ns ?? now, last_seen_ns: s.last_seen_ns ?? now,
+      reply_src: addrBytes(r.src ?? s.dst).bytes, reply_dst: addrBytes(r.dst ?? s.src).bytes, reply_sport: r.sport ?? dport, reply_dport: r.dport ?? sport, pad2: 0,
     };
     this.entries.set(e.id, e);
     this.publish();

@@ -17,6 +17,13 @@ import { FakeConntrack } from './fake-conntrack';
 import { FakeTunnels } from './fake-tunnels';
 
 const up = (n: number, a = 64): number => Math.ceil(n / a) * a;
+
+/** The single u64 worker counters a test may set (setWorker). */
+const WORKER_U64S = [
+  'busy_cycles', 'idle_cycles', 'ct_packets', 'ct_created', 'ct_limit_refused', 'ct_early_drops',
+  'ct_nat_created', 'ct_nat_exhausted', 'ct_nat_rewrites', 'ct_nat_rewrite_errors',
+] as const;
+export type WorkerCounters = Partial<Record<(typeof WORKER_U64S)[number], bigint>> & { drops?: bigint[] };
 const R = RING_CTL.fields;
 
 export interface FakeOptions {
@@ -571,11 +578,13 @@ export class FakeFerryd {
     }
   }
 
-  setWorker(worker: number, c: { busy_cycles?: bigint; idle_cycles?: bigint; drops?: bigint[] }): void {
+  setWorker(worker: number, c: WorkerCounters): void {
     const base = this.layout.workers + worker * WORKER_STATS.size;
     const F = WORKER_STATS.fields;
-    if (c.busy_cycles !== undefined) this.dv.setBigUint64(base + F.busy_cycles.offset, c.busy_cycles, true);
-    if (c.idle_cycles !== undefined) this.dv.setBigUint64(base + F.idle_cycles.offset, c.idle_cycles, true);
+    for (const k of WORKER_U64S) {
+      const v = c[k];
+      if (v !== undefined) this.dv.setBigUint64(base + F[k].offset, v, true);
+    }
     c.drops?.forEach((d, i) => this.dv.setBigUint64(base + F.drops.offset + i * 8, d, true));
   }
 

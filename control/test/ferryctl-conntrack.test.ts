@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { harness, Harness } from './helpers';
-import { CtEntryFlag, CtFilterFlag, CtTcpState, MsgType, readCtDumpReq } from '../src/gen/proto';
+import { CtEntryFlag, CtFilterFlag, CtTcpState, MsgType, readCtDumpReq, readCtFilter } from '../src/gen/proto';
 import { CliError, run } from '../src/cli/ferryctl';
 
 const FERRYCTL = path.resolve(__dirname, '../../../control/bin/ferryctl.js');
@@ -50,6 +50,32 @@ test('dump-conntrack prints conntrack -L lines', async () => {
   const json = (await ctl('dump-conntrack', '--json')).trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(json.length, 6);
   assert.equal(json[0].state, 'ESTABLISHED');
+});
+
+test('dump-conntrack prints a NATed connection\'s translated reply tuple; flush-conntrack --either-dir -d finds it', async () => {
+  const ct = h.fake.ct;
+  ct.add({ src: '10.0.0.5', dst: '198.51.100.1', sport: 5555, dport: 443, state_orig: EST, state_reply: EST,
+    flags: CtEntryFlag.SEEN_REPLY | CtEntryFlag.SNAT, timeout_ms: 431_999_000, packets_orig: 3n, bytes_orig: 180n, packets_reply: 2n, bytes_reply: 120n,
+    reply: { src: '198.51.100.1', dst: '203.0.113.1', sport: 443, dport: 40001 } });
+  ct.add({ src: '192.0.2.10', dst: '203.0.113.80', proto: 17, sport: 33000, dport: 53, flags: CtEntryFlag.DNAT, timeout_ms: 30_000, zone: 3,
+    reply: { src: '10.0.0.53', sport: 5353 } });
+  ct.add({ src: '10.0.0.5', dst: '198.51.100.1', proto: 1, sport: 7, dport: 7, icmp_type: 8, icmp_code: 0, flags: CtEntryFlag.SEEN_REPLY | CtEntryFlag.SNAT,
+    timeout_ms: 29_000, packets_orig: 1n, bytes_orig: 84n, packets_reply: 1n, bytes_reply: 84n, reply: { dst: '203.0.113.1', sport: 1024, dport: 1024 } });
+  assert.equal(await ctl('dump-conntrack'), [
+    'tcp      6 431999 ESTABLISHED src=10.0.0.5 dst=198.51.100.1 sport=5555 dport=443 packets=3 bytes=180 src=198.51.100.1 dst=203.0.113.1 sport=443 dport=40001 packets=2 bytes=120 [ASSURED] mark=0 use=1',
+    'udp      17 30 src=192.0.2.10 dst=203.0.113.80 sport=33000 dport=53 packets=1 bytes=60 [UNREPLIED] src=10.0.0.53 dst=192.0.2.10 sport=5353 dport=33000 packets=0 bytes=0 mark=0 zone=3 use=1',
+    'icmp     1 29 src=10.0.0.5 dst=198.51.100.1 type=8 code=0 id=7 packets=1 bytes=84 src=198.51.100.1 dst=203.0.113.1 type=0 code=0 id=1024 packets=1 bytes=84 [ASSURED] mark=0 use=1',
+  ].join('\n') + '\n');
+  const json = (await ctl('dump-conntrack', '--json')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(json.map((e) => e.nat), ['snat', 'dnat', 'snat']);
+  // conntrack -L users flush NATed connections by the translated address
+  assert.equal(await ctl('flush-conntrack', '--either-dir', '-d', '203.0.113.1'), '2 flow entries have been deleted.\n');
+  const r = h.fake.received.filter((x) => x.type === MsgType.CT_FLUSH).at(-1)!;
+  const f = readCtFilter(new DataView(r.body!.buffer, r.body!.byteOffset, r.body!.byteLength), 0);
+  assert.equal(f.flags, CtFilterFlag.DST | CtFilterFlag.IP_VERSION | CtFilterFlag.EITHER_DIR);
+  assert.deepEqual(f.dst.slice(0, 4), [203, 0, 113, 1]);
+  assert.match(await ctl('dump-conntrack'), /^udp {6}17 30 src=192\.0\.2\.10 .* src=10\.0\.0\.53 dst=192\.0\.2\.10 sport=5353 dport=33000 /);
+  assert.equal(await ctl('flush-conntrack', '--either-dir', '-s', '10.0.0.53', '--sport', '5353'), '1 flow entries have been deleted.\n');
 });
 
 test('filters as long options or conntrack\'s short ones reach ferryd\'s ct_filter', async () => {

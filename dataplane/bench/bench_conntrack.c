@@ -12,6 +12,11 @@
  *                 order, batches of 32, no commit.
  *   cleanup NC    the cleanup thread expires NC connections while a worker thread
  *                 runs bursts of 32 lookups: the worst burst time.
+ *   nat NC B      NAT next to no NAT in one run: NC new connections committed plain,
+ *                 then (table flushed) with ct(commit,nat(src=16 addresses)), batch B;
+ *                 then each connection's reply, shuffled, batches of 32: plain replies
+ *                 tracked, and SNATed replies found by their reply nodes and rewritten
+ *                 back (the worker's rewriter, in place).
  * Nothing here uses EAL: the tracker needs none. */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include "../conntrack/conntrack.h"
+#include "../nat/nat_rewrite.h"
 
 #define FRAME_LEN 42
 
@@ -166,6 +172,143 @@ static double run_flows(struct ferry_ct_thread *t, const uint8_t *fr, const uint
 	return (double)nc / ((double)(now_ns() - t0) / 1e9) / 1e6;
 }
 
+/* 0..nc-1 in a random order (fixed by seed) */
+static uint32_t *shuffled(uint32_t nc, unsigned seed)
+{
+	uint32_t *order = malloc(nc * sizeof(*order));
+	for (uint32_t i = 0; i < nc; i++)
+		order[i] = i;
+	srand(seed);
+	for (uint32_t i = nc - 1; i > 0; i--) {
+		uint32_t j = (uint32_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (i + 1));
+		uint32_t x = order[i];
+		order[i] = order[j];
+		order[j] = x;
+	}
+	return order;
+}
+
+/* ---- nat ---- */
+
+/* The benchmark's 42-byte UDP frame (checksum 0) between any addresses */
+static void frame4(uint8_t *f, const uint8_t *src, const uint8_t *dst, uint16_t sport, uint16_t dport)
+{
+	ovs_frame(f, sport, dport);
+	memcpy(f + 26, src, 4);
+	memcpy(f + 30, dst, 4);
+	uint32_t s = 0;
+	f[24] = f[25] = 0;
+	for (int k = 14; k < 34; k += 2)
+		s += (uint32_t)(f[k] << 8 | f[k + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	s = ~s & 0xffff;
+	f[24] = (uint8_t)(s >> 8);
+	f[25] = (uint8_t)s;
+}
+
+struct reply_frames { uint8_t *fr; uint32_t n; };
+static int reply_of(void *arg, const struct ferry_ct_entry *e)
+{
+	struct reply_frames *r = arg;
+	frame4(r->fr + (size_t)r->n * FRAME_LEN, e->reply_src, e->reply_dst, e->reply_sport, e->reply_dport);
+	r->n++;
+	return 0;
+}
+
+/* the replies of every connection in the table, as frames */
+static uint32_t replies(struct ferry_ct *ct, uint8_t *fr, uint64_t now)
+{
+	struct reply_frames r = { fr, 0 };
+	bool done;
+	ferry_ct_dump(ct, NULL, 0, 0, now, reply_of, &r, &done);
+	return r.n;
+}
+
+/* Bursts of 32 through ct(nat) (or plain ct), each flagged packet rewritten as the
+ * worker does: M/s */
+static double run_replies(struct ferry_ct_thread *t, uint8_t *fr, const uint32_t *order, uint32_t nc, uint16_t flags,
+			  uint64_t now, uint64_t *rewritten)
+{
+	struct ferry_ct_pkt pkts[32];
+	struct ferry_ct_result res[32];
+	uint8_t *at[32];
+	struct ferry_ct_action act = { .zone = 1, .flags = flags };
+	const struct ferry_ct_action *ap[32];
+	for (unsigned i = 0; i < 32; i++)
+		ap[i] = &act;
+	uint64_t t0 = now_ns();
+	for (uint32_t i = 0; i < nc; i += 32) {
+		unsigned k = nc - i < 32 ? nc - i : 32;
+		for (unsigned j = 0; j < k; j++) {
+			at[j] = fr + (size_t)order[i + j] * FRAME_LEN;
+			pkt_of(&pkts[j], at[j]);
+		}
+		ferry_ct_execute(t, pkts, ap, k, now, res);
+		for (uint64_t m = t->nat_mask; m; m &= m - 1) {
+			unsigned j = (unsigned)__builtin_ctzll(m);
+			*rewritten += ferry_nat_rewrite(at[j], FRAME_LEN, 14, 34, 0, &t->rw[j]) == 0;
+		}
+	}
+	return (double)nc / ((double)(now_ns() - t0) / 1e9) / 1e6;
+}
+
+static int mode_nat(uint32_t nc, unsigned batch)
+{
+	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = nc + 1024 });
+	if (ct == NULL)
+		return 1;
+	struct ferry_ct_thread t;
+	ferry_ct_thread_init(ct, &t);
+	uint8_t *fr = flow_frames(nc), *rfr = malloc((size_t)nc * FRAME_LEN);
+	uint32_t *order = shuffled(nc, 11);
+	uint64_t now = now_ns(), rewritten = 0;
+	struct ferry_ct_action snat = { .zone = 1, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC };
+	const uint8_t lo[4] = { 203, 0, 113, 1 }, hi[4] = { 203, 0, 113, 16 };
+	memcpy(snat.nat_addr_min, lo, 4);
+	memcpy(snat.nat_addr_max, hi, 4);
+	/* warm the pool and the side table once */
+	run_replies(&t, fr, order, nc, 0, now, &rewritten);
+	ferry_ct_flush(&t, NULL, now);
+
+	double plain_new = run_flows(&t, fr, NULL, nc, batch, FERRY_CT_FLAG_COMMIT, now);
+	uint32_t nr = replies(ct, rfr, now);
+	double plain_rpl = run_replies(&t, rfr, order, nr, 0, now, &rewritten);
+	ferry_ct_flush(&t, NULL, now);
+
+	struct ferry_ct_pkt pkts[FERRY_CT_BURST_MAX];
+	struct ferry_ct_result res[FERRY_CT_BURST_MAX];
+	const struct ferry_ct_action *ap[FERRY_CT_BURST_MAX];
+	for (unsigned i = 0; i < FERRY_CT_BURST_MAX; i++)
+		ap[i] = &snat;
+	uint64_t t0 = now_ns();
+	for (uint32_t i = 0; i < nc; i += batch) {
+		unsigned k = nc - i < batch ? nc - i : batch;
+		for (unsigned j = 0; j < k; j++)
+			pkt_of(&pkts[j], fr + (size_t)(i + j) * FRAME_LEN);
+		ferry_ct_execute(&t, pkts, ap, k, now, res);
+	}
+	double nat_new = (double)nc / ((double)(now_ns() - t0) / 1e9) / 1e6;
+	uint64_t natted = ferry_ct_count(ct);
+	nr = replies(ct, rfr, now);
+	rewritten = 0;
+	double nat_rpl = run_replies(&t, rfr, order, nr, FERRY_CT_FLAG_NAT, now, &rewritten);
+
+	printf("ct nat new connections/s at %u, batch %u, no NAT\t%.2f\tM/s\n", nc, batch, plain_new);
+	printf("ct nat new connections/s at %u, batch %u, SNAT\t%.2f\tM/s\t(%llu committed)\n", nc, batch, nat_new,
+	       (unsigned long long)natted);
+	printf("ct nat established replies at %u, batch 32, no NAT\t%.2f\tM/s\n", nc, plain_rpl);
+	printf("ct nat established replies at %u, batch 32, SNAT reply node + rewrite\t%.2f\tM/s\t(%llu rewritten)\n",
+	       nc, nat_rpl, (unsigned long long)rewritten);
+	ferry_ct_thread_fini(&t);
+	ferry_ct_destroy(ct);
+	free(fr);
+	free(rfr);
+	free(order);
+	/* every committed connection's reply found its entry and was translated back */
+	return natted > 0 && rewritten == natted ? 0 : 1;
+}
+
 static int mode_setup(uint32_t nc, unsigned batch)
 {
 	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = nc + 1024 });
@@ -174,16 +317,7 @@ static int mode_setup(uint32_t nc, unsigned batch)
 	struct ferry_ct_thread t;
 	ferry_ct_thread_init(ct, &t);
 	uint8_t *fr = flow_frames(nc);
-	uint32_t *order = malloc(nc * sizeof(*order));
-	for (uint32_t i = 0; i < nc; i++)
-		order[i] = i;
-	srand(7);
-	for (uint32_t i = nc - 1; i > 0; i--) {
-		uint32_t j = (uint32_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (i + 1));
-		uint32_t x = order[i];
-		order[i] = order[j];
-		order[j] = x;
-	}
+	uint32_t *order = shuffled(nc, 7);
 	uint64_t now = now_ns();
 	/* warm: touch the pool once, as OVS's initial fill does */
 	run_flows(&t, fr, NULL, nc, batch, FERRY_CT_FLAG_COMMIT, now);
@@ -308,10 +442,12 @@ int main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "ovs") == 0)
 		return mode_ovs((unsigned)atoi(argv[2]), strtoull(argv[3], NULL, 10), (unsigned)atoi(argv[4]));
+	if (argc >= 4 && strcmp(argv[1], "nat") == 0)
+		return mode_nat((uint32_t)strtoul(argv[2], NULL, 10), (unsigned)atoi(argv[3]));
 	if (argc >= 4 && strcmp(argv[1], "setup") == 0)
 		return mode_setup((uint32_t)strtoul(argv[2], NULL, 10), (unsigned)atoi(argv[3]));
 	if (argc >= 3 && strcmp(argv[1], "cleanup") == 0)
 		return mode_cleanup((uint32_t)strtoul(argv[2], NULL, 10));
-	fprintf(stderr, "usage: ferry-bench-conntrack ovs T N B | setup NC B | cleanup NC\n");
+	fprintf(stderr, "usage: ferry-bench-conntrack ovs T N B | setup NC B | cleanup NC | nat NC B\n");
 	return 2;
 }

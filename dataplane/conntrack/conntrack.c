@@ -77,6 +77,8 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 		return NULL;
 	uint32_t max = cfg->max_conns ? cfg->max_conns : FERRY_CT_DEFAULT_MAX_CONNS;
 	ct->capacity = cfg->capacity ? cfg->capacity : max;
+	if (ct->capacity > CT_MAX_CAPACITY)
+		ct->capacity = CT_MAX_CAPACITY; /* a link's top bit marks reply nodes */
 	if (max > ct->capacity)
 		max = ct->capacity;
 	atomic_init(&ct->max_conns, max);
@@ -98,6 +100,8 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 	ct->conns_bytes = (size_t)ct->capacity * sizeof(struct ct_conn);
 	ct->heads_bytes = (size_t)n_slots * sizeof(uint32_t);
 	ct->conns = map_lazy(ct->conns_bytes);
+	ct->nat_bytes = (size_t)ct->capacity * sizeof(struct ct_nat);
+	ct->nat = map_lazy(ct->nat_bytes);
 	ct->heads = map_lazy(ct->heads_bytes);
 	ct->free_stack = map_lazy((size_t)ct->capacity * sizeof(uint32_t));
 	ct->buckets = aligned_alloc(64, n_buckets * sizeof(struct ct_bucket));
@@ -109,7 +113,7 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 	uint32_t ev_slots = cfg->event_slots ? pow2_at_least(cfg->event_slots) : DEFAULT_EVENT_SLOTS;
 	ssize_t ring_sz = rte_ring_get_memsize_elem(sizeof(struct ct_event_rec), ev_slots);
 	ct->event_ring = ring_sz > 0 ? aligned_alloc(64, (size_t)RTE_ALIGN_CEIL(ring_sz, 64)) : NULL;
-	if (!ct->conns || !ct->heads || !ct->free_stack || !ct->buckets || !ct->zone_limit || !ct->zone_count ||
+	if (!ct->conns || !ct->nat || !ct->heads || !ct->free_stack || !ct->buckets || !ct->zone_limit || !ct->zone_count ||
 	    !ct->zone_tp || !ct->tp_ns || !ct->tp_used || !ct->event_ring)
 		goto fail;
 	/* preempted producers (the cleanup thread is an ordinary thread) must not stall
@@ -167,6 +171,8 @@ void ferry_ct_destroy(struct ferry_ct *ct)
 		munmap(ct->conns, ct->conns_bytes);
 	if (ct->heads)
 		munmap(ct->heads, ct->heads_bytes);
+	if (ct->nat)
+		munmap(ct->nat, ct->nat_bytes);
 	if (ct->free_stack)
 		munmap(ct->free_stack, (size_t)ct->capacity * sizeof(uint32_t));
 	free(ct->buckets);
@@ -189,7 +195,10 @@ void ferry_ct_thread_init(struct ferry_ct *ct, struct ferry_ct_thread *t)
 	t->created = &t->local[1];
 	t->limit_refused = &t->local[2];
 	t->early_drops = &t->local[3];
-	t->invalid = &t->local[4];
+	t->nat_created = &t->local[4];
+	t->nat_exhausted = &t->local[5];
+	t->invalid = &t->local[6];
+	t->held1 = t->held2 = CT_NIL;
 }
 
 void ferry_ct_thread_fini(struct ferry_ct_thread *t)
@@ -269,22 +278,42 @@ static void exp_unlink(struct ferry_ct *ct, struct ct_bucket *b, struct ct_conn 
 	b->exp_len--;
 }
 
-void ct_remove_locked(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, uint8_t reason, uint64_t now)
+bool ct_remove_locked(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t reason, uint64_t now)
 {
 	struct ferry_ct *ct = t->ct;
 	uint32_t idx = (uint32_t)(c - ct->conns);
+	struct ct_bucket *b = &ct->buckets[ct_bucket_of(ct, c->hash)];
+	if (unlikely(c->flags & CONN_NAT) && !ct_nat_unlink(t, b, c)) {
+		c->expiration = 0; /* gone for lookups; the sweep frees it */
+		return false;
+	}
 	/* before the unlinking stores (see commit_new) */
 	atomic_fetch_sub_explicit(&ct->zone_count[c->key.zone], 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&ct->n_conns, 1, memory_order_relaxed);
 	uint32_t *link = &ct->heads[c->hash & ct->slot_mask];
 	while (*link != idx)
-		link = &ct->conns[*link].next;
+		link = (*link & CT_LINK_REV) ? &ct->nat[*link & ~CT_LINK_REV].rnext : &ct->conns[*link].next;
 	*link = c->next;
 	exp_unlink(ct, b, c, idx);
 	if (atomic_load_explicit(&ct->events, memory_order_relaxed))
 		publish(ct, FERRY_EVENT_TYPE_CT_DESTROY, c, reason, now);
 	if (reason == FERRY_CT_DESTROY_REASON_EXPIRED)
 		atomic_fetch_add_explicit(&ct->expired, 1, memory_order_relaxed);
+	entry_free(t, idx);
+	return true;
+}
+
+/* Takes back an entry commit_new just made, before anyone saw it (no event): its
+ * translation could not be set up. */
+static void discard_new(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c)
+{
+	struct ferry_ct *ct = t->ct;
+	uint32_t idx = (uint32_t)(c - ct->conns);
+	atomic_fetch_sub_explicit(&ct->zone_count[c->key.zone], 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&ct->n_conns, 1, memory_order_relaxed);
+	ct->heads[c->hash & ct->slot_mask] = c->next; /* it went in at the head */
+	exp_unlink(ct, b, c, idx);
+	(*t->created)--;
 	entry_free(t, idx);
 }
 
@@ -298,14 +327,13 @@ static bool early_drop(struct ferry_ct_thread *t, struct ct_bucket *b, bool zone
 		struct ct_conn *c = &ct->conns[idx];
 		idx = c->exp_next;
 		if (ct_expired(c, now)) {
-			if (!zone_only || c->key.zone == zone) {
-				ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+			if ((!zone_only || c->key.zone == zone) &&
+			    ct_remove_locked(t, c, FERRY_CT_DESTROY_REASON_EXPIRED, now))
 				return true;
-			}
 			continue;
 		}
-		if (!(c->flags & CONN_SEEN_REPLY) && (!zone_only || c->key.zone == zone)) {
-			ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EVICTED, now);
+		if (!(c->flags & CONN_SEEN_REPLY) && (!zone_only || c->key.zone == zone) &&
+		    ct_remove_locked(t, c, FERRY_CT_DESTROY_REASON_EVICTED, now)) {
 			(*t->early_drops)++;
 			return true;
 		}
@@ -469,13 +497,38 @@ static inline bool is_icmp(uint8_t proto)
 	return proto == IPPROTO_ICMP_ || proto == IPPROTO_ICMPV6_;
 }
 
+/* What the burst's packets share: the caller's output for rewrites, and where
+ * packets that need another bucket lock go. */
+struct nat_out {
+	struct ferry_nat_rewrite *rw;  /* this packet's */
+	uint64_t *mask;                /* the thread's nat_mask */
+	uint64_t bit;                  /* this packet's bit in it */
+};
+
+/* ct(nat): the packet of a translated connection is rewritten as the translation
+ * says, and its state says snat or dnat */
+static __attribute__((noinline)) uint32_t nat_apply(const struct ferry_ct *ct, const struct ct_conn *c,
+						    const struct ct_pktctx *p, bool via_rev, const struct nat_out *o)
+{
+	ct_nat_rewrite_of(ct, c, p, via_rev, o->rw);
+	if (o->rw->op)
+		*o->mask |= o->bit;
+	return ct_nat_kind(ct, c) == CT_NAT_SRC ? FERRY_CT_STATE_BIT_SNAT : FERRY_CT_STATE_BIT_DNAT;
+}
+
+static inline bool wants_nat(const struct ferry_ct_action *a, const struct ct_conn *c)
+{
+	return unlikely(a->flags & FERRY_CT_FLAG_NAT) && (c->flags & CONN_NAT);
+}
+
 /* The paths a burst rarely takes: an ICMP error (c: the connection it is about, or
  * NULL), or a packet that may open a connection, in place of c when c is given (a
- * forced commit the other way, or a connection its protocol says is over). */
+ * forced commit the other way, or a connection its protocol says is over). b is the
+ * bucket of p's key. */
 static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, struct ct_bucket *b,
-						   const struct ct_pktctx *p, struct ct_conn *c,
+						   const struct ct_pktctx *p, struct ct_conn *c, bool via_rev,
 						   const struct ferry_ct_action *a, uint64_t now,
-						   struct ferry_ct_result *r)
+						   struct ferry_ct_result *r, const struct nat_out *o)
 {
 	struct ferry_ct *ct = t->ct;
 	if (p->related) {
@@ -486,7 +539,9 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 			r->zone = p->key.zone;
 			return;
 		}
-		bool quoted_reply = p->swapped != c->orig_b;
+		/* the quoted packet went the reply way: as O turned round, or (found by the
+		 * reply node) as T turned round */
+		bool quoted_reply = via_rev ? p->swapped == ct->nat[c - ct->conns].r_swapped : p->swapped != c->orig_b;
 		uint32_t state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_REL |
 				 (quoted_reply ? 0 : FERRY_CT_STATE_BIT_RPL) |
 				 ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
@@ -494,26 +549,38 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 		c->packets[!quoted_reply]++;
 		c->bytes[!quoted_reply] += p->bytes;
 		c->last_seen = now;
+		if (wants_nat(a, c))
+			state |= nat_apply(ct, c, p, via_rev, o);
 		result_of_conn(c, state, r);
 		return;
 	}
 	/* the old connection is over */
 	if (c != NULL)
-		ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
+		ct_remove_locked(t, c, FERRY_CT_DESTROY_REASON_REPLACED, now);
 	if (!l4_ops(p->key.proto)->valid_new(t, p)) {
 		result_invalid(r, t->last_invalid);
 		r->zone = p->key.zone;
 		return;
 	}
 	if ((a->flags & FERRY_CT_FLAG_COMMIT) && (c = commit_new(t, b, p, now)) != NULL) {
+		uint32_t nat_state = 0;
+		if (unlikely(a->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
+			if (!ct_nat_setup(t, b, c, a, now)) {
+				/* OVS: no tuple, no entry; the packet goes on untranslated */
+				discard_new(t, b, c);
+				goto untracked_new;
+			}
+			nat_state = nat_apply(ct, c, p, false, o);
+		}
 		count_packet(c, false, p, now);
 		set_mark_label(c, a);
 		/* after the commit's mark and label: the event carries what was committed */
 		if (atomic_load_explicit(&ct->events, memory_order_relaxed))
 			publish(ct, FERRY_EVENT_TYPE_CT_NEW, c, 0, now);
-		result_of_conn(c, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW, r);
+		result_of_conn(c, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW | nat_state, r);
 		return;
 	}
+untracked_new:
 	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW;
 	r->zone = p->key.zone;
 	r->invalid_reason = 0;
@@ -527,40 +594,34 @@ struct burst_env {
 	struct ferry_ct_thread *t;
 	const uint32_t *heads;
 	struct ct_conn *conns;
+	const struct ct_nat *nat;
 	uint32_t slot_mask;
 	const _Atomic uint16_t *zone_tp;
 	const uint64_t (*tp_ns)[FERRY_CT_N_TM];
 	uint64_t now;
 };
 
-/* One packet under its bucket's lock. The common case, a packet of a live entry
- * that its protocol accepts, is done here; the rest in process_slow. */
-static inline void process_one(const struct burst_env *e, struct ct_bucket *b, const struct ct_pktctx *p,
-			       const struct ferry_ct_action *a, struct ferry_ct_result *restrict r)
+/* packet i's NAT outputs (built on the paths that need them only) */
+#define NAT_OUT(e, i) (&(const struct nat_out){ .rw = &(e)->t->rw[i], .mask = &(e)->t->nat_mask, .bit = 1ull << (i) })
+
+/* process_one's outcomes */
+#define ONE_DONE 0u
+#define ONE_LATER 1u /* the entry's bucket could not be taken in order: *later_bucket */
+
+/* A packet of a live entry c (found by its reply node when via_rev), its key's
+ * bucket b held (and c's, when that is another). */
+static __attribute__((always_inline)) inline void process_found(const struct burst_env *e, struct ct_bucket *b,
+								const struct ct_pktctx *p, struct ct_conn *c,
+								bool via_rev, const struct ferry_ct_action *a,
+								struct ferry_ct_result *restrict r, unsigned i)
 {
 	struct ferry_ct_thread *t = e->t;
 	const uint64_t now = e->now;
-	/* the live entry with p's key; expired entries met on the way are removed */
-	struct ct_conn *c = NULL;
-	for (uint32_t idx = e->heads[p->hash & e->slot_mask]; idx != CT_NIL;) {
-		struct ct_conn *x = &e->conns[idx];
-		idx = x->next;
-		if (likely(x->hash == p->hash && ct_key_eq(&x->key, &p->key) && !ct_expired(x, now))) {
-			c = x;
-			break;
-		}
-		if (unlikely(ct_expired(x, now)))
-			ct_remove_locked(t, b, x, FERRY_CT_DESTROY_REASON_EXPIRED, now);
-	}
-	if (unlikely(c == NULL || p->related)) {
-		process_slow(t, b, p, c, a, now, r);
-		return;
-	}
-	bool reply = p->swapped != c->orig_b;
+	bool reply = via_rev ? p->swapped == e->nat[c - e->conns].r_swapped : p->swapped != c->orig_b;
 	uint16_t flags = a->flags;
 	if (unlikely((flags & FERRY_CT_FLAG_FORCE) && (flags & FERRY_CT_FLAG_COMMIT) && reply)) {
 		/* force: the connection was committed the other way; start it anew */
-		process_slow(t, b, p, c, a, now, r);
+		process_slow(t, b, p, c, via_rev, a, now, r, NAT_OUT(e, i));
 		return;
 	}
 	/* UDP and the other protocols without a machine of their own need no call */
@@ -573,7 +634,7 @@ static inline void process_one(const struct burst_env *e, struct ct_bucket *b, c
 		u = l4_ops(proto)->update(t, c, p, reply, &refresh);
 	if (unlikely(u != CT_UPDATE_VALID && u != CT_UPDATE_VALID_NEW)) {
 		if (u == CT_UPDATE_NEW) {
-			process_slow(t, b, p, c, a, now, r);
+			process_slow(t, b, p, c, via_rev, a, now, r, NAT_OUT(e, i));
 			return;
 		}
 		/* inv never deletes the entry */
@@ -583,7 +644,7 @@ static inline void process_one(const struct burst_env *e, struct ct_bucket *b, c
 	}
 	if (refresh) {
 		/* ct_timeout_ns, from the burst's copies of the pointers */
-		uint16_t tp = atomic_load_explicit(&e->zone_tp[p->key.zone], memory_order_relaxed);
+		uint16_t tp = atomic_load_explicit(&e->zone_tp[c->key.zone], memory_order_relaxed);
 		c->expiration = now + e->tp_ns[tp][c->tm];
 	}
 	count_packet(c, reply, p, now);
@@ -593,7 +654,113 @@ static inline void process_one(const struct burst_env *e, struct ct_bucket *b, c
 			 (u == CT_UPDATE_VALID ? FERRY_CT_STATE_BIT_EST | (reply ? FERRY_CT_STATE_BIT_RPL : 0)
 					       : FERRY_CT_STATE_BIT_NEW) |
 			 ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
+	if (wants_nat(a, c))
+		state |= nat_apply(t->ct, c, p, via_rev, NAT_OUT(e, i));
 	result_of_conn(c, state, r);
+}
+
+/* A packet that met a translated entry's reply node in bucket bi: the entry's own
+ * bucket is taken too, waiting for it only when the lock order allows (ct_nat.c). */
+static __attribute__((noinline)) unsigned process_rev(const struct burst_env *e, struct ct_bucket *b, uint32_t bi,
+						      const struct ct_pktctx *p, struct ct_conn *c,
+						      const struct ferry_ct_action *a, struct ferry_ct_result *r,
+						      unsigned i, uint32_t *later_bucket)
+{
+	struct ferry_ct_thread *t = e->t;
+	uint32_t home = ct_bucket_of(t->ct, c->hash);
+	if (t->held2 != CT_NIL && home != bi && home != t->held2) {
+		/* done again for a changed entry: not a third lock, a new round */
+		*later_bucket = home;
+		return ONE_LATER;
+	}
+	int second = ct_lock_second(t, bi, home);
+	if (second == 0) {
+		*later_bucket = home;
+		return ONE_LATER;
+	}
+	if (second == 2)
+		t->held2 = home;
+	if (p->related)
+		process_slow(t, b, p, c, true, a, e->now, r, NAT_OUT(e, i));
+	else
+		process_found(e, b, p, c, true, a, r, i);
+	if (second == 2) {
+		pthread_mutex_unlock(&t->ct->buckets[home].lock);
+		t->held2 = CT_NIL;
+	}
+	return ONE_DONE;
+}
+
+/* One packet under the lock of its key's bucket (index bi). The common case, a
+ * packet of a live entry that its protocol accepts, is done here; the rest in
+ * process_slow, and replies found by a translated entry's reply node in
+ * process_rev. */
+static __attribute__((always_inline)) inline unsigned process_one(const struct burst_env *e, struct ct_bucket *b,
+								  uint32_t bi, const struct ct_pktctx *p,
+								  const struct ferry_ct_action *a,
+								  struct ferry_ct_result *restrict r, unsigned i,
+								  uint32_t *later_bucket)
+{
+	struct ferry_ct_thread *t = e->t;
+	const uint64_t now = e->now;
+	/* the live entry with p's key; expired entries met on the way are removed */
+	struct ct_conn *c = NULL;
+	for (uint32_t idx = e->heads[p->hash & e->slot_mask]; idx != CT_NIL;) {
+		if (unlikely(idx & CT_LINK_REV)) {
+			uint32_t m = idx & ~CT_LINK_REV;
+			const struct ct_nat *n = &e->nat[m];
+			idx = n->rnext;
+			if (n->rhash == p->hash && ct_key_eq(&n->rkey, &p->key) && !ct_expired(&e->conns[m], now))
+				return process_rev(e, b, bi, p, &e->conns[m], a, r, i, later_bucket);
+			continue;
+		}
+		struct ct_conn *x = &e->conns[idx];
+		idx = x->next;
+		if (likely(x->hash == p->hash && ct_key_eq(&x->key, &p->key) && !ct_expired(x, now))) {
+			c = x;
+			break;
+		}
+		if (unlikely(ct_expired(x, now)))
+			ct_remove_locked(t, x, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+	}
+	if (unlikely(c == NULL || p->related))
+		process_slow(t, b, p, c, false, a, now, r, NAT_OUT(e, i));
+	else
+		process_found(e, b, p, c, false, a, r, i);
+	return ONE_DONE;
+}
+
+/* A packet process_one left for later: both buckets are taken in index order (no
+ * lock is held here), and it runs again. The entry it meets may have changed
+ * meanwhile and live in yet another bucket: then again with that one. */
+#define LATER_ROUNDS 16u
+
+static __attribute__((noinline)) void process_later(const struct burst_env *e, uint32_t bi, uint32_t other,
+						    const struct ct_pktctx *p, const struct ferry_ct_action *a,
+						    struct ferry_ct_result *r, unsigned i)
+{
+	struct ferry_ct_thread *t = e->t;
+	struct ferry_ct *ct = t->ct;
+	for (unsigned round = 0; round < LATER_ROUNDS; round++) {
+		uint32_t lo = bi < other ? bi : other, hi = bi < other ? other : bi;
+		pthread_mutex_lock(&ct->buckets[lo].lock);
+		if (hi != lo)
+			pthread_mutex_lock(&ct->buckets[hi].lock);
+		t->held1 = bi;
+		t->held2 = other;
+		unsigned rc = process_one(e, &ct->buckets[bi], bi, p, a, r, i, &other);
+		t->held1 = t->held2 = CT_NIL;
+		if (hi != lo)
+			pthread_mutex_unlock(&ct->buckets[hi].lock);
+		pthread_mutex_unlock(&ct->buckets[lo].lock);
+		if (rc == ONE_DONE)
+			return;
+	}
+	/* the table changed under it round after round: it meets no entry this time */
+	result_from_packet(p, r);
+	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW;
+	r->zone = p->key.zone;
+	r->invalid_reason = 0;
 }
 
 void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, const struct ferry_ct_action *const *act,
@@ -605,6 +772,7 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 	if (n > FERRY_CT_BURST_MAX)
 		n = FERRY_CT_BURST_MAX;
 	*t->packets += n;
+	t->nat_mask = 0;
 
 	/* 1. keys and hashes of the whole burst; the slots they fall in are fetched */
 	uint64_t todo = ct_extract_burst(ct, pkts, act, n, ctx);
@@ -617,7 +785,7 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		res[i].zone = act[i]->zone;
 	}
 	const struct burst_env e = {
-		.t = t, .heads = ct->heads, .conns = ct->conns, .slot_mask = ct->slot_mask,
+		.t = t, .heads = ct->heads, .conns = ct->conns, .nat = ct->nat, .slot_mask = ct->slot_mask,
 		.zone_tp = ct->zone_tp, .tp_ns = (const uint64_t (*)[FERRY_CT_N_TM])ct->tp_ns, .now = now,
 	};
 	/* 2. the first entry of every chain */
@@ -627,28 +795,43 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		uint32_t slot = ctx[i].hash & e.slot_mask;
 		uint32_t head = e.heads[slot];
 		bkt[i] = slot & bucket_mask;
-		if (head != CT_NIL) {
+		if (head < CT_LINK_REV) {
 			/* the key's line, and the line the packet's update writes */
 			rte_prefetch0(&e.conns[head]);
 			rte_prefetch0(&e.conns[head].peer);
+		} else if (head != CT_NIL) {
+			/* a reply node: its key, and the entry it leads to */
+			rte_prefetch0(&e.nat[head & ~CT_LINK_REV]);
+			rte_prefetch0(&e.conns[head & ~CT_LINK_REV]);
+			rte_prefetch0(&e.conns[head & ~CT_LINK_REV].peer);
 		}
 	}
 	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */
+	uint64_t later = 0;
+	uint32_t later_bucket[FERRY_CT_BURST_MAX];
 	while (todo) {
 		uint32_t bi = bkt[__builtin_ctzll(todo)];
 		struct ct_bucket *b = &ct->buckets[bi];
 		uint64_t left = 0; /* the packets of other buckets */
 		pthread_mutex_lock(&b->lock);
+		t->held1 = bi;
 		for (uint64_t m = todo; m; m &= m - 1) {
 			unsigned i = (unsigned)__builtin_ctzll(m);
 			if (bkt[i] != bi) {
 				left |= 1ull << i;
 				continue;
 			}
-			process_one(&e, b, &ctx[i], act[i], &res[i]);
+			if (unlikely(process_one(&e, b, bi, &ctx[i], act[i], &res[i], i, &later_bucket[i]) != ONE_DONE))
+				later |= 1ull << i;
 		}
+		t->held1 = CT_NIL;
 		pthread_mutex_unlock(&b->lock);
 		todo = left;
+	}
+	/* 4. replies of translated connections whose entry's bucket was not free in order */
+	for (; unlikely(later); later &= later - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(later);
+		process_later(&e, bkt[i], later_bucket[i], &ctx[i], act[i], &res[i], i);
 	}
 }
 

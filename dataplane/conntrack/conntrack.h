@@ -16,6 +16,11 @@
  *  - all time comes from the caller (now_ns) or the injectable clock, never from
  *    a clock read inside the tracker, so tests expire entries without sleeping.
  *
+ *  - NAT (ct_nat.c): a translated connection is found by its reply-direction key
+ *    too, through a second chain node; the tracker chooses the translation and says
+ *    how each packet's headers change (ferry_ct_thread.nat_mask, rw), the caller rewrites them
+ *    (nat/nat_rewrite.h).
+ *
  * The tracker reads packets through ferry_ct_pkt and never writes them: it is usable
  * from a worker (mbufs), from ferry-ct-replay (pcap) and from unit tests alike. */
 #ifndef FERRY_CONNTRACK_H
@@ -24,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ferry_proto.h"
+#include "../nat/nat_rewrite.h"
 
 #define FERRY_CT_DEFAULT_MAX_CONNS 3000000u
 #define FERRY_CT_DEFAULT_BUCKETS 1024u
@@ -66,12 +72,21 @@ struct ferry_ct_pkt {
 /* What ct(...) asks for. */
 struct ferry_ct_action {
 	uint16_t zone;
-	uint16_t flags;           /* FERRY_CT_FLAG_COMMIT, FERRY_CT_FLAG_FORCE */
+	uint16_t flags;           /* FERRY_CT_FLAG_COMMIT, _FORCE, and the NAT ones:
+				   * NAT: translate as the connection says (ct(nat));
+				   * NAT_SRC / NAT_DST with the range below: the translation a
+				   * commit sets up; NAT_RANDOM, NAT_PERSISTENT: how it is chosen */
 	uint32_t mark;            /* written at commit under mark_mask */
 	uint32_t mark_mask;
 	uint8_t label[16];        /* written at commit under label_mask */
 	uint8_t label_mask[16];
+	/* nat(src|dst=ADDR[-ADDR][:PORT[-PORT]]): an all-zero address range keeps the
+	 * address; port_min 0 means no port range (OVS's defaults apply to SNAT) */
+	uint8_t nat_addr_min[16], nat_addr_max[16];
+	uint16_t nat_port_min, nat_port_max;
+	uint8_t nat_is_ipv6;
 };
+#define FERRY_CT_FLAGS_NAT_ANY (FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST)
 
 /* What a packet comes out with: the metadata the pipeline matches on. */
 struct ferry_ct_result {
@@ -96,9 +111,16 @@ struct ferry_ct_thread {
 	uint64_t *created;        /* -> ct_created */
 	uint64_t *limit_refused;
 	uint64_t *early_drops;
+	uint64_t *nat_created;    /* -> ct_nat_created */
+	uint64_t *nat_exhausted;  /* -> ct_nat_exhausted */
 	uint64_t *invalid;        /* -> ct_invalid[FERRY_CT_INVALID_REASONS] */
-	uint64_t local[4 + FERRY_CT_INVALID_REASONS]; /* default targets */
+	uint64_t local[6 + FERRY_CT_INVALID_REASONS]; /* default targets */
 	uint8_t last_invalid;     /* the reason last counted: what the result reports */
+	uint32_t held1, held2;    /* internal: the bucket locks held (CT_NIL: none) */
+	/* out of ferry_ct_execute: bit i of nat_mask set, packet i is to be rewritten
+	 * as rw[i] says */
+	uint64_t nat_mask;
+	struct ferry_nat_rewrite rw[FERRY_CT_BURST_MAX];
 };
 
 struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg);

@@ -10,6 +10,7 @@
 #include <rte_prefetch.h>
 #include <smmintrin.h>
 #include "ct_private.h"
+#include "../common/crc32c.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
@@ -110,29 +111,14 @@ static bool l4_csum_ok(const uint8_t *l4, uint32_t len, uint32_t pseudo)
 	return __rte_raw_cksum_reduce(s) == 0xffff;
 }
 
-/* CRC32c (the crc32 instruction's polynomial) over bytes at any alignment */
-static uint32_t crc32c(const uint8_t *p, uint32_t len, uint32_t crc)
-{
-	uint64_t c = crc;
-	for (; len >= 8; p += 8, len -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		c = _mm_crc32_u64(c, w);
-	}
-	uint32_t c32 = (uint32_t)c;
-	for (; len; p++, len--)
-		c32 = _mm_crc32_u8(c32, *p);
-	return c32;
-}
-
 static bool sctp_csum_ok(const uint8_t *l4, uint32_t len)
 {
 	static const uint8_t zero[4];
 	uint32_t stored;
 	memcpy(&stored, l4 + 8, 4);
-	uint32_t crc = crc32c(l4, 8, 0xffffffffu);
-	crc = crc32c(zero, 4, crc);
-	crc = crc32c(l4 + 12, len - 12, crc);
+	uint32_t crc = ferry_crc32c(0xffffffffu, l4, 8);
+	crc = ferry_crc32c(crc, zero, 4);
+	crc = ferry_crc32c(crc, l4 + 12, len - 12);
 	return ~crc == stored;
 }
 

@@ -45,6 +45,13 @@ struct ct_tcp_peer {
 #define CONN_SEEN_REPLY 0x01
 #define CONN_LIBERAL 0x02      /* picked up mid-stream (OVS's BE_LIBERAL) */
 #define CONN_LABELED 0x04      /* a label was written: results read the third line */
+#define CONN_NAT 0x08          /* translated: ct->nat[idx] says how (ct_nat.c) */
+
+/* Chain links (heads[], ct_conn.next, ct_nat.rnext) are entry indexes; a link with
+ * CT_LINK_REV set is the reply-direction node of a translated entry, whose key is
+ * ct->nat[idx].rkey. CT_NIL has the bit too: test for it first. */
+#define CT_LINK_REV 0x80000000u
+#define CT_MAX_CAPACITY 0x7fffffffu
 
 /* Three cache lines: a lookup reads the first; a packet's update writes the second;
  * the third is for dumps and the expiration list. */
@@ -79,6 +86,24 @@ struct ct_bucket {
 	uint32_t exp_len;
 	uint32_t cursor;
 } __attribute__((aligned(64)));
+
+/* A translated connection (CONN_NAT), beside its entry at the same index. The
+ * original direction's tuple O is the entry's key (with orig_b); the translation T
+ * is O with one endpoint (the source for SNAT, the destination for DNAT) replaced by
+ * (addr, port). Replies carry T turned round, and are found by rkey, its canonical
+ * key, through a node of their own in rkey's chain (CT_LINK_REV). */
+enum ct_nat_kind { CT_NAT_SRC = 1, CT_NAT_DST = 2 };
+struct ct_nat {
+	struct ct_key rkey;
+	uint32_t rhash;
+	uint32_t rnext;         /* rkey's chain */
+	uint8_t kind;           /* enum ct_nat_kind */
+	uint8_t r_swapped;      /* what a reply packet's key has for swapped */
+	uint8_t linked;         /* rkey is in the table (T differs from O) */
+	uint8_t pad;
+	uint16_t port;          /* the replaced endpoint's, key domain (ICMP echo: the id) */
+	uint8_t addr[16];
+};
 
 /* What extraction learnt of a packet (ct_extract.c). The fast path of a burst
  * writes only key, hash, bytes, swapped and related (and the tcp_* fields of a TCP
@@ -149,6 +174,8 @@ struct ct_event_rec {
 
 struct ferry_ct {
 	struct ct_conn *conns;            /* the pool, [capacity] */
+	struct ct_nat *nat;               /* [capacity], read for CONN_NAT entries only */
+	size_t nat_bytes;
 	uint32_t *heads;                  /* hash slots, [slot_mask + 1] */
 	struct ct_bucket *buckets;        /* [bucket_mask + 1] */
 	uint32_t capacity, slot_mask, bucket_mask;
@@ -178,6 +205,7 @@ struct ferry_ct {
 
 	_Atomic uint64_t expired, flushed, sweeps, events_dropped;
 	_Atomic uint64_t sweep_max_hold_ns;   /* longest a sweep held one bucket lock */
+	_Atomic uint64_t nat_log_ns;          /* when exhaustion was last logged */
 
 	/* cleanup thread */
 	uint32_t sweep_interval_ms, sweep_budget;
@@ -246,8 +274,10 @@ static inline uint32_t ct_key_hash(const struct ct_key *k)
 uint64_t ct_extract_burst(const struct ferry_ct *ct, struct ferry_ct_pkt *pkts,
 			  const struct ferry_ct_action *const *act, unsigned n, struct ct_pktctx *ctx);
 
-/* conntrack.c, for the walks: the bucket lock must be held */
-void ct_remove_locked(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, uint8_t reason, uint64_t now);
+/* conntrack.c, for the walks: c's bucket lock must be held. Returns false when c is
+ * translated and its reply node's bucket could not be taken now: c is then left in
+ * the table, expired (gone for lookups), for a later sweep. */
+bool ct_remove_locked(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t reason, uint64_t now);
 void ct_fill_entry(const struct ferry_ct *ct, const struct ct_conn *c, uint64_t now, struct ferry_ct_entry *e);
 
 /* keys compare as two 16-byte vectors (the addresses) and a word, without a call
@@ -267,5 +297,39 @@ static inline bool ct_expired(const struct ct_conn *c, uint64_t now)
 {
 	return now >= c->expiration;
 }
+
+static inline uint32_t ct_bucket_of(const struct ferry_ct *ct, uint32_t hash)
+{
+	return hash & ct->slot_mask & ct->bucket_mask;
+}
+
+/* the link after this one in its chain */
+static inline uint32_t ct_link_next(const struct ferry_ct *ct, uint32_t link)
+{
+	return (link & CT_LINK_REV) ? ct->nat[link & ~CT_LINK_REV].rnext : ct->conns[link].next;
+}
+
+/* ---- ct_nat.c ---- */
+
+/* Sets up c's translation as a asks (c is committed and linked, its bucket b held):
+ * chooses a free tuple and links the reply node. false: no tuple was free (counted);
+ * c stays untranslated. */
+bool ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, const struct ferry_ct_action *a,
+		  uint64_t now);
+/* Unlinks c's reply node; needs its bucket's lock, which it takes if the ordering
+ * allows. false: not possible now (c must stay in the table, dead, for the sweep). */
+bool ct_nat_unlink(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c);
+/* How packet p, of connection c (found by its reply node when via_rev), is
+ * rewritten; rw->op 0 when it is not. */
+void ct_nat_rewrite_of(const struct ferry_ct *ct, const struct ct_conn *c, const struct ct_pktctx *p, bool via_rev,
+		       struct ferry_nat_rewrite *rw);
+/* Locks bucket bi as a second lock while holding 'held', in an order that cannot
+ * deadlock: waits for a higher index, only tries a lower one. Returns 0 (not taken),
+ * 1 (it was held already) or 2 (taken: unlock it). */
+int ct_lock_second(struct ferry_ct_thread *t, uint32_t held, uint32_t bi);
+/* The reply direction's tuple (translated when c is), for dumps and filters. */
+void ct_nat_reply_tuple(const struct ferry_ct *ct, const struct ct_conn *c, uint8_t *src, uint8_t *dst,
+			uint16_t *sport, uint16_t *dport);
+uint8_t ct_nat_kind(const struct ferry_ct *ct, const struct ct_conn *c); /* enum ct_nat_kind, 0 */
 
 #endif

@@ -16,7 +16,6 @@
 
 void ct_fill_entry(const struct ferry_ct *ct, const struct ct_conn *c, uint64_t now, struct ferry_ct_entry *e)
 {
-	(void)ct;
 	const struct ct_key *k = &c->key;
 	memset(e, 0, sizeof(*e));
 	unsigned alen = k->l3 == 4 ? 4 : 16;
@@ -33,8 +32,19 @@ void ct_fill_entry(const struct ferry_ct *ct, const struct ct_conn *c, uint64_t 
 		e->state_orig = c->peer[0].state;
 		e->state_reply = c->peer[1].state;
 	}
+	uint8_t nat = ct_nat_kind(ct, c);
 	e->flags = (uint16_t)(((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_ENTRY_FLAG_SEEN_REPLY : 0) |
-			      ((c->flags & CONN_LIBERAL) ? FERRY_CT_ENTRY_FLAG_BE_LIBERAL : 0));
+			      ((c->flags & CONN_LIBERAL) ? FERRY_CT_ENTRY_FLAG_BE_LIBERAL : 0) |
+			      (nat == CT_NAT_SRC ? FERRY_CT_ENTRY_FLAG_SNAT : 0) |
+			      (nat == CT_NAT_DST ? FERRY_CT_ENTRY_FLAG_DNAT : 0));
+	uint8_t rsrc[16], rdst[16];
+	ct_nat_reply_tuple(ct, c, rsrc, rdst, &e->reply_sport, &e->reply_dport);
+	memcpy(e->reply_src, rsrc, alen);
+	memcpy(e->reply_dst, rdst, alen);
+	if (k->proto == 1 || k->proto == 58) {
+		/* as for the original tuple: the id (the reply's dport in the key domain) */
+		e->reply_sport = e->reply_dport;
+	}
 	e->mark = c->mark;
 	uint64_t left = c->expiration > now ? (c->expiration - now) / 1000000ull : 0;
 	e->timeout_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
@@ -75,7 +85,7 @@ static bool tuple_match(const struct ferry_ct_filter *f, const uint8_t *src, con
 	return true;
 }
 
-static bool filter_match(const struct ferry_ct_filter *f, const struct ct_conn *c)
+static bool filter_match(const struct ferry_ct *ct, const struct ferry_ct_filter *f, const struct ct_conn *c)
 {
 	if (f == NULL || f->flags == 0)
 		return true;
@@ -108,7 +118,11 @@ static bool filter_match(const struct ferry_ct_filter *f, const struct ct_conn *
 			return true;
 		if (!(f->flags & FERRY_CT_FILTER_FLAG_EITHER_DIR))
 			return false;
-		return tuple_match(f, odst, osrc, odp, osp);
+		/* the reply direction as it travels: translated when the entry is */
+		uint8_t rsrc[16], rdst[16];
+		uint16_t rsp, rdp;
+		ct_nat_reply_tuple(ct, c, rsrc, rdst, &rsp, &rdp);
+		return tuple_match(f, rsrc, rdst, rsp, rdp);
 	}
 	return true;
 }
@@ -129,9 +143,11 @@ uint64_t ferry_ct_dump(struct ferry_ct *ct, const struct ferry_ct_filter *f, uin
 		unsigned nb = 0;
 		bool stop = false;
 		pthread_mutex_lock(&b->lock);
-		for (uint32_t idx = ct->heads[slot]; idx != CT_NIL; idx = ct->conns[idx].next) {
+		for (uint32_t idx = ct->heads[slot]; idx != CT_NIL; idx = ct_link_next(ct, idx)) {
+			if (idx & CT_LINK_REV)
+				continue; /* a reply node: its entry is in its own slot */
 			const struct ct_conn *c = &ct->conns[idx];
-			if (ct_expired(c, now) || !filter_match(f, c))
+			if (ct_expired(c, now) || !filter_match(ct, f, c))
 				continue;
 			if (nb == RTE_DIM(batch))
 				break; /* a chain this long cannot form with slots >= entries */
@@ -162,13 +178,17 @@ uint64_t ferry_ct_flush(struct ferry_ct_thread *t, const struct ferry_ct_filter 
 		pthread_mutex_lock(&b->lock);
 		uint32_t idx = ct->heads[slot];
 		while (idx != CT_NIL) {
-			struct ct_conn *c = &ct->conns[idx];
-			idx = c->next;
-			if (!ct_expired(c, now) && !filter_match(f, c))
+			uint32_t link = idx;
+			idx = ct_link_next(ct, link);
+			if (link & CT_LINK_REV)
+				continue;
+			struct ct_conn *c = &ct->conns[link];
+			if (!ct_expired(c, now) && !filter_match(ct, f, c))
 				continue;
 			bool live = !ct_expired(c, now);
-			ct_remove_locked(t, b, c, live ? FERRY_CT_DESTROY_REASON_FLUSHED : FERRY_CT_DESTROY_REASON_EXPIRED,
-					 now);
+			/* a translated entry whose reply node cannot be unlinked now is left
+			 * expired: flushed all the same for lookups, freed by the sweep */
+			ct_remove_locked(t, c, live ? FERRY_CT_DESTROY_REASON_FLUSHED : FERRY_CT_DESTROY_REASON_EXPIRED, now);
 			removed += live;
 		}
 		pthread_mutex_unlock(&b->lock);
@@ -204,7 +224,9 @@ void ferry_ct_stats(struct ferry_ct *ct, uint32_t zone_start, uint64_t now, stru
 			continue;
 		struct ct_bucket *b = &ct->buckets[slot & ct->bucket_mask];
 		pthread_mutex_lock(&b->lock);
-		for (uint32_t idx = ct->heads[slot]; idx != CT_NIL; idx = ct->conns[idx].next) {
+		for (uint32_t idx = ct->heads[slot]; idx != CT_NIL; idx = ct_link_next(ct, idx)) {
+			if (idx & CT_LINK_REV)
+				continue;
 			const struct ct_conn *c = &ct->conns[idx];
 			if (ct_expired(c, now))
 				continue;
@@ -258,10 +280,8 @@ static uint64_t sweep_bucket(struct ferry_ct_thread *t, struct ct_bucket *b, uin
 			b->cursor = c->exp_next;
 			if (b->cursor != CT_NIL)
 				rte_prefetch0(&ct->conns[b->cursor].exp_next);
-			if (ct_expired(c, now)) {
-				ct_remove_locked(t, b, c, FERRY_CT_DESTROY_REASON_EXPIRED, now);
+			if (ct_expired(c, now) && ct_remove_locked(t, c, FERRY_CT_DESTROY_REASON_EXPIRED, now))
 				removed++;
-			}
 		}
 		held = hold_clock() - held;
 		if (held > atomic_load_explicit(&ct->sweep_max_hold_ns, memory_order_relaxed))

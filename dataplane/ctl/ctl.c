@@ -351,6 +351,17 @@ static void handle_tunnel(struct ferry_ctl *ctl, uint16_t type, const uint8_t *b
 	}
 }
 
+/* A part must fit its response slot: ct_entry growing (ABI 6 added the reply tuple)
+ * takes CT_DUMP_ENTRIES down with it */
+_Static_assert(sizeof(struct ferry_msg_hdr) + sizeof(struct ferry_response) + sizeof(struct ferry_ct_dump_resp) <=
+		       FERRY_MSG_SLOT_SIZE,
+	       "a CT_DUMP part does not fit a response slot: lower CT_DUMP_ENTRIES");
+_Static_assert(sizeof(((struct ferry_ct_dump_resp *)0)->entries) ==
+		       FERRY_CT_DUMP_ENTRIES * sizeof(struct ferry_ct_entry),
+	       "ct_dump_resp.entries holds CT_DUMP_ENTRIES entries");
+_Static_assert(sizeof(struct ferry_msg_hdr) + sizeof(struct ferry_ct_event) <= FERRY_EVENT_SLOT_SIZE,
+	       "a conntrack event does not fit an event slot");
+
 /* A CT_DUMP answer being written: parts of up to CT_DUMP_ENTRIES entries, one
  * response slot each. */
 struct dump_writer {

@@ -27,6 +27,20 @@ static int count_entry(void *arg, const struct ferry_ct_entry *e)
 	return 0;
 }
 
+/* The rewrite the tracker asked for, on a copy (the input is read-only), at L4
+ * offsets right and wrong: the rewriter must refuse what does not fit, never write
+ * outside the packet */
+static void rewrite_copy(const struct ferry_ct_pkt *p, const struct ferry_nat_rewrite *rw, uint16_t salt)
+{
+	static uint8_t copy[65536 + 64];
+	if (p->len > sizeof(copy))
+		return;
+	memcpy(copy, p->data, p->len);
+	uint16_t l4 = (uint16_t)(p->l3_ofs + ((p->eth_type == 0x86dd) ? 40 : 20) + (salt & 3) * 4);
+	(void)ferry_nat_rewrite(copy, p->len, p->l3_ofs, l4, salt & 0x3, rw);
+	(void)ferry_nat_rewrite(copy, p->len, p->l3_ofs, 0, 0, rw);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (ct == NULL) {
@@ -57,6 +71,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			acts[n].flags |= FERRY_CT_FLAG_FORCE;
 		acts[n].mark = zone;
 		acts[n].mark_mask = (ctl & 4) ? 0xff : 0;
+		/* NAT: zone's bits 2-3 pick none, ct(nat), SNAT to two addresses and four
+		 * ports (exhausted soon), or DNAT to one address and port */
+		switch ((zone >> 2) & 3) {
+		case 1:
+			acts[n].flags |= FERRY_CT_FLAG_NAT;
+			break;
+		case 2:
+			acts[n].flags |= FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC |
+					 ((zone & 16) ? FERRY_CT_FLAG_NAT_PERSISTENT : 0);
+			acts[n].nat_is_ipv6 = (ctl & 8) != 0;
+			acts[n].nat_addr_min[0] = acts[n].nat_addr_max[0] = 10;
+			acts[n].nat_addr_min[3] = 1;
+			acts[n].nat_addr_max[3] = 2;
+			acts[n].nat_port_min = 1000;
+			acts[n].nat_port_max = 1003;
+			break;
+		case 3:
+			acts[n].flags |= FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_DST;
+			acts[n].nat_is_ipv6 = (ctl & 8) != 0;
+			acts[n].nat_addr_min[0] = 10;
+			acts[n].nat_addr_min[3] = 5;
+			acts[n].nat_port_min = acts[n].nat_port_max = 80;
+			break;
+		default:
+			break;
+		}
 		ap[n] = &acts[n];
 		pkts[n] = (struct ferry_ct_pkt){ .data = f, .len = len, .l3_ofs = 14,
 						  .eth_type = (ctl & 8) ? 0x86dd : 0x0800 };
@@ -74,9 +114,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (++n == 8) {
 			ferry_ct_execute(&t, pkts, ap, n, now, res);
-			for (unsigned i = 0; i < n; i++)
+			for (unsigned i = 0; i < n; i++) {
 				if (!(res[i].state & FERRY_CT_STATE_BIT_TRK))
 					abort();
+				if (t.nat_mask & (1ull << i))
+					rewrite_copy(&pkts[i], &t.rw[i], ap[i]->zone);
+			}
 			n = 0;
 		}
 	}

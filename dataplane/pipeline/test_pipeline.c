@@ -150,6 +150,15 @@ static void match_nw_src(struct ferry_rule *r, uint32_t ip, unsigned plen)
 	memcpy(r->mask.nw_src, &mb, 4);
 }
 
+static void match_nw_dst(struct ferry_rule *r, uint32_t ip, unsigned plen)
+{
+	uint32_t m = plen ? UINT32_MAX << (32 - plen) : 0;
+	uint32_t kb = rte_cpu_to_be_32(ip & m), mb = rte_cpu_to_be_32(m);
+	MATCH(*r, eth_type, 0x0800, 0xffff);
+	memcpy(r->key.nw_dst, &kb, 4);
+	memcpy(r->mask.nw_dst, &mb, 4);
+}
+
 /* Appends an action TLV: ACT(rule, struct, type, body initialisers...) */
 #define ACT(r, T, TYPE, ...) do { \
 	T a_ = { .hdr = { .type = (TYPE), .len = sizeof(T) }, __VA_ARGS__ }; \
@@ -747,6 +756,67 @@ static void test_notrack_gives_the_untracked_state(void)
 /* Without a tracker ct(table=) gives trk|inv; an untracked packet still gets
  * trk|untracked (nothing is looked up), and the ct fields an earlier ct() set are
  * gone with notrack. */
+/* SNAT through the worker, as an OVS gateway pipeline writes it:
+ *   table=0,ip,in_port=0 actions=ct(commit,zone=7,nat(src=203.0.113.1:1000-1999)),output:1
+ *   table=0,ip,in_port=1 actions=ct(zone=7,nat,table=2)
+ *   table=2,ct_state=+trk+est,ip,nw_dst=10.0.0.1 actions=output:0
+ * The request leaves translated with valid checksums; the reply is translated back
+ * before table 2, which matches the client's address it now carries. */
+static void test_snat_through_the_pipeline(void)
+{
+	struct ferry_ct *ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 1024 });
+	CHECK(ct != NULL);
+	ferry_worker_fini(&w);
+	w.ct = ct;
+	CHECK_EQ(ferry_worker_init(&w, 0), 0);
+	fresh();
+	struct ferry_rule in = port_flow(0, 100, 0), back = port_flow(0, 100, 1), t2 = flow(2, 100);
+	MATCH(in, eth_type, 0x0800, 0xffff);
+	ACT(in, struct ferry_act_ct, FERRY_ACTION_TYPE_CT, .table_id = FERRY_TABLE_NONE, .zone = 7,
+	    .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC,
+	    .nat_addr_min = { 203, 0, 113, 1 }, .nat_port_min = 1000, .nat_port_max = 1999);
+	OUTPUT(in, 1);
+	MATCH(back, eth_type, 0x0800, 0xffff);
+	ACT(back, struct ferry_act_ct, FERRY_ACTION_TYPE_CT, .table_id = 2, .zone = 7, .flags = FERRY_CT_FLAG_NAT);
+	MATCH(t2, ct_state, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_EST, FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_EST);
+	match_nw_dst(&t2, IP4(10, 0, 0, 1), 32);
+	OUTPUT(t2, 0);
+	add(&in), add(&back), add(&t2);
+	commit();
+
+	run1(0, mk(IPPROTO_TCP, IP4(10, 0, 0, 1), IP4(192, 0, 2, 7), 1234, 80, 64));
+	struct rte_mbuf *m = out1(1);
+	CHECK(m != NULL);
+	uint16_t xport = 0;
+	if (m != NULL) {
+		const uint8_t *d = bytes(m);
+		CHECK(d[26] == 203 && d[27] == 0 && d[28] == 113 && d[29] == 1);
+		xport = (uint16_t)(d[34] << 8 | d[35]);
+		CHECK(xport >= 1000 && xport <= 1999);
+		CHECK(csums_ok(m));
+		rte_pktmbuf_free(m);
+	}
+	CHECK_EQ(ws.ct_nat_created, 1);
+	run1(1, mk(IPPROTO_TCP, IP4(192, 0, 2, 7), IP4(203, 0, 113, 1), 80, xport, 64));
+	m = out1(0);
+	CHECK(m != NULL);
+	if (m != NULL) {
+		const uint8_t *d = bytes(m);
+		CHECK(d[30] == 10 && d[31] == 0 && d[32] == 0 && d[33] == 1);
+		CHECK_EQ(d[36] << 8 | d[37], 1234);
+		CHECK(csums_ok(m));
+		rte_pktmbuf_free(m);
+	}
+	CHECK_EQ(ws.ct_nat_rewrites, 2);
+	CHECK_EQ(ws.ct_nat_rewrite_errors, 0);
+	CHECK_EQ(out_all(), 0);
+
+	ferry_worker_fini(&w);
+	w.ct = NULL;
+	CHECK_EQ(ferry_worker_init(&w, 0), 0);
+	ferry_ct_destroy(ct);
+}
+
 static void test_notrack_without_a_tracker(void)
 {
 	fresh();
@@ -1134,6 +1204,7 @@ int main(void)
 	RUN(test_ct_with_tracker_and_fragments);
 	RUN(test_notrack_gives_the_untracked_state);
 	RUN(test_notrack_without_a_tracker);
+	RUN(test_snat_through_the_pipeline);
 	RUN(test_ct_loop_hits_recirc_limit);
 	RUN(test_output_before_recirculation_keeps_its_bytes);
 	RUN(test_emc_and_version_change);

@@ -72,6 +72,8 @@ int ferry_worker_init(struct ferry_worker *w, int socket)
 			w->ct_thread.created = &w->stats->ct_created;
 			w->ct_thread.limit_refused = &w->stats->ct_limit_refused;
 			w->ct_thread.early_drops = &w->stats->ct_early_drops;
+			w->ct_thread.nat_created = &w->stats->ct_nat_created;
+			w->ct_thread.nat_exhausted = &w->stats->ct_nat_exhausted;
 			w->ct_thread.invalid = w->stats->ct_invalid;
 		}
 	}
@@ -250,12 +252,44 @@ static inline uint16_t ct_zone_of(const struct ferry_act_ct *a, const struct fer
 static inline void ct_action_of(const struct ferry_act_ct *a, uint16_t zone, struct ferry_ct_action *o)
 {
 	o->zone = zone;
-	o->flags = a->flags & (FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_FORCE);
+	o->flags = a->flags & (FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_FORCE | FERRY_CT_FLAGS_NAT_ANY |
+			       FERRY_CT_FLAG_NAT_RANDOM | FERRY_CT_FLAG_NAT_PERSISTENT);
 	o->mark = a->mark;
 	o->mark_mask = a->mark_mask;
 	memcpy(o->label, a->label, 16);
 	memcpy(o->label_mask, a->label_mask, 16);
+	if (unlikely(a->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
+		memcpy(o->nat_addr_min, a->nat_addr_min, 16);
+		memcpy(o->nat_addr_max, a->nat_addr_max, 16);
+		o->nat_port_min = a->nat_port_min;
+		o->nat_port_max = a->nat_port_max;
+		o->nat_is_ipv6 = a->nat_is_ipv6;
+	}
 }
+
+/* The translation the tracker chose for packet i of its last burst, written into
+ * the mbuf (the tracker never writes packets). A NIC asked to complete checksums
+ * finds its pseudo-header sums updated too. */
+static bool ct_nat_rewrite_mbuf(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_pkt_layout *lay,
+				const struct ferry_nat_rewrite *rw)
+{
+	unsigned tx = 0;
+	if (m->ol_flags & (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG))
+		tx |= FERRY_NAT_TX_L4_PSEUDO;
+	if (m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM)
+		tx |= FERRY_NAT_TX_IP_CKSUM;
+	/* the tracker read it contiguous (ct_pkt_of linearized it) */
+	if (ferry_nat_rewrite(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), lay->l3_off, lay->l4_off, tx,
+			      rw) == 0) {
+		w->stats->ct_nat_rewrites++;
+		/* what the NIC or the tracker verified was of the old headers */
+		m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
+		return true;
+	}
+	w->stats->ct_nat_rewrite_errors++;
+	return false;
+}
+
 
 /* The tracker reads the packet where its IP header starts; a chained mbuf is made
  * contiguous first (the checksums cover all of it). */
@@ -343,6 +377,8 @@ static void ct_now(struct ferry_worker *w, struct rte_mbuf *m, const struct ferr
 track:
 	ferry_ct_execute(&w->ct_thread, &p, &ap, 1, w->now_ns, &r);
 	ct_pkt_done(m, &p);
+	if (unlikely(w->ct_thread.nat_mask))
+		ct_nat_rewrite_mbuf(w, m, lay, &w->ct_thread.rw[0]);
 }
 
 static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_program *p,
@@ -596,6 +632,26 @@ static void fragments_out(struct ferry_worker *w, const struct ferry_ipf_done *d
 	}
 }
 
+/* The same for a packet past ct(table=): the next table matches the translated
+ * headers, so they are parsed again; metadata and ct fields stay. A packet that
+ * could not be translated goes on as inv|trk, which pipelines drop. */
+static void ct_nat_rewrite_apply(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk,
+				 const struct ferry_nat_rewrite *rw)
+{
+	if (!ct_nat_rewrite_mbuf(w, m, &pk->lay, rw)) {
+		pk->key.ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
+		return;
+	}
+	struct ferry_flow_key old = pk->key;
+	ferry_parse(m, old.in_port, &pk->key, &pk->lay);
+	uint8_t frag = pk->key.nw_frag;
+	uint32_t label = pk->key.ipv6_label;
+	memcpy(&pk->key, &old, FERRY_KEY_META_BYTES);
+	pk->key.in_port = old.in_port;
+	pk->key.nw_frag = frag;
+	pk->key.ipv6_label = label;
+}
+
 /* Tracks the packets of a recirculation batch that came through ct(table=), all in
  * one burst call of the tracker, and writes the results into their keys. Fragments
  * may be held back: returns how many packets go on (pkts/pk compacted). */
@@ -651,6 +707,8 @@ keep:
 	for (unsigned j = 0; j < nc; j++) {
 		ct_pkt_done(pkts[idx[j]], &cp[j]);
 		ct_result_to_key(&res[j], &pk[idx[j]].key);
+		if (unlikely(w->ct_thread.nat_mask & (1ull << j)))
+			ct_nat_rewrite_apply(w, pkts[idx[j]], &pk[idx[j]], &w->ct_thread.rw[j]);
 	}
 	return kept;
 }

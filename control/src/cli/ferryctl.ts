@@ -36,7 +36,8 @@ options:
 conntrack FILTER (conntrack's short forms in brackets):
   --zone N [-w]  --proto tcp|udp|icmp|icmpv6|sctp|N [-p]  --src ADDR[/LEN] [-s]  --dst ADDR[/LEN] [-d]
   --sport N  --dport N  --state ESTABLISHED|TIME_WAIT|...  --mark V[/M] [-m]  --label V[/M] [-l]
-  --family ipv4|ipv6 [-f]  --either-dir (src/dst/ports match the reply direction too)`;
+  --family ipv4|ipv6 [-f]  --either-dir (src/dst/ports match the reply tuple too; for a NATed connection
+  that is the translated one: flush-conntrack --either-dir -d ADDR finds connections SNATed to ADDR)`;
 
 export class CliError extends Error {}
 

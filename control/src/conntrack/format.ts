@@ -4,6 +4,23 @@ import { CtEntry, CtEntryFlag, CtTcpState, CtTcpStateName, CtTmName, CtDestroyRe
 import { formatIpv4, formatIpv6 } from '../flows/ofctl/values';
 import { PROTO_NAMES, PROTO_NUMBERS } from './filter';
 
+/** One direction's tuple. */
+export interface CtTupleView {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+}
+
+export type CtNat = 'snat' | 'dnat' | 'snat+dnat';
+
+/** The nat field of an entry with these ct_entry flags (undefined: not translated). */
+export function natOf(flags: number): CtNat | undefined {
+  const snat = (flags & CtEntryFlag.SNAT) !== 0;
+  const dnat = (flags & CtEntryFlag.DNAT) !== 0;
+  return snat && dnat ? 'snat+dnat' : snat ? 'snat' : dnat ? 'dnat' : undefined;
+}
+
 /** One connection. 64-bit counters are decimal strings; times are ISO 8601 (UTC, ms). */
 export interface CtEntryView {
   zone: number;
@@ -17,6 +34,14 @@ export interface CtEntryView {
   /** ICMP: both are the echo id */
   sport: number;
   dport: number;
+  /**
+   * The reply direction's tuple as ferryd tracks it: the original turned round, or translated when the
+   * connection is NATed (SNAT: reply.dst is the translated source; DNAT: reply.src is the translated
+   * destination). ICMP: sport = dport = the reply's echo id.
+   */
+  reply: CtTupleView;
+  /** the translation the connection carries; absent when it has none ("snat+dnat" should both flags be set) */
+  nat?: CtNat;
   icmp_type?: number;
   icmp_code?: number;
   /** TCP only: the higher of the two peers' states, and each peer's */
@@ -73,6 +98,7 @@ export function entryView(e: CtEntry, clock: Clock): CtEntryView {
   const seenReply = (e.flags & CtEntryFlag.SEEN_REPLY) !== 0;
   const top = Math.max(e.state_orig, e.state_reply);
   const stateName = (s: number): string => CtTcpStateName[s] ?? `STATE_${s}`;
+  const nat = natOf(e.flags);
   return {
     zone: e.zone,
     proto: protoName(e.proto),
@@ -82,6 +108,13 @@ export function entryView(e: CtEntry, clock: Clock): CtEntryView {
     dst: formatAddress(e.dst, e.ip_version),
     sport: e.sport,
     dport: e.dport,
+    reply: {
+      src: formatAddress(e.reply_src, e.ip_version),
+      dst: formatAddress(e.reply_dst, e.ip_version),
+      sport: e.reply_sport,
+      dport: e.reply_dport,
+    },
+    ...(nat ? { nat } : {}),
     ...(icmp ? { icmp_type: e.icmp_type, icmp_code: e.icmp_code } : {}),
     ...(tcp ? { state: stateName(top), state_orig: stateName(e.state_orig), state_reply: stateName(e.state_reply) } : {}),
     seen_reply: seenReply,
@@ -114,7 +147,8 @@ const ICMPV6_REPLY: Readonly<Record<number, number>> = { 128: 129, 139: 140 };
  * One conntrack -L line:
  * `tcp      6 431999 ESTABLISHED src=A dst=B sport=P dport=Q packets=3 bytes=180 src=B dst=A sport=Q dport=P
  * packets=2 bytes=120 [ASSURED] mark=0 zone=5 use=1` ([UNREPLIED] after the original tuple when no reply
- * was seen; ICMP tuples as type=T code=C id=I; zone= only when not 0, as conntrack does).
+ * was seen; ICMP tuples as type=T code=C id=I; zone= only when not 0, as conntrack does). The second tuple
+ * is the entry's reply tuple, so a NATed connection shows its translated address and port there.
  */
 export function conntrackLine(v: CtEntryView): string {
   const name = ['tcp', 'udp', 'icmp', 'icmpv6', 'sctp'].includes(v.proto) ? v.proto : 'unknown';
@@ -128,7 +162,9 @@ export function conntrackLine(v: CtEntryView): string {
   const replyType = icmp ? ((v.proto === 'icmpv6' ? ICMPV6_REPLY : ICMP_REPLY)[v.icmp_type!] ?? v.icmp_type) : undefined;
   parts.push(tuple(v.src, v.dst, v.sport, v.dport, v.icmp_type), `packets=${v.packets_orig} bytes=${v.bytes_orig}`);
   if (!v.seen_reply) parts.push('[UNREPLIED]');
-  parts.push(tuple(v.dst, v.src, v.dport, v.sport, replyType), `packets=${v.packets_reply} bytes=${v.bytes_reply}`);
+  // a ferry-control from before NAT sends no reply tuple: its reply tuple was always the original turned round
+  const r = v.reply ?? { src: v.dst, dst: v.src, sport: v.dport, dport: v.sport };
+  parts.push(tuple(r.src, r.dst, r.sport, r.dport, replyType), `packets=${v.packets_reply} bytes=${v.bytes_reply}`);
   if (v.assured) parts.push('[ASSURED]');
   parts.push(`mark=${v.mark}`);
   if (v.zone !== 0) parts.push(`zone=${v.zone}`);

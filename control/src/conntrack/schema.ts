@@ -10,15 +10,18 @@ const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 export const FilterProps = {
   zone: Type.Optional(Zone),
   proto: Type.Optional(Type.String({ minLength: 1, maxLength: 16, description: 'tcp, udp, icmp, icmpv6, sctp or a number 0..255' })),
-  src: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'original-direction source address or prefix (v4 or v6)' })),
-  dst: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'original-direction destination address or prefix' })),
+  src: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'original-direction source address or prefix (v4 or v6); with either_dir, the reply direction\'s too' })),
+  dst: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'original-direction destination address or prefix; with either_dir, the reply direction\'s too' })),
   sport: Type.Optional(Port),
   dport: Type.Optional(Port),
   state: Type.Optional(Type.String({ minLength: 1, maxLength: 16, description: 'TCP state (the higher of both peers): ESTABLISHED, TIME_WAIT, ...; implies proto=tcp' })),
   mark: Type.Optional(Type.String({ minLength: 1, maxLength: 24, description: 'VALUE or VALUE/MASK, decimal or 0x hex' })),
   label: Type.Optional(Type.String({ minLength: 1, maxLength: 72, description: '128-bit hex VALUE or VALUE/MASK' })),
   family: Type.Optional(Type.Union([Type.Literal('ipv4'), Type.Literal('ipv6')])),
-  either_dir: Type.Optional(Type.Boolean({ description: 'src/dst/sport/dport also match the reply direction (conntrack -D with a partial tuple)' })),
+  either_dir: Type.Optional(Type.Boolean({
+    description: 'src/dst/sport/dport also match the reply tuple, which is the translated one for a NATed connection ' +
+      '(conntrack -D with a partial tuple): a SNATed connection is selected by its translated source as dst, a DNATed one by its translated destination as src',
+  })),
 };
 
 export const FilterQuery = Type.Object(FilterProps, { additionalProperties: false });

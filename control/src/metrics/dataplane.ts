@@ -31,6 +31,10 @@ const WORKER_COUNTERS: WorkerCounter[] = [
   ['ferry_ct_created_total', 'Connections a worker committed to the tracker', (w) => w.ct_created],
   ['ferry_ct_limit_refused_total', 'Commits refused by the global or a zone connection limit', (w) => w.ct_limit_refused],
   ['ferry_ct_early_drops_total', 'Unreplied connections evicted to make room for new ones', (w) => w.ct_early_drops],
+  ['ferry_ct_nat_created_total', 'Connections a worker committed with a translation (SNAT or DNAT)', (w) => w.ct_nat_created],
+  ['ferry_ct_nat_exhausted_total', 'Commits refused because no free tuple was left in the nat() range; the packet continued untranslated', (w) => w.ct_nat_exhausted],
+  ['ferry_ct_nat_rewrites_total', 'Packets whose headers a NAT translation rewrote', (w) => w.ct_nat_rewrites],
+  ['ferry_ct_nat_rewrite_errors_total', 'Packets a NAT translation could not be written into (too short); their ct_state became inv|trk', (w) => w.ct_nat_rewrite_errors],
 ];
 
 const CT_HEADER_COUNTERS: [string, string, (c: CtTotals) => bigint][] = [

@@ -67,6 +67,10 @@ export interface WorkerSnapshot {
   ct_created: bigint;
   ct_limit_refused: bigint;
   ct_early_drops: bigint;
+  ct_nat_created: bigint;
+  ct_nat_exhausted: bigint;
+  ct_nat_rewrites: bigint;
+  ct_nat_rewrite_errors: bigint;
   /** Indexed by CtInvalidReason (CT_INVALID_REASONS slots). */
   ct_invalid: bigint[];
   /** Indexed by FragReason (FRAG_REASONS slots). */
@@ -203,6 +207,10 @@ export function readSnapshot(seg: Segment): Snapshot {
       ct_created: seg.loadU64(base + WS.ct_created.offset),
       ct_limit_refused: seg.loadU64(base + WS.ct_limit_refused.offset),
       ct_early_drops: seg.loadU64(base + WS.ct_early_drops.offset),
+      ct_nat_created: seg.loadU64(base + WS.ct_nat_created.offset),
+      ct_nat_exhausted: seg.loadU64(base + WS.ct_nat_exhausted.offset),
+      ct_nat_rewrites: seg.loadU64(base + WS.ct_nat_rewrites.offset),
+      ct_nat_rewrite_errors: seg.loadU64(base + WS.ct_nat_rewrite_errors.offset),
       ct_invalid,
       frag,
     });
