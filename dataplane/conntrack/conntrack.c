@@ -113,6 +113,8 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 	uint32_t ev_slots = cfg->event_slots ? pow2_at_least(cfg->event_slots) : DEFAULT_EVENT_SLOTS;
 	ssize_t ring_sz = rte_ring_get_memsize_elem(sizeof(struct ct_event_rec), ev_slots);
 	ct->event_ring = ring_sz > 0 ? aligned_alloc(64, (size_t)RTE_ALIGN_CEIL(ring_sz, 64)) : NULL;
+	if (!ct_alg_init(ct))
+		goto fail;
 	if (!ct->conns || !ct->nat || !ct->heads || !ct->free_stack || !ct->buckets || !ct->zone_limit || !ct->zone_count ||
 	    !ct->zone_tp || !ct->tp_ns || !ct->tp_used || !ct->event_ring)
 		goto fail;
@@ -175,6 +177,7 @@ void ferry_ct_destroy(struct ferry_ct *ct)
 		munmap(ct->nat, ct->nat_bytes);
 	if (ct->free_stack)
 		munmap(ct->free_stack, (size_t)ct->capacity * sizeof(uint32_t));
+	ct_alg_fini(ct);
 	free(ct->buckets);
 	free(ct->zone_limit);
 	free(ct->zone_count);
@@ -197,7 +200,9 @@ void ferry_ct_thread_init(struct ferry_ct *ct, struct ferry_ct_thread *t)
 	t->early_drops = &t->local[3];
 	t->nat_created = &t->local[4];
 	t->nat_exhausted = &t->local[5];
-	t->invalid = &t->local[6];
+	t->exp_created = &t->local[6];
+	t->exp_matched = &t->local[7];
+	t->invalid = &t->local[8];
 	t->held1 = t->held2 = CT_NIL;
 }
 
@@ -287,6 +292,8 @@ bool ct_remove_locked(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t reas
 		c->expiration = 0; /* gone for lookups; the sweep frees it */
 		return false;
 	}
+	if (unlikely(c->flags & CONN_HAS_EXP))
+		ct_exp_remove_parent(ct, c);
 	/* before the unlinking stores (see commit_new) */
 	atomic_fetch_sub_explicit(&ct->zone_count[c->key.zone], 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&ct->n_conns, 1, memory_order_relaxed);
@@ -506,14 +513,19 @@ struct nat_out {
 };
 
 /* ct(nat): the packet of a translated connection is rewritten as the translation
- * says, and its state says snat or dnat */
+ * says. Its state names the translation as this packet meets it, as OVS's datapaths
+ * do: an SNAT connection's original packets are snat, its replies (their
+ * destination turned back) dnat; the other way round for DNAT. reply_dir: the
+ * packet goes the reply way (an ICMP error: the way opposite to its quote's). */
 static __attribute__((noinline)) uint32_t nat_apply(const struct ferry_ct *ct, const struct ct_conn *c,
-						    const struct ct_pktctx *p, bool via_rev, const struct nat_out *o)
+						    const struct ct_pktctx *p, bool via_rev, bool reply_dir,
+						    const struct nat_out *o)
 {
 	ct_nat_rewrite_of(ct, c, p, via_rev, o->rw);
 	if (o->rw->op)
 		*o->mask |= o->bit;
-	return ct_nat_kind(ct, c) == CT_NAT_SRC ? FERRY_CT_STATE_BIT_SNAT : FERRY_CT_STATE_BIT_DNAT;
+	bool src = ct_nat_kind(ct, c) == CT_NAT_SRC;
+	return src != reply_dir ? FERRY_CT_STATE_BIT_SNAT : FERRY_CT_STATE_BIT_DNAT;
 }
 
 static inline bool wants_nat(const struct ferry_ct_action *a, const struct ct_conn *c)
@@ -550,7 +562,7 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 		c->bytes[!quoted_reply] += p->bytes;
 		c->last_seen = now;
 		if (wants_nat(a, c))
-			state |= nat_apply(ct, c, p, via_rev, o);
+			state |= nat_apply(ct, c, p, via_rev, !quoted_reply, o);
 		result_of_conn(c, state, r);
 		return;
 	}
@@ -562,7 +574,13 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 		r->zone = p->key.zone;
 		return;
 	}
-	if ((a->flags & FERRY_CT_FLAG_COMMIT) && (c = commit_new(t, b, p, now)) != NULL) {
+	/* a connection an ALG expects: related from its first packet, and for good once
+	 * committed, with the parent's mark and label (which it cannot change) */
+	struct ct_exp_match em;
+	bool commit = (a->flags & FERRY_CT_FLAG_COMMIT) != 0;
+	bool expected = unlikely(atomic_load_explicit(&ct->n_exp, memory_order_relaxed) != 0) &&
+			ct_exp_match(ct, p, now, commit, &em);
+	if (commit && (c = commit_new(t, b, p, now)) != NULL) {
 		uint32_t nat_state = 0;
 		if (unlikely(a->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
 			if (!ct_nat_setup(t, b, c, a, now)) {
@@ -570,10 +588,23 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 				discard_new(t, b, c);
 				goto untracked_new;
 			}
-			nat_state = nat_apply(ct, c, p, false, o);
+			nat_state = nat_apply(ct, c, p, false, false, o);
 		}
 		count_packet(c, false, p, now);
-		set_mark_label(c, a);
+		if (unlikely(expected)) {
+			c->flags |= CONN_RELATED;
+			c->mark = em.mark;
+			if (em.labeled) {
+				memcpy(c->label, em.label, 16);
+				c->flags |= CONN_LABELED;
+			}
+			(*t->exp_matched)++;
+			nat_state |= FERRY_CT_STATE_BIT_REL;
+		} else {
+			set_mark_label(c, a);
+		}
+		if (unlikely(a->alg != FERRY_CT_ALG_NONE))
+			ct_alg_commit(t, c, a->alg, now);
 		/* after the commit's mark and label: the event carries what was committed */
 		if (atomic_load_explicit(&ct->events, memory_order_relaxed))
 			publish(ct, FERRY_EVENT_TYPE_CT_NEW, c, 0, now);
@@ -581,7 +612,7 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 		return;
 	}
 untracked_new:
-	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW;
+	r->state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_NEW | (expected ? FERRY_CT_STATE_BIT_REL : 0);
 	r->zone = p->key.zone;
 	r->invalid_reason = 0;
 	result_from_packet(p, r);
@@ -599,10 +630,25 @@ struct burst_env {
 	const _Atomic uint16_t *zone_tp;
 	const uint64_t (*tp_ns)[FERRY_CT_N_TM];
 	uint64_t now;
+	const struct ferry_ct_pkt *pkts; /* what an ALG reads */
 };
 
 /* packet i's NAT outputs (built on the paths that need them only) */
 #define NAT_OUT(e, i) (&(const struct nat_out){ .rw = &(e)->t->rw[i], .mask = &(e)->t->nat_mask, .bit = 1ull << (i) })
+
+/* What a connection with NAT, an ALG or a parent adds to a packet's result */
+static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e, struct ct_conn *c,
+						      const struct ct_pktctx *p, bool via_rev, bool reply,
+						      const struct ferry_ct_action *a, uint32_t state, unsigned i)
+{
+	if (c->flags & CONN_RELATED)
+		state |= FERRY_CT_STATE_BIT_REL;
+	if (c->flags & CONN_ALG)
+		ct_alg_inspect(e->t, c, p, reply, &e->pkts[i], e->now);
+	if (wants_nat(a, c))
+		state |= nat_apply(e->t->ct, c, p, via_rev, reply, NAT_OUT(e, i));
+	return state;
+}
 
 /* process_one's outcomes */
 #define ONE_DONE 0u
@@ -654,8 +700,8 @@ static __attribute__((always_inline)) inline void process_found(const struct bur
 			 (u == CT_UPDATE_VALID ? FERRY_CT_STATE_BIT_EST | (reply ? FERRY_CT_STATE_BIT_RPL : 0)
 					       : FERRY_CT_STATE_BIT_NEW) |
 			 ((c->flags & CONN_SEEN_REPLY) ? FERRY_CT_STATE_BIT_SRPL : 0);
-	if (wants_nat(a, c))
-		state |= nat_apply(t->ct, c, p, via_rev, NAT_OUT(e, i));
+	if (unlikely(c->flags & CONN_EXTRAS))
+		state = conn_extras(e, c, p, via_rev, reply, a, state, i);
 	result_of_conn(c, state, r);
 }
 
@@ -787,6 +833,7 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 	const struct burst_env e = {
 		.t = t, .heads = ct->heads, .conns = ct->conns, .nat = ct->nat, .slot_mask = ct->slot_mask,
 		.zone_tp = ct->zone_tp, .tp_ns = (const uint64_t (*)[FERRY_CT_N_TM])ct->tp_ns, .now = now,
+		.pkts = pkts,
 	};
 	/* 2. the first entry of every chain */
 	const uint32_t bucket_mask = ct->bucket_mask;
@@ -929,6 +976,7 @@ void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out)
 	out->sweeps = atomic_load(&ct->sweeps);
 	out->events_dropped = atomic_load(&ct->events_dropped);
 	out->sweep_max_hold_ns = atomic_load(&ct->sweep_max_hold_ns);
+	out->exp_expired = atomic_load(&ct->exp_expired);
 }
 
 size_t ferry_ct_state_str(uint32_t state, char *buf, size_t len)

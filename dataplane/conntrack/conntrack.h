@@ -85,6 +85,7 @@ struct ferry_ct_action {
 	uint8_t nat_addr_min[16], nat_addr_max[16];
 	uint16_t nat_port_min, nat_port_max;
 	uint8_t nat_is_ipv6;
+	uint8_t alg;              /* FERRY_CT_ALG_*: the helper a commit attaches */
 };
 #define FERRY_CT_FLAGS_NAT_ANY (FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST)
 
@@ -113,8 +114,10 @@ struct ferry_ct_thread {
 	uint64_t *early_drops;
 	uint64_t *nat_created;    /* -> ct_nat_created */
 	uint64_t *nat_exhausted;  /* -> ct_nat_exhausted */
+	uint64_t *exp_created;    /* -> ct_exp_created */
+	uint64_t *exp_matched;    /* -> ct_exp_matched */
 	uint64_t *invalid;        /* -> ct_invalid[FERRY_CT_INVALID_REASONS] */
-	uint64_t local[6 + FERRY_CT_INVALID_REASONS]; /* default targets */
+	uint64_t local[8 + FERRY_CT_INVALID_REASONS]; /* default targets */
 	uint8_t last_invalid;     /* the reason last counted: what the result reports */
 	uint32_t held1, held2;    /* internal: the bucket locks held (CT_NIL: none) */
 	/* out of ferry_ct_execute: bit i of nat_mask set, packet i is to be rewritten
@@ -183,8 +186,20 @@ struct ferry_ct_counters {
 	uint64_t sweeps;
 	uint64_t events_dropped;
 	uint64_t sweep_max_hold_ns; /* the longest a sweep held one bucket lock */
+	uint64_t exp_expired;       /* expectations that timed out unused */
 };
 void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out);
+
+/* ---- ALG expectations ---- */
+#define FERRY_CT_EXP_MAX 4096u            /* pending at once; more are refused */
+#define FERRY_CT_EXP_TIMEOUT_SEC 60u      /* an expectation unused this long is dropped */
+
+uint32_t ferry_ct_exp_count(const struct ferry_ct *ct);
+/* Calls cb for each pending expectation from cursor (0 = start) until max were given
+ * (0 = no limit; returns the cursor to go on from) or all were (*done, returns 0). */
+typedef int (*ferry_ct_exp_cb)(void *arg, const struct ferry_ct_exp_entry *e);
+uint32_t ferry_ct_exp_dump(struct ferry_ct *ct, uint32_t cursor, uint32_t max, uint64_t now, ferry_ct_exp_cb cb,
+			   void *arg, bool *done);
 
 /* Takes the oldest pending event; false when none. */
 bool ferry_ct_events_pop(struct ferry_ct *ct, uint16_t *type, struct ferry_ct_event *ev);

@@ -46,6 +46,11 @@ struct ct_tcp_peer {
 #define CONN_LIBERAL 0x02      /* picked up mid-stream (OVS's BE_LIBERAL) */
 #define CONN_LABELED 0x04      /* a label was written: results read the third line */
 #define CONN_NAT 0x08          /* translated: ct->nat[idx] says how (ct_nat.c) */
+#define CONN_ALG 0x10          /* an ALG reads its packets (c->alg, ct_alg.c) */
+#define CONN_RELATED 0x20      /* opened by an expectation: rel on every packet */
+#define CONN_HAS_EXP 0x40      /* expectations name it as their parent */
+/* any of these sends a packet's result through conn_extras */
+#define CONN_EXTRAS (CONN_NAT | CONN_ALG | CONN_RELATED)
 
 /* Chain links (heads[], ct_conn.next, ct_nat.rnext) are entry indexes; a link with
  * CT_LINK_REV set is the reply-direction node of a translated entry, whose key is
@@ -75,6 +80,7 @@ struct ct_conn {
 	uint64_t first_seen;
 	uint32_t exp_prev, exp_next; /* the bucket's expiration list */
 	uint8_t icmp_type, icmp_code; /* of the packet that opened it */
+	uint8_t alg;                  /* FERRY_CT_ALG_* when CONN_ALG */
 } __attribute__((aligned(64)));
 
 /* A lock bucket: an adaptive mutex over the slots slot & mask == its index, and the
@@ -206,6 +212,9 @@ struct ferry_ct {
 	_Atomic uint64_t expired, flushed, sweeps, events_dropped;
 	_Atomic uint64_t sweep_max_hold_ns;   /* longest a sweep held one bucket lock */
 	_Atomic uint64_t nat_log_ns;          /* when exhaustion was last logged */
+	struct ct_exp_table *exp;             /* ALG expectations (ct_alg.c) */
+	_Atomic uint32_t n_exp;               /* how many: 0 spares new connections the lookup */
+	_Atomic uint64_t exp_expired;
 
 	/* cleanup thread */
 	uint32_t sweep_interval_ms, sweep_budget;
@@ -308,6 +317,31 @@ static inline uint32_t ct_link_next(const struct ferry_ct *ct, uint32_t link)
 {
 	return (link & CT_LINK_REV) ? ct->nat[link & ~CT_LINK_REV].rnext : ct->conns[link].next;
 }
+
+/* ---- ct_alg.c: expectations and the FTP and TFTP helpers ---- */
+
+struct ct_exp_table;
+struct ct_exp_match {
+	uint32_t mark;
+	uint8_t label[16];
+	bool labeled;
+};
+bool ct_alg_init(struct ferry_ct *ct);
+void ct_alg_fini(struct ferry_ct *ct);
+/* A new connection's first packet p: does an expectation wait for it? take removes
+ * it (a commit), else it stays for the packet that commits. */
+bool ct_exp_match(struct ferry_ct *ct, const struct ct_pktctx *p, uint64_t now, bool take, struct ct_exp_match *out);
+/* c (just committed with ct(alg=...)) starts being watched; TFTP's expectation is
+ * set up at once */
+void ct_alg_commit(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, uint64_t now);
+/* a packet of a watched connection (its bucket held): FTP commands and answers that
+ * announce a data connection set up expectations */
+void ct_alg_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p, bool reply,
+		    const struct ferry_ct_pkt *pkt, uint64_t now);
+/* c leaves the table: its expectations go with it */
+void ct_exp_remove_parent(struct ferry_ct *ct, const struct ct_conn *c);
+/* the sweep's part: expectations whose time is up */
+uint32_t ct_exp_expire(struct ferry_ct *ct, uint64_t now);
 
 /* ---- ct_nat.c ---- */
 

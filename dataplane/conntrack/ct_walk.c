@@ -305,6 +305,7 @@ uint64_t ferry_ct_sweep(struct ferry_ct_thread *t, uint64_t now)
 			continue;
 		removed += sweep_bucket(t, &ct->buckets[bi], now);
 	}
+	ct_exp_expire(ct, now);
 	atomic_fetch_add(&ct->sweeps, 1);
 	return removed;
 }

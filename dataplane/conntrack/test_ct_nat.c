@@ -162,10 +162,11 @@ static void test_snat_tcp(void)
 	/* the original tuple stays what the client sent (ct_nw_src, ...) */
 	CHECK_EQ(a4(o.r.nw_src), HA);
 	CHECK_EQ(o.r.tp_src, 40000);
-	/* the server answers HX: found by the reply node, turned back to the client */
+	/* the server answers HX: found by the reply node, turned back to the client; its
+	 * destination is what changed, so it is dnat (OVS's un_nat_packet) */
 	struct tpkt sa = tcp4(HB, HX, 80, 40000, TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS);
 	o = go(&sa, &CT_NAT, T0 + 1);
-	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(SNAT));
+	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(DNAT));
 	CHECK(o.rewritten);
 	CHECK_EQ(dst4(&sa), HA);
 	CHECK_EQ(dport(&sa), 40000);
@@ -328,7 +329,7 @@ static void test_snat_icmp_echo(void)
 	CHECK(csums_ok(&q2));
 	struct tpkt r2 = icmp4_echo(HB, HX, 0, id2, 1);
 	struct out o = go(&r2, &CT_NAT, T0 + 1);
-	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(SNAT));
+	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(DNAT));
 	CHECK_EQ(dst4(&r2), HA2);
 	CHECK_EQ(tp_r16(r2.b + r2.l4_ofs + 4), 77);
 	CHECK(csums_ok(&r2));
@@ -353,7 +354,7 @@ static void test_dnat_udp(void)
 	CHECK_EQ(o.r.tp_dst, 53);
 	struct tpkt r = udp4(HS, HA, 5353, 33000, 30);
 	o = go(&r, &CT_NAT, T0 + 1);
-	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(DNAT));
+	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(SNAT));
 	CHECK_EQ(src4(&r), HV);
 	CHECK_EQ(sport(&r), 53);
 	CHECK(csums_ok(&r));
@@ -430,7 +431,7 @@ static void test_nat_icmp_errors(void)
 	/* a router outside cannot deliver it: its error goes to HX and quotes HX */
 	struct tpkt err = icmp4_err(HR, HX, 3, 1, &q, 8);
 	struct out o = go(&err, &CT_NAT, T0 + 1);
-	CHECK_EQ(o.r.state, ST(TRK) | ST(REL) | ST(RPL) | ST(SNAT));
+	CHECK_EQ(o.r.state, ST(TRK) | ST(REL) | ST(RPL) | ST(DNAT));
 	CHECK(o.rewritten);
 	CHECK_EQ(o.rc, 0);
 	CHECK_EQ(dst4(&err), HA);          /* outer destination: the client */
@@ -578,7 +579,7 @@ static void test_nat_reply_waits_in_order(void)
 	struct tpkt r = udp4(HB, src4(&q), 53, sport(&q), 8);
 	struct out o = go(&r, &CT_NAT, T0 + 1);
 	pthread_join(tid, NULL);
-	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(SNAT));
+	CHECK_EQ(o.r.state, ST(TRK) | ST(EST) | ST(RPL) | ST(SRPL) | ST(DNAT));
 	CHECK_EQ(dst4(&r), HA);
 	teardown();
 }

@@ -446,6 +446,74 @@ static uint32_t answer_ct_dump(struct ferry_ctl *ctl, const uint8_t *rec, uint32
 	return dw.next - first + 1;
 }
 
+_Static_assert(sizeof(struct ferry_msg_hdr) + sizeof(struct ferry_response) + sizeof(struct ferry_ct_exp_dump_resp) <=
+		       FERRY_MSG_SLOT_SIZE,
+	       "a CT_EXP_DUMP part does not fit a response slot");
+_Static_assert(sizeof(((struct ferry_ct_exp_dump_resp *)0)->entries) ==
+		       FERRY_CT_EXP_DUMP_ENTRIES * sizeof(struct ferry_ct_exp_entry),
+	       "ct_exp_dump_resp.entries holds CT_EXP_DUMP_ENTRIES entries");
+
+/* A CT_EXP_DUMP answer being written, as a CT_DUMP's */
+struct exp_writer {
+	struct ferry_ring *ring;
+	uint32_t next;
+	uint64_t req_id;
+	struct ferry_ct_exp_dump_resp *part;
+};
+
+static struct ferry_ct_exp_dump_resp *exp_part(struct exp_writer *xw)
+{
+	struct ferry_response *r = plain_answer(xw->ring, xw->next, xw->req_id);
+	struct ferry_msg_hdr *rh = (struct ferry_msg_hdr *)(void *)((uint8_t *)r - sizeof(*rh));
+	rh->flags = FERRY_MSG_FLAG_MORE;
+	rh->len = sizeof(*r) + sizeof(struct ferry_ct_exp_dump_resp);
+	struct ferry_ct_exp_dump_resp *d = (struct ferry_ct_exp_dump_resp *)(void *)((uint8_t *)r + sizeof(*r));
+	memset(d, 0, sizeof(*d));
+	return d;
+}
+
+static int exp_one(void *arg, const struct ferry_ct_exp_entry *e)
+{
+	struct exp_writer *xw = arg;
+	if (xw->part->n_entries == FERRY_CT_EXP_DUMP_ENTRIES) {
+		xw->next++;
+		xw->part = exp_part(xw);
+	}
+	xw->part->entries[xw->part->n_entries++] = *e;
+	return 0;
+}
+
+/* Answers the CT_EXP_DUMP at rec from response index first in at most room slots;
+ * 0 when there is no room to start */
+static uint32_t answer_ct_exp_dump(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t first, uint32_t room)
+{
+	struct ferry_msg_hdr h;
+	memcpy(&h, rec, sizeof(h));
+	struct ferry_ct_exp_dump_req q;
+	struct exp_writer xw = { .ring = &ctl->shm->resp, .next = first, .req_id = h.req_id };
+	if (h.len != sizeof(q) || ctl->ct == NULL || h.flags != 0) {
+		struct ferry_response *r = plain_answer(xw.ring, first, h.req_id);
+		if (ctl->ct == NULL)
+			reply(r, FERRY_STATUS_EUNSUPPORTED, "this ferryd runs without a connection tracker");
+		else
+			reply(r, FERRY_STATUS_EINVAL,
+			      h.flags ? "flags: CT_EXP_DUMP is not bundled" : "len: CT_EXP_DUMP body has the wrong size");
+		return 1;
+	}
+	if (room < 2)
+		return 0;
+	memcpy(&q, rec + sizeof(h), sizeof(q));
+	uint32_t max = (room - 1) * FERRY_CT_EXP_DUMP_ENTRIES;
+	xw.part = exp_part(&xw);
+	bool done = false;
+	uint32_t next = ferry_ct_exp_dump(ctl->ct, q.cursor, max, ferry_monotonic_ns(), exp_one, &xw, &done);
+	uint8_t *out = ferry_ring_prepare(xw.ring, xw.next);
+	((struct ferry_msg_hdr *)out)->flags = 0;
+	xw.part->next_cursor = next;
+	xw.part->done = done;
+	return xw.next - first + 1;
+}
+
 static int push_event(struct ferry_ctl *ctl, uint16_t type, const void *body, uint32_t len, uint64_t now_ns);
 
 uint32_t ferry_ctl_drain_ct(struct ferry_ctl *ctl, uint64_t now_ns)
@@ -460,6 +528,8 @@ uint32_t ferry_ctl_drain_ct(struct ferry_ctl *ctl, uint64_t now_ns)
 	hdr->ct_expired = c.expired;
 	hdr->ct_flushed = c.flushed;
 	hdr->ct_sweeps = c.sweeps;
+	hdr->ct_expectations = ferry_ct_exp_count(ctl->ct);
+	hdr->ct_exp_expired = c.exp_expired;
 	uint32_t n = 0;
 	uint16_t type;
 	struct ferry_ct_event ev;
@@ -556,6 +626,9 @@ int ferry_ctl_handle(struct ferry_ctl *ctl, const uint8_t *rec, uint32_t rec_len
 		ferry_flow_table_abort_bundle(ctl->flows);
 		reply(resp, FERRY_STATUS_OK, NULL);
 		return 0;
+	case FERRY_MSG_TYPE_CT_EXP_DUMP: /* in parts by ferry_ctl_poll, as CT_DUMP */
+		reply(resp, FERRY_STATUS_EINVAL, "type: CT_EXP_DUMP is answered in parts by the poll loop");
+		return 0;
 	case FERRY_MSG_TYPE_CT_DUMP: /* answered in parts by ferry_ctl_poll; here only when called alone */
 	case FERRY_MSG_TYPE_CT_FLUSH:
 	case FERRY_MSG_TYPE_CT_STATS:
@@ -617,8 +690,9 @@ uint32_t ferry_ctl_poll(struct ferry_ctl *ctl, uint32_t max)
 		memcpy(rec, ferry_ring_peek(req, i), sizeof(rec));
 		uint16_t type;
 		memcpy(&type, rec, sizeof(type));
-		if (type == FERRY_MSG_TYPE_CT_DUMP) {
-			uint32_t k = answer_ct_dump(ctl, rec, used, room - used);
+		if (type == FERRY_MSG_TYPE_CT_DUMP || type == FERRY_MSG_TYPE_CT_EXP_DUMP) {
+			uint32_t k = type == FERRY_MSG_TYPE_CT_DUMP ? answer_ct_dump(ctl, rec, used, room - used)
+								   : answer_ct_exp_dump(ctl, rec, used, room - used);
 			if (k == 0)
 				break; /* not enough room for a part: next poll */
 			used += k;

@@ -74,6 +74,8 @@ int ferry_worker_init(struct ferry_worker *w, int socket)
 			w->ct_thread.early_drops = &w->stats->ct_early_drops;
 			w->ct_thread.nat_created = &w->stats->ct_nat_created;
 			w->ct_thread.nat_exhausted = &w->stats->ct_nat_exhausted;
+			w->ct_thread.exp_created = &w->stats->ct_exp_created;
+			w->ct_thread.exp_matched = &w->stats->ct_exp_matched;
 			w->ct_thread.invalid = w->stats->ct_invalid;
 		}
 	}
@@ -258,6 +260,7 @@ static inline void ct_action_of(const struct ferry_act_ct *a, uint16_t zone, str
 	o->mark_mask = a->mark_mask;
 	memcpy(o->label, a->label, 16);
 	memcpy(o->label_mask, a->label_mask, 16);
+	o->alg = a->alg;
 	if (unlikely(a->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
 		memcpy(o->nat_addr_min, a->nat_addr_min, 16);
 		memcpy(o->nat_addr_max, a->nat_addr_max, 16);

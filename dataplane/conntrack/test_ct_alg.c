@@ -1,0 +1,274 @@
+/* The FTP and TFTP helpers and their expectations: PORT, PASV (227), EPRT and EPSV
+ * (229) over IPv4 and IPv6 set up the data connection's expectation, which is new|rel
+ * then est|rel with its parent's mark and label; an address that is not the
+ * announcer's own is refused; expectations time out on their own and leave with
+ * their parent; TFTP expects the server's answer from a new port. */
+#include <stdlib.h>
+#include <string.h>
+#include "../common/ftest.h"
+#include "conntrack.h"
+#include "ct_private.h"
+#include "test_ct_packets.h"
+
+#define SEC 1000000000ull
+#define T0 (1000 * SEC)
+#define ST(x) FERRY_CT_STATE_BIT_##x
+#define HC IP4(10, 0, 0, 1)    /* the FTP client */
+#define HS IP4(192, 0, 2, 7)   /* the FTP server */
+#define HO IP4(198, 51, 100, 9) /* somebody else */
+
+static struct ferry_ct *ct;
+static struct ferry_ct_thread th;
+
+static void setup(void)
+{
+	ct = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 1000, .cleanup_thread = false });
+	if (ct == NULL) {
+		fprintf(stderr, "ferry_ct_create failed\n");
+		exit(1);
+	}
+	ferry_ct_thread_init(ct, &th);
+}
+static void teardown(void)
+{
+	ferry_ct_thread_fini(&th);
+	ferry_ct_destroy(ct);
+	ct = NULL;
+}
+
+static struct ferry_ct_action ftp_commit = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT, .alg = FERRY_CT_ALG_FTP,
+					     .mark = 0x77, .mark_mask = 0xff };
+static struct ferry_ct_action commit = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT };
+static struct ferry_ct_action track = { .zone = 3 };
+
+static uint32_t go(struct tpkt p, const struct ferry_ct_action *a, uint64_t now)
+{
+	struct ferry_ct_pkt k = { .data = p.b, .len = p.len, .l3_ofs = TP_ETH, .eth_type = p.eth_type };
+	struct ferry_ct_result r;
+	ferry_ct_execute(&th, &k, &a, 1, now, &r);
+	return r.state;
+}
+
+/* a TCP segment carrying text (checksums right) */
+static struct tpkt tcp4_text(uint32_t s, uint32_t d, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack,
+			     const char *text)
+{
+	uint16_t n = (uint16_t)strlen(text);
+	struct tpkt p = tcp4(s, d, sp, dp, TH_ACK | TH_PSH, seq, ack, 65535, n, NO_WS);
+	memcpy(tp_l4(&p) + 20, text, n);
+	tp_finish(&p);
+	return p;
+}
+static struct tpkt tcp6_text(struct ip6 s, struct ip6 d, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack,
+			     const char *text)
+{
+	uint16_t n = (uint16_t)strlen(text);
+	struct tpkt p = tcp6(s, d, sp, dp, TH_ACK | TH_PSH, seq, ack, 65535, n, NO_WS);
+	memcpy(tp_l4(&p) + 20, text, n);
+	tp_finish(&p);
+	return p;
+}
+
+/* the FTP control connection HC:40000 -> HS:21, open; seqs go on from 1001 / 5001 */
+static void control_open(void)
+{
+	CHECK_EQ(go(tcp4(HC, HS, 40000, 21, TH_SYN, 1000, 0, 65535, 0, NO_WS), &ftp_commit, T0), ST(TRK) | ST(NEW));
+	go(tcp4(HS, HC, 21, 40000, TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS), &ftp_commit, T0);
+	CHECK(go(tcp4(HC, HS, 40000, 21, TH_ACK, 1001, 5001, 65535, 0, NO_WS), &ftp_commit, T0) & ST(EST));
+}
+
+struct exps { unsigned n; struct ferry_ct_exp_entry e[8]; };
+static int exp_cb(void *arg, const struct ferry_ct_exp_entry *e)
+{
+	struct exps *x = arg;
+	if (x->n < 8)
+		x->e[x->n] = *e;
+	x->n++;
+	return 0;
+}
+static struct exps exps_now(uint64_t now)
+{
+	struct exps x = { 0 };
+	bool done;
+	ferry_ct_exp_dump(ct, 0, 0, now, exp_cb, &x, &done);
+	CHECK(done);
+	return x;
+}
+static uint32_t a4(const uint8_t *a) { return (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3]; }
+
+static void test_ftp_passive(void)
+{
+	setup();
+	control_open();
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	/* 30000 = 117 * 256 + 48 */
+	go(tcp4_text(HS, HC, 21, 40000, 5001, 1001, "227 Entering Passive Mode (192,0,2,7,117,48).\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	CHECK_EQ(*th.exp_created, 1);
+	struct exps x = exps_now(T0 + SEC);
+	CHECK_EQ(x.n, 1);
+	CHECK_EQ(a4(x.e[0].src), HC);
+	CHECK_EQ(a4(x.e[0].dst), HS);
+	CHECK_EQ(x.e[0].dport, 30000);
+	CHECK_EQ(x.e[0].zone, 3);
+	CHECK_EQ(x.e[0].alg, FERRY_CT_ALG_FTP);
+	CHECK_EQ(x.e[0].mark, 0x77);
+	CHECK_EQ(x.e[0].parent_sport, 40000);
+	CHECK_EQ(x.e[0].parent_dport, 21);
+	CHECK(x.e[0].timeout_ms > 58000 && x.e[0].timeout_ms <= 60000);
+	/* the data connection: another port is not it, the announced one is */
+	CHECK_EQ(go(tcp4(HC, HS, 40001, 30001, TH_SYN, 1, 0, 65535, 0, NO_WS), &track, T0 + SEC), ST(TRK) | ST(NEW));
+	CHECK_EQ(go(tcp4(HC, HS, 40001, 30000, TH_SYN, 1, 0, 65535, 0, NO_WS), &track, T0 + SEC),
+		 ST(TRK) | ST(NEW) | ST(REL));
+	CHECK_EQ(ferry_ct_exp_count(ct), 1); /* not committed: still expected */
+	CHECK_EQ(go(tcp4(HC, HS, 40001, 30000, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0 + SEC),
+		 ST(TRK) | ST(NEW) | ST(REL));
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	CHECK_EQ(*th.exp_matched, 1);
+	uint32_t st = go(tcp4(HS, HC, 30000, 40001, TH_SYN | TH_ACK, 9, 2, 65535, 0, NO_WS), &track, T0 + SEC);
+	CHECK_EQ(st, ST(TRK) | ST(EST) | ST(REL) | ST(RPL) | ST(SRPL));
+	/* the parent's mark came with it */
+	struct ferry_ct_pkt k;
+	struct tpkt p = tcp4(HC, HS, 40001, 30000, TH_ACK, 2, 10, 65535, 0, NO_WS);
+	k = (struct ferry_ct_pkt){ .data = p.b, .len = p.len, .l3_ofs = TP_ETH, .eth_type = p.eth_type };
+	const struct ferry_ct_action *ap = &track;
+	struct ferry_ct_result r;
+	ferry_ct_execute(&th, &k, &ap, 1, T0 + SEC, &r);
+	CHECK_EQ(r.mark, 0x77);
+	CHECK(r.state & ST(REL));
+	teardown();
+}
+
+static void test_ftp_active_and_bounce(void)
+{
+	setup();
+	control_open();
+	/* 40002 = 156 * 256 + 66 */
+	go(tcp4_text(HC, HS, 40000, 21, 1001, 5001, "PORT 10,0,0,1,156,66\r\n"), &ftp_commit, T0);
+	struct exps x = exps_now(T0);
+	CHECK_EQ(x.n, 1);
+	CHECK_EQ(a4(x.e[0].src), HS);
+	CHECK_EQ(a4(x.e[0].dst), HC);
+	CHECK_EQ(x.e[0].dport, 40002);
+	CHECK_EQ(go(tcp4(HS, HC, 20, 40002, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	/* a PORT naming somebody else (the FTP bounce) sets up nothing, nor a 227 naming
+	 * another host than the server, nor a lower-case command with a bad number */
+	go(tcp4_text(HC, HS, 40000, 21, 1023, 5001, "PORT 198,51,100,9,0,80\r\n"), &ftp_commit, T0);
+	go(tcp4_text(HS, HC, 21, 40000, 5001, 1047, "227 Entering Passive Mode (198,51,100,9,117,49)\r\n"), &ftp_commit, T0);
+	go(tcp4_text(HC, HS, 40000, 21, 1047, 5052, "port 10,0,0,1,256,1\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	/* lower case is a command all the same */
+	go(tcp4_text(HC, HS, 40000, 21, 1068, 5052, "port 10,0,0,1,156,67\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	/* without ct(alg=ftp) at the commit, nothing is read */
+	CHECK_EQ(go(tcp4(HC, HO, 41000, 21, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW));
+	go(tcp4(HO, HC, 21, 41000, TH_SYN | TH_ACK, 7, 2, 65535, 0, NO_WS), &commit, T0);
+	go(tcp4_text(HC, HO, 41000, 21, 2, 8, "PORT 10,0,0,1,156,68\r\n"), &commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	teardown();
+}
+
+static void test_ftp_extended_v4_v6(void)
+{
+	setup();
+	control_open();
+	go(tcp4_text(HC, HS, 40000, 21, 1001, 5001, "EPRT |1|10.0.0.1|40100|\r\n"), &ftp_commit, T0);
+	go(tcp4_text(HS, HC, 21, 40000, 5001, 1027, "229 Entering Extended Passive Mode (|||40200|)\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 2);
+	CHECK_EQ(go(tcp4(HS, HC, 20, 40100, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	CHECK_EQ(go(tcp4(HC, HS, 40005, 40200, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	/* IPv6 */
+	struct ip6 c = ip6(1, 1), s = ip6(2, 7);
+	go(tcp6(c, s, 50000, 21, TH_SYN, 1000, 0, 65535, 0, NO_WS), &ftp_commit, T0);
+	go(tcp6(s, c, 21, 50000, TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS), &ftp_commit, T0);
+	go(tcp6(c, s, 50000, 21, TH_ACK, 1001, 5001, 65535, 0, NO_WS), &ftp_commit, T0);
+	go(tcp6_text(c, s, 50000, 21, 1001, 5001, "EPRT |2|2001:db8:1::1|50100|\r\n"), &ftp_commit, T0);
+	/* an IPv4 address on an IPv6 connection is refused */
+	go(tcp6_text(c, s, 50000, 21, 1031, 5001, "EPRT |1|10.0.0.1|50101|\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	CHECK_EQ(go(tcp6(s, c, 20, 50100, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	go(tcp6_text(s, c, 21, 50000, 5001, 1057, "229 Extended Passive (!!!50300!)\r\n"), &ftp_commit, T0);
+	CHECK_EQ(go(tcp6(c, s, 50001, 50300, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	teardown();
+}
+
+static void test_expectations_time_out_and_leave_with_their_parent(void)
+{
+	setup();
+	control_open();
+	go(tcp4_text(HC, HS, 40000, 21, 1001, 5001, "PORT 10,0,0,1,156,66\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	/* unused past its timeout: the data connection is plain new, the sweep drops it */
+	uint64_t late = T0 + (FERRY_CT_EXP_TIMEOUT_SEC + 1) * SEC;
+	CHECK_EQ(go(tcp4(HS, HC, 20, 40002, TH_SYN, 1, 0, 65535, 0, NO_WS), &track, late), ST(TRK) | ST(NEW));
+	ferry_ct_sweep(&th, late);
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	struct ferry_ct_counters cnt;
+	ferry_ct_counters(ct, &cnt);
+	CHECK_EQ(cnt.exp_expired, 1);
+	/* a fresh one, then the parent is flushed: it goes too */
+	go(tcp4_text(HC, HS, 40000, 21, 1023, 5001, "PORT 10,0,0,1,156,70\r\n"), &ftp_commit, T0 + 2 * SEC);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	struct ferry_ct_filter f = { .flags = FERRY_CT_FILTER_FLAG_DPORT, .dport = 21 };
+	CHECK_EQ(ferry_ct_flush(&th, &f, T0 + 2 * SEC), 1);
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	CHECK_EQ(go(tcp4(HS, HC, 20, 40006, TH_SYN, 1, 0, 65535, 0, NO_WS), &track, T0 + 2 * SEC), ST(TRK) | ST(NEW));
+	teardown();
+}
+
+static void test_tftp(void)
+{
+	setup();
+	struct ferry_ct_action tftp = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT, .alg = FERRY_CT_ALG_TFTP };
+	CHECK_EQ(go(udp4(HC, HS, 5000, 69, 20), &tftp, T0), ST(TRK) | ST(NEW));
+	struct exps x = exps_now(T0);
+	CHECK_EQ(x.n, 1);
+	CHECK_EQ(a4(x.e[0].src), HS);
+	CHECK_EQ(a4(x.e[0].dst), HC);
+	CHECK_EQ(x.e[0].dport, 5000);
+	CHECK_EQ(x.e[0].proto, 17);
+	CHECK_EQ(x.e[0].alg, FERRY_CT_ALG_TFTP);
+	/* the server answers from its own new port */
+	CHECK_EQ(go(udp4(HS, HC, 6123, 5000, 516), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	/* the client answers the connection the server opened: a reply */
+	CHECK_EQ(go(udp4(HC, HS, 5000, 6123, 4), &track, T0), ST(TRK) | ST(EST) | ST(REL) | ST(RPL) | ST(SRPL));
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	teardown();
+}
+
+/* more expectations than a dump part holds, paged by the cursor */
+static void test_exp_dump_paging(void)
+{
+	setup();
+	control_open();
+	char cmd[64];
+	for (unsigned i = 0; i < 20; i++) {
+		snprintf(cmd, sizeof(cmd), "PORT 10,0,0,1,200,%u\r\n", i + 1);
+		go(tcp4_text(HC, HS, 40000, 21, 1001 + i * 32, 5001, cmd), &ftp_commit, T0);
+	}
+	CHECK_EQ(ferry_ct_exp_count(ct), 20);
+	unsigned seen = 0, rounds = 0;
+	uint32_t cur = 0;
+	bool done = false;
+	while (!done && rounds++ < 10) {
+		struct exps x = { 0 };
+		cur = ferry_ct_exp_dump(ct, cur, 8, T0, exp_cb, &x, &done);
+		CHECK(x.n <= 8);
+		seen += x.n;
+	}
+	CHECK_EQ(seen, 20);
+	CHECK(done);
+	teardown();
+}
+
+int main(void)
+{
+	RUN(test_ftp_passive);
+	RUN(test_ftp_active_and_bounce);
+	RUN(test_ftp_extended_v4_v6);
+	RUN(test_expectations_time_out_and_leave_with_their_parent);
+	RUN(test_tftp);
+	RUN(test_exp_dump_paging);
+	return ftest_finish();
+}
