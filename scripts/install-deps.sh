@@ -8,6 +8,7 @@ APT_PACKAGES=(
   dpdk dpdk-dev libdpdk-dev meson ninja-build pkg-config gcc g++ make python3
   iproute2 ethtool iputils-ping procps libpcap-dev curl
   prometheus docker-compose clang-14 libclang-rt-14-dev tshark iperf3 etcd-server etcd-client
+  vsftpd tftpd-hpa
 )
 
 missing=()

@@ -28,6 +28,8 @@ test('ferry_ct_* and ferry_ip_fragments_total come from the worker counters and 
     dv.setBigUint64(w(0) + WS.ct_early_drops.offset, 2n, true);
     h.fake.setWorker(0, { ct_nat_created: 17n, ct_nat_exhausted: 4n, ct_nat_rewrites: 1234n });
     h.fake.setWorker(1, { ct_nat_created: 5n, ct_nat_rewrites: 99_000_000_000n, ct_nat_rewrite_errors: 3n });
+    h.fake.setWorker(0, { ct_exp_created: 21n, ct_exp_matched: 13n });
+    h.fake.setWorker(1, { ct_exp_created: 4n });
     dv.setBigUint64(w(1) + WS.ct_invalid.offset + CtInvalidReason.TCP_SEQ * 8, 7n, true);
     dv.setBigUint64(w(0) + WS.ct_invalid.offset + CtInvalidReason.NOT_IP * 8, 9n, true);
     dv.setBigUint64(w(0) + WS.ct_invalid.offset + 15 * 8, 99n, true); // an unnamed slot: not exported
@@ -39,7 +41,12 @@ test('ferry_ct_* and ferry_ip_fragments_total come from the worker counters and 
     h.fake.ct.counters.eventsDropped = 6n;
     h.fake.ct.counters.sweeps = 8n;
     h.fake.ct.maxConns = 5000;
+    for (let i = 0; i < 3; i++) {
+      h.fake.ct.addExpectation({ src: '10.0.0.2', dst: '10.0.0.1', dport: 30000 + i, parent: { src: '10.0.0.2', dst: '10.0.0.1', sport: 40000, dport: 21 } });
+    }
+    h.fake.ct.counters.expExpired = 5n;
     h.fake.ct.publish();
+    assert.equal(dv.getBigUint64(H.ct_expectations.offset, true), 3n);
     assert.equal(dv.getBigUint64(H.ct_conns.offset, true), 5n);
 
     const m = (await h.app.inject({ url: '/metrics' })).body;
@@ -74,6 +81,15 @@ test('ferry_ct_* and ferry_ip_fragments_total come from the worker counters and 
     has('ferry_ct_flushed_total 4');
     has('ferry_ct_events_dropped_total 6');
     has('ferry_ct_sweeps_total 8');
+    has('ferry_ct_expectations 3');
+    has('# TYPE ferry_ct_expectations gauge');
+    has('ferry_ct_expectations_created_total{worker="0"} 21');
+    has('ferry_ct_expectations_created_total{worker="1"} 4');
+    has('ferry_ct_expectations_matched_total{worker="0"} 13');
+    has('ferry_ct_expectations_matched_total{worker="1"} 0');
+    has('# TYPE ferry_ct_expectations_matched_total counter');
+    has('ferry_ct_expectations_expired_total 5');
+    has('# TYPE ferry_ct_expectations_expired_total counter');
     has('ferry_ct_event_subscribers 0');
     has('ferry_ct_event_subscribers_dropped_total 0');
     const series = (name: string): string[] => m.split('\n').filter((l) => l.startsWith(`${name}{`));
@@ -97,6 +113,9 @@ test('without a segment the header families have no sample', async () => {
     assert.doesNotMatch(m, /^ferry_mbufs\{/m);
     assert.doesNotMatch(m, /^ferry_ct_expired_total /m);
     assert.doesNotMatch(m, /^ferry_ct_packets_total\{/m);
+    assert.doesNotMatch(m, /^ferry_ct_expectations /m);
+    assert.doesNotMatch(m, /^ferry_ct_expectations_expired_total /m);
+    assert.doesNotMatch(m, /^ferry_ct_expectations_created_total\{/m);
   } finally {
     await h.close();
   }
@@ -119,7 +138,8 @@ test('promtool accepts the families, and every query of the Conntrack dashboard 
     for (const n of named) assert.ok(served.has(n), `the dashboard queries ${n}, which /metrics does not serve`);
     for (const n of ['ferry_ct_connections', 'ferry_ct_connections_max', 'ferry_ct_created_total', 'ferry_ct_invalid_total', 'ferry_ct_limit_refused_total',
       'ferry_ct_early_drops_total', 'ferry_ct_expired_total', 'ferry_ct_flushed_total', 'ferry_ip_fragments_total', 'ferry_ct_packets_total',
-      'ferry_ct_nat_created_total', 'ferry_ct_nat_exhausted_total', 'ferry_ct_nat_rewrites_total', 'ferry_ct_nat_rewrite_errors_total']) {
+      'ferry_ct_nat_created_total', 'ferry_ct_nat_exhausted_total', 'ferry_ct_nat_rewrites_total', 'ferry_ct_nat_rewrite_errors_total',
+      'ferry_ct_expectations', 'ferry_ct_expectations_created_total', 'ferry_ct_expectations_matched_total', 'ferry_ct_expectations_expired_total']) {
       assert.ok(named.has(n), `the dashboard does not chart ${n}`);
     }
     const file = path.join(dir, 'rules.yml');

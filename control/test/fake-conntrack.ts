@@ -1,12 +1,13 @@
 // The fake ferryd's connection tracker: an in-memory table answering CT_DUMP (in MORE parts, with
-// cursors), CT_FLUSH, CT_STATS (paged zones), CT_SET_LIMIT / _TIMEOUT_POLICY / _OPTIONS, keeping the
-// header's ct counters and posting CT_NEW / CT_DESTROY events when they are on. Filters are matched
-// here independently of control/src/conntrack/filter.ts, on the wire's ct_filter.
+// cursors), CT_EXP_DUMP (its ALG expectations, likewise), CT_FLUSH, CT_STATS (paged zones),
+// CT_SET_LIMIT / _TIMEOUT_POLICY / _OPTIONS, keeping the header's ct counters and posting CT_NEW /
+// CT_DESTROY events when they are on. Filters are matched here independently of
+// control/src/conntrack/filter.ts, on the wire's ct_filter.
 import {
-  CT_DUMP_ENTRIES, CT_DUMP_REQ, CT_DUMP_RESP, CT_ENTRY, CT_EVENT, CT_FILTER, CT_STATS_RESP, CT_STATS_ZONES, CT_ZONE_NONE,
-  CtEntry, CtFilter, CtFilterFlag, CtLimitTarget, CtTimeoutPolicyReq, EventType, MsgFlag, MsgType, SHM_HEADER, Status,
-  readCtDumpReq, readCtFilter, readCtLimitReq, readCtOptionsReq, readCtStatsReq, readCtTimeoutPolicyReq, writeCtEntry,
-  writeCtEvent, writeCtStatsResp,
+  CT_DUMP_ENTRIES, CT_DUMP_REQ, CT_DUMP_RESP, CT_ENTRY, CT_EVENT, CT_EXP_DUMP_ENTRIES, CT_EXP_DUMP_REQ, CT_EXP_DUMP_RESP, CT_EXP_ENTRY,
+  CT_FILTER, CT_STATS_RESP, CT_STATS_ZONES, CT_ZONE_NONE, CtAlg, CtEntry, CtExpEntry, CtFilter, CtFilterFlag, CtLimitTarget,
+  CtTimeoutPolicyReq, EventType, MsgFlag, MsgType, SHM_HEADER, Status, readCtDumpReq, readCtExpDumpReq, readCtFilter, readCtLimitReq,
+  readCtOptionsReq, readCtStatsReq, readCtTimeoutPolicyReq, writeCtEntry, writeCtEvent, writeCtExpEntry, writeCtStatsResp,
 } from '../src/gen/proto';
 import type { FakeFerryd, ReceivedRequest } from './fake-ferryd';
 
@@ -39,6 +40,28 @@ export interface CtSpec {
   last_seen_ns?: bigint;
   /** the reply direction's tuple (a translated one with flags SNAT or DNAT); by default the original turned round */
   reply?: { src?: string; dst?: string; sport?: number; dport?: number };
+}
+
+/** An ALG expectation as a test writes it: the expected connection (any source port) and its parent's original tuple. */
+export interface CtExpSpec {
+  src: string;
+  dst: string;
+  dport: number;
+  /** default tcp */
+  proto?: number;
+  zone?: number;
+  /** CtAlg; default FTP */
+  alg?: number;
+  timeout_ms?: number;
+  mark?: number;
+  /** hex, 32 digits or fewer (network order) */
+  label?: string;
+  parent: { src: string; dst: string; sport: number; dport: number };
+}
+
+export interface FakeCtExp extends CtExpEntry {
+  /** position in the expectation table: CT_EXP_DUMP cursors count these */
+  id: number;
 }
 
 export interface FakeCtEntry extends CtEntry {
@@ -110,9 +133,14 @@ export class FakeConntrack {
   partEntries = CT_DUMP_ENTRIES;
   /** At most this many parts per answer, as if the response ring had only that much room (the answer then stops early). */
   partLimit = Infinity;
-  /** CT_DUMP / CT_STATS requests answered */
-  readonly served = { dumps: 0, parts: 0, stats: 0 };
-  readonly counters = { expired: 0n, flushed: 0n, sweeps: 0n, eventsDropped: 0n };
+  /** CT_DUMP / CT_STATS / CT_EXP_DUMP requests answered, and the parts of the dumps */
+  readonly served = { dumps: 0, parts: 0, stats: 0, expDumps: 0, expParts: 0 };
+  readonly counters = { expired: 0n, flushed: 0n, sweeps: 0n, eventsDropped: 0n, expExpired: 0n };
+  /** ALG expectations, by id */
+  readonly expectations = new Map<number, FakeCtExp>();
+  private nextExpId = 1;
+  /** At most this many parts per CT_EXP_DUMP answer (as if the response ring had only that much room). */
+  expPartLimit = Infinity;
 
   constructor(private readonly fd: FakeFerryd) {}
 
@@ -126,7 +154,10 @@ export class FakeConntrack {
     this.policies.clear();
     this.tcpSeqCheck = true;
     this.events = false;
-    this.counters.expired = this.counters.flushed = this.counters.sweeps = this.counters.eventsDropped = 0n;
+    this.counters.expired = this.counters.flushed = this.counters.sweeps = this.counters.eventsDropped = this.counters.expExpired = 0n;
+    this.expectations.clear();
+    this.nextExpId = 1;
+    this.expPartLimit = Infinity;
     this.publish();
   }
 
@@ -150,6 +181,29 @@ export class FakeConntrack {
     this.publish();
     this.post(EventType.CT_NEW, e, 0);
     return e;
+  }
+
+  /** Sets up an expectation (as an ALG would), in table order after the others. */
+  addExpectation(s: CtExpSpec): FakeCtExp {
+    const a = addrBytes(s.src);
+    const label = Buffer.from((s.label ?? '').replace(/^0x/, '').padStart(32, '0'), 'hex');
+    const e: FakeCtExp = {
+      id: this.nextExpId++, src: a.bytes, dst: addrBytes(s.dst).bytes, dport: s.dport, zone: s.zone ?? 0, proto: s.proto ?? 6,
+      ip_version: a.version, alg: s.alg ?? CtAlg.FTP, pad0: 0, timeout_ms: s.timeout_ms ?? 60_000, mark: s.mark ?? 0,
+      parent_src: addrBytes(s.parent.src).bytes, parent_dst: addrBytes(s.parent.dst).bytes, parent_sport: s.parent.sport,
+      parent_dport: s.parent.dport, label: [...label],
+    };
+    this.expectations.set(e.id, e);
+    this.publish();
+    return e;
+  }
+
+  /** Times an expectation out unused. */
+  expireExpectation(id: number): boolean {
+    if (!this.expectations.delete(id)) return false;
+    this.counters.expExpired++;
+    this.publish();
+    return true;
   }
 
   /** Times an entry out (CT_DESTROY EXPIRED when events are on). */
@@ -184,6 +238,8 @@ export class FakeConntrack {
     dv.setBigUint64(H.ct_flushed.offset, this.counters.flushed, true);
     dv.setBigUint64(H.ct_events_dropped.offset, this.counters.eventsDropped, true);
     dv.setBigUint64(H.ct_sweeps.offset, this.counters.sweeps, true);
+    dv.setBigUint64(H.ct_expectations.offset, BigInt(this.expectations.size), true);
+    dv.setBigUint64(H.ct_exp_expired.offset, this.counters.expExpired, true);
   }
 
   private body(r: ReceivedRequest, size: number): DataView | null {
@@ -202,6 +258,12 @@ export class FakeConntrack {
         const dv = this.body(r, CT_DUMP_REQ.size);
         if (!dv) return einval('short CT_DUMP');
         this.dump(r.reqId, readCtDumpReq(dv, 0));
+        return true;
+      }
+      case MsgType.CT_EXP_DUMP: {
+        const dv = this.body(r, CT_EXP_DUMP_REQ.size);
+        if (!dv) return einval('short CT_EXP_DUMP');
+        this.expDump(r.reqId, readCtExpDumpReq(dv, 0).cursor);
         return true;
       }
       case MsgType.CT_FLUSH: {
@@ -305,6 +367,40 @@ export class FakeConntrack {
           dv.setUint16(off + D.n_entries.offset, chunk.length, true);
           dv.setUint8(off + D.done.offset, last && done ? 1 : 0);
           chunk.forEach((e, i) => writeCtEntry(dv, off + D.entries.offset + i * CT_ENTRY.size, e));
+        },
+      });
+    }
+  }
+
+  /**
+   * Expectations from cursor (an id) on, as many as the room in the response ring (or expPartLimit)
+   * takes, CT_EXP_DUMP_ENTRIES a part, MORE on all but the last; the last says where to go on, or done.
+   */
+  private expDump(reqId: bigint, cursor: number): void {
+    this.served.expDumps++;
+    const out = [...this.expectations.values()].filter((e) => e.id >= cursor).sort((a, b) => a.id - b.id);
+    const room = Math.min(this.expPartLimit, this.fd.responseRoom());
+    if (room <= 0) return; // the real ferryd waits for room; tests do not get here
+    let done = true;
+    let next = 0;
+    if (Math.ceil(out.length / CT_EXP_DUMP_ENTRIES) > room) {
+      out.length = room * CT_EXP_DUMP_ENTRIES;
+      next = out.at(-1)!.id + 1;
+      done = false;
+    }
+    const nParts = Math.max(1, Math.ceil(out.length / CT_EXP_DUMP_ENTRIES));
+    const E = CT_EXP_DUMP_RESP.fields;
+    for (let p = 0; p < nParts; p++) {
+      const chunk = out.slice(p * CT_EXP_DUMP_ENTRIES, (p + 1) * CT_EXP_DUMP_ENTRIES);
+      const last = p === nParts - 1;
+      this.served.expParts++;
+      this.fd.respondPart(reqId, {
+        status: Status.OK, flags: last ? 0 : MsgFlag.MORE, payloadLen: CT_EXP_DUMP_RESP.size,
+        payload: (dv, off) => {
+          dv.setUint32(off + E.next_cursor.offset, last ? next : 0, true);
+          dv.setUint16(off + E.n_entries.offset, chunk.length, true);
+          dv.setUint8(off + E.done.offset, last && done ? 1 : 0);
+          chunk.forEach((e, i) => writeCtExpEntry(dv, off + E.entries.offset + i * CT_EXP_ENTRY.size, e));
         },
       });
     }

@@ -21,7 +21,7 @@ const up = (n: number, a = 64): number => Math.ceil(n / a) * a;
 /** The single u64 worker counters a test may set (setWorker). */
 const WORKER_U64S = [
   'busy_cycles', 'idle_cycles', 'ct_packets', 'ct_created', 'ct_limit_refused', 'ct_early_drops',
-  'ct_nat_created', 'ct_nat_exhausted', 'ct_nat_rewrites', 'ct_nat_rewrite_errors',
+  'ct_nat_created', 'ct_nat_exhausted', 'ct_nat_rewrites', 'ct_nat_rewrite_errors', 'ct_exp_created', 'ct_exp_matched',
 ] as const;
 export type WorkerCounters = Partial<Record<(typeof WORKER_U64S)[number], bigint>> & { drops?: bigint[] };
 const R = RING_CTL.fields;
@@ -194,6 +194,7 @@ export class FakeFerryd {
       port_info_off: BigInt(L.portInfo), port_hw_stats_off: BigInt(L.portHw), worker_stats_off: BigInt(L.workers),
       flow_stats_off: BigInt(L.flowStats), table_stats_off: BigInt(L.tableStats), flows_active: 0, flows_generation: 0,
       visible_version: 0n, ct_conns: 0n, ct_max_conns: 0n, ct_expired: 0n, ct_flushed: 0n, ct_events_dropped: 0n, ct_sweeps: 0n,
+      ct_expectations: 0n, ct_exp_expired: 0n,
       mbufs_total: 8192n, mbufs_available: 8000n,
     });
     this.ct.reset();

@@ -6,7 +6,7 @@ import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { loadToken } from '../auth';
-import { CtEntryView, conntrackLine } from '../conntrack/format';
+import { CtEntryView, CtExpectationView, conntrackLine, expectationLine } from '../conntrack/format';
 import { NeighbourView, TunnelView, neighbourLines, tunnelLines } from '../tunnels/format';
 
 const USAGE = `usage: ferryctl [--api URL] [--token-file FILE] [--cacert FILE] COMMAND [ARGS]
@@ -19,6 +19,9 @@ const USAGE = `usage: ferryctl [--api URL] [--token-file FILE] [--cacert FILE] C
   replace-flows FILE         make the flow tables hold exactly the flows in FILE (- for stdin)
   dump-conntrack [FILTER]    print connections as conntrack -L does (--json: the API's NDJSON)
   flush-conntrack [FILTER]   delete the connections selected (all without a FILTER), as conntrack -D / -F
+  dump-conntrack-exp [zone=N]
+                             print the ALG (ftp, tftp) expectations as ovs-appctl dpctl/dump-conntrack-exp
+                             does, then timeout= and alg=; also --zone N [-w]; --json: the API's NDJSON
   conntrack-stats            connection counts by protocol, TCP state and zone, and the tracker's counters
   show-tunnels               the STT tunnels, their ports and counters
   add-tunnel NAME KEY=VALUE...
@@ -200,17 +203,20 @@ async function ctCall(api: Api, method: string, path: string): Promise<Response>
   }
 }
 
-/** dump-conntrack: reads the NDJSON stream line by line and hands out each formatted line as it comes. */
-async function dumpConntrack(api: Api, q: URLSearchParams, json: boolean, out: (s: string) => void): Promise<void> {
-  const res = await ctCall(api, 'GET', `/v1/conntrack${q.size ? `?${q}` : ''}`);
+/**
+ * dump-conntrack, dump-conntrack-exp: reads the NDJSON stream of path line by line and hands out each
+ * formatted line as it comes.
+ */
+async function dumpNdjson<T>(api: Api, path: string, q: URLSearchParams, format: ((v: T) => string) | null, out: (s: string) => void): Promise<void> {
+  const res = await ctCall(api, 'GET', `${path}${q.size ? `?${q}` : ''}`);
   if (!res.body) return;
   const decoder = new TextDecoder();
   let pending = '';
   const line = (l: string): void => {
     if (!l) return;
-    const v = JSON.parse(l) as CtEntryView & { error?: Problem };
+    const v = JSON.parse(l) as T & { error?: Problem };
     if (v.error) throw new CliError(`the dump stopped: ${v.error.detail ?? v.error.title ?? 'error'}`);
-    out(json ? l + '\n' : conntrackLine(v) + '\n');
+    out(format ? format(v) + '\n' : l + '\n');
   };
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     pending += decoder.decode(chunk, { stream: true });
@@ -342,7 +348,24 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     case 'dump-conntrack': {
       need(0, 'no arguments, only filter options');
       let text = '';
-      await dumpConntrack(api, ctQuery(values), values.json ?? false, out ?? ((l) => { text += l; }));
+      await dumpNdjson<CtEntryView>(api, '/v1/conntrack', ctQuery(values), values.json ? null : conntrackLine, out ?? ((l) => { text += l; }));
+      return text;
+    }
+    case 'dump-conntrack-exp': {
+      // OVS's form is a positional zone=N; --zone / -w as dump-conntrack's
+      const q = new URLSearchParams();
+      let zone = values.zone;
+      for (const a of args) {
+        const m = /^zone=(.*)$/.exec(a);
+        if (!m || zone !== undefined) throw new CliError(`dump-conntrack-exp: wants at most one zone=N (or --zone N)\n${USAGE}`);
+        zone = m[1]!;
+      }
+      const others = (['proto', 'src', 'dst', 'sport', 'dport', 'orig-port-src', 'orig-port-dst', 'state', 'mark', 'label', 'family'] as const)
+        .filter((k) => values[k] !== undefined);
+      if (others.length || values['either-dir']) throw new CliError(`dump-conntrack-exp: selects by zone only, not by --${others[0] ?? 'either-dir'}`);
+      if (zone !== undefined) q.set('zone', zone);
+      let text = '';
+      await dumpNdjson<CtExpectationView>(api, '/v1/conntrack/expectations', q, values.json ? null : expectationLine, out ?? ((l) => { text += l; }));
       return text;
     }
     case 'flush-conntrack': {

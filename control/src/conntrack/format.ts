@@ -1,6 +1,6 @@
 // Connections as the API shows them (JSON, one per NDJSON line) and as conntrack -L prints them.
 // The line format works on the JSON view, so ferryctl prints what the API streams.
-import { CtEntry, CtEntryFlag, CtTcpState, CtTcpStateName, CtTmName, CtDestroyReasonName } from '../gen/proto';
+import { CtAlgName, CtEntry, CtEntryFlag, CtExpEntry, CtTcpState, CtTcpStateName, CtTmName, CtDestroyReasonName } from '../gen/proto';
 import { formatIpv4, formatIpv6 } from '../flows/ofctl/values';
 import { PROTO_NAMES, PROTO_NUMBERS } from './filter';
 
@@ -170,4 +170,64 @@ export function conntrackLine(v: CtEntryView): string {
   if (v.zone !== 0) parts.push(`zone=${v.zone}`);
   parts.push('use=1');
   return parts.join(' ');
+}
+
+/**
+ * One ALG expectation: the connection an FTP or TFTP helper (ct(commit,alg=...)) expects, from
+ * expected.src with any source port to expected.dst:expected.dport, and the connection that set it up.
+ */
+export interface CtExpectationView {
+  zone: number;
+  /** tcp, udp, ... as the connections' proto (the expected connection's) */
+  proto: string;
+  proto_num: number;
+  family: 'ipv4' | 'ipv6';
+  /** the ALG that set it up: ftp, tftp */
+  alg: string;
+  expected: { src: string; dst: string; dport: number };
+  /** the parent connection's original tuple */
+  parent: CtTupleView;
+  /** what the expected connection inherits */
+  mark: number;
+  /** 128 bits, 0x + 32 hex digits */
+  label: string;
+  /** left before it is dropped unused: ms, and whole seconds (rounded down, as a connection's timeout) */
+  timeout_ms: number;
+  timeout: number;
+}
+
+/** The JSON view of a ct_exp_entry. */
+export function expectationView(e: CtExpEntry): CtExpectationView {
+  const addr = (b: readonly number[]): string => formatAddress(b, e.ip_version);
+  return {
+    zone: e.zone,
+    proto: protoName(e.proto),
+    proto_num: e.proto,
+    family: e.ip_version === 6 ? 'ipv6' : 'ipv4',
+    alg: (CtAlgName[e.alg] ?? `ALG_${e.alg}`).toLowerCase(),
+    expected: { src: addr(e.src), dst: addr(e.dst), dport: e.dport },
+    parent: { src: addr(e.parent_src), dst: addr(e.parent_dst), sport: e.parent_sport, dport: e.parent_dport },
+    mark: e.mark,
+    label: hex(e.label),
+    timeout_ms: e.timeout_ms,
+    timeout: Math.floor(e.timeout_ms / 1000),
+  };
+}
+
+/**
+ * One `ovs-appctl dpctl/dump-conntrack-exp` line, OVS's fields in OVS's order, then ferry's two:
+ * `tcp,orig=(src=10.0.0.2,dst=10.0.0.1,sport=0,dport=30001),zone=5,parent=(src=10.0.0.1,dst=10.0.0.2,sport=40000,dport=21),timeout=59,alg=ftp`.
+ * sport=0 is the wildcard source port (as OVS prints it); zone, mark and labels only when not 0,
+ * labels as OVS's hex (no leading zeros).
+ */
+export function expectationLine(v: CtExpectationView): string {
+  const x = v.expected;
+  const p = v.parent;
+  const parts = [`${v.proto},orig=(src=${x.src},dst=${x.dst},sport=0,dport=${x.dport})`];
+  if (v.zone !== 0) parts.push(`zone=${v.zone}`);
+  if (v.mark !== 0) parts.push(`mark=${v.mark}`);
+  const label = v.label.replace(/^0x0*/, '');
+  if (label) parts.push(`labels=0x${label}`);
+  parts.push(`parent=(src=${p.src},dst=${p.dst},sport=${p.sport},dport=${p.dport})`, `timeout=${v.timeout}`, `alg=${v.alg}`);
+  return parts.join(',');
 }

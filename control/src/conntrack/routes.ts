@@ -1,12 +1,13 @@
 // REST resources /v1/conntrack...: the connection table (streamed or paged, filtered in ferryd),
-// flushes, counts, limits, timeout policies, options, and the live events stream.
+// the ALG expectations (streamed or paged), flushes, counts, limits, timeout policies, options, and
+// the live events stream.
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { CtEntry } from '../gen/proto';
+import type { CtEntry, CtExpEntry } from '../gen/proto';
 import { notFound, toProblem } from '../problem';
 import { compileFilter } from './filter';
-import { entryView, nowClock } from './format';
-import { FilterQuery, LimitsBody, ListQuery, OptionsBody, TimeoutPolicyBody, ZoneParams } from './schema';
+import { entryView, expectationView, nowClock } from './format';
+import { ExpectationsQuery, FilterQuery, LimitsBody, ListQuery, OptionsBody, TimeoutPolicyBody, ZoneParams } from './schema';
 import type { ConntrackService } from './service';
 
 export interface ConntrackRoutesOptions {
@@ -22,16 +23,22 @@ function lines(entries: CtEntry[]): string {
   return out;
 }
 
+function expLines(entries: CtExpEntry[]): string {
+  let out = '';
+  for (const e of entries) out += JSON.stringify(expectationView(e)) + '\n';
+  return out;
+}
+
 /**
  * The NDJSON body: the first page (already fetched, so that a refusal was still a problem+json), then
- * one CT_DUMP per page as the client reads. A failure after the first page ends the stream with a last
- * line {"error": <problem>}.
+ * one CT_DUMP (CT_EXP_DUMP) per page as the client reads. A failure after the first page ends the
+ * stream with a last line {"error": <problem>}.
  */
-async function* ndjson(first: IteratorResult<CtEntry[]>, rest: AsyncGenerator<CtEntry[]>, url: string): AsyncGenerator<string> {
+async function* ndjson<T>(first: IteratorResult<T[]>, rest: AsyncGenerator<T[]>, url: string, fmt: (page: T[]) => string): AsyncGenerator<string> {
   try {
     if (first.done) return;
-    if (first.value.length) yield lines(first.value);
-    for await (const page of rest) if (page.length) yield lines(page);
+    if (first.value.length) yield fmt(first.value);
+    for await (const page of rest) if (page.length) yield fmt(page);
   } catch (e) {
     yield JSON.stringify({ error: toProblem(e, url).problem }) + '\n';
   }
@@ -50,7 +57,20 @@ export const conntrackRoutes: FastifyPluginAsyncTypebox<ConntrackRoutesOptions> 
     const first = await pages.next();
     reply.type(NDJSON).header('cache-control', 'no-store');
     // byte mode: a page is pulled from ferryd only once the previous one went out to the client
-    return reply.send(Readable.from(ndjson(first, pages, req.url), { objectMode: false }));
+    return reply.send(Readable.from(ndjson(first, pages, req.url, lines), { objectMode: false }));
+  });
+
+  // ALG expectations (ct(commit,alg=ftp|tftp)): as GET /v1/conntrack, an NDJSON stream or ?limit pages
+  app.get('/v1/conntrack/expectations', { schema: { querystring: ExpectationsQuery } }, async (req, reply) => {
+    const { zone, limit, cursor } = req.query;
+    if (limit !== undefined || cursor !== undefined) {
+      const page = await ct.expectationPage(zone, limit ?? 1000, cursor);
+      return { entries: page.entries.map(expectationView), next_cursor: page.next_cursor };
+    }
+    const pages = ct.expectations(zone);
+    const first = await pages.next();
+    reply.type(NDJSON).header('cache-control', 'no-store');
+    return reply.send(Readable.from(ndjson(first, pages, req.url, expLines), { objectMode: false }));
   });
 
   app.delete('/v1/conntrack', { schema: { querystring: FilterQuery } }, async (req) => {

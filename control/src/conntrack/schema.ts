@@ -39,6 +39,16 @@ export const ListQuery = Type.Object(
 );
 export type ListQuery = Static<typeof ListQuery>;
 
+export const ExpectationsQuery = Type.Object(
+  {
+    zone: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'only the expectations of this zone' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'a JSON page of at most this many expectations instead of the NDJSON stream' })),
+    cursor: Type.Optional(Type.String({ pattern: CURSOR_PATTERN, description: 'next_cursor of the previous page' })),
+  },
+  { additionalProperties: false },
+);
+export type ExpectationsQuery = Static<typeof ExpectationsQuery>;
+
 const Limit = Type.Integer({ minimum: 1, maximum: 4294967295 });
 
 export const LimitsBody = Type.Object(

@@ -6,15 +6,15 @@ import {
 import type { ChannelResponse, ControlChannel, RequestSpec } from '../channel';
 import { FerrydStatusError } from '../errors';
 import type { FerrydConnection, Log } from '../ferryd';
-import type { CtEntry } from '../gen/proto';
+import type { CtEntry, CtExpEntry } from '../gen/proto';
 import { badRequest } from '../problem';
 import { DesiredStateStore, MemoryStateStore, StateMirror, StateOrigin } from '../state/store';
 import { CtEventHub, CtEventHubOptions, CtEventStream } from './events';
 import { CtFilterSpec } from './filter';
 import { LimitsBody, OptionsBody, TIMEOUT_ATTRS, TimeoutPolicyBody } from './schema';
 import {
-  DumpPart, StatsPage, ctDumpBody, ctFlushBody, ctLimitBody, ctOptionsBody, ctStatsBody, ctTimeoutPolicyBody,
-  readDumpPart, readStatsPage,
+  DumpPart, ExpDumpPart, StatsPage, ctDumpBody, ctExpDumpBody, ctFlushBody, ctLimitBody, ctOptionsBody, ctStatsBody, ctTimeoutPolicyBody,
+  readDumpPart, readExpDumpPart, readStatsPage,
 } from './wire';
 
 export interface ConntrackOptions {
@@ -244,6 +244,59 @@ export class ConntrackService {
     const entries: CtEntry[] = [];
     while (pos && entries.length < limit) {
       const chunk = await this.dumpChunk(filter, pos, Math.min(limit - entries.length, this.pageEntries));
+      for (const e of chunk.entries) entries.push(e);
+      pos = chunk.next;
+    }
+    return { entries, next_cursor: pos ? formatCursor(pos) : null };
+  }
+
+  // ---- ALG expectations ---------------------------------------------------------------------
+  /**
+   * One CT_EXP_DUMP from pos (ferryd answers as much as its response ring has room for; the last part
+   * says where to go on). zone, when given, is applied here; pos.skip counts the entries selected
+   * from that cursor already given out. At most `want` are returned; the rest is left for the next
+   * call, which asks again from the same cursor and skips them.
+   */
+  async expectationChunk(zone: number | undefined, pos: DumpPosition, want: number): Promise<{ entries: CtExpEntry[]; next: DumpPosition | null }> {
+    const got: CtExpEntry[] = [];
+    let last: ExpDumpPart | null = null;
+    const { last: r } = await this.ferryd.requestParts(MsgType.CT_EXP_DUMP, ctExpDumpBody(Number(pos.cursor)), (part) => {
+      if (part.status !== Status.OK) return; // the last part carries the refusal
+      const p = readExpDumpPart(part);
+      for (const e of p.entries) if (zone === undefined || e.zone === zone) got.push(e);
+      if (!part.more) last = p;
+    });
+    ok(r, { pointer: '', what: 'CT_EXP_DUMP' });
+    const end = last as ExpDumpPart | null;
+    if (!end) throw new Error('ferryd answered CT_EXP_DUMP without a ct_exp_dump_resp');
+    const rest = got.slice(pos.skip);
+    if (rest.length > want) return { entries: rest.slice(0, want), next: { cursor: pos.cursor, skip: pos.skip + want } };
+    if (end.done) return { entries: rest, next: null };
+    if (BigInt(end.nextCursor) === pos.cursor) {
+      throw new FerrydStatusError(Status.EINTERNAL, 'EINTERNAL', `CT_EXP_DUMP from cursor ${pos.cursor} did not move on and is not done`);
+    }
+    // a shorter answer than the one the skip was counted on (less room in the ring): the entries
+    // still to skip come first from the next cursor
+    return { entries: rest, next: { cursor: BigInt(end.nextCursor), skip: Math.max(0, pos.skip - got.length) } };
+  }
+
+  /** Every expectation (of zone, when given), one CT_EXP_DUMP answer at a time as the consumer asks. */
+  async *expectations(zone?: number): AsyncGenerator<CtExpEntry[]> {
+    let pos: DumpPosition | null = { cursor: 0n, skip: 0 };
+    while (pos) {
+      const chunk = await this.expectationChunk(zone, pos, Infinity);
+      pos = chunk.next;
+      if (chunk.entries.length || !pos) yield chunk.entries;
+    }
+  }
+
+  /** A page of at most limit expectations from cursor; next_cursor null when ferryd's table was walked to its end. */
+  async expectationPage(zone: number | undefined, limit: number, cursor?: string): Promise<{ entries: CtExpEntry[]; next_cursor: string | null }> {
+    let pos: DumpPosition | null = cursor === undefined ? { cursor: 0n, skip: 0 } : parseCursor(cursor);
+    if (pos.cursor > 0xffffffffn) throw badRequest('?cursor', 'is not a cursor this API gave out');
+    const entries: CtExpEntry[] = [];
+    while (pos && entries.length < limit) {
+      const chunk = await this.expectationChunk(zone, pos, limit - entries.length);
       for (const e of chunk.entries) entries.push(e);
       pos = chunk.next;
     }

@@ -1,7 +1,8 @@
 // Conntrack request bodies and the payloads of their answers, laid out with the generated offsets.
 import {
-  CT_DUMP_ENTRIES, CT_DUMP_REQ, CT_FILTER, CT_DUMP_RESP, CT_ENTRY, CT_LIMIT_REQ, CT_OPTIONS_REQ, CT_STATS_REQ, CT_STATS_RESP,
-  CT_STATS_ZONES, CT_TIMEOUT_POLICY_REQ, CT_ZONE_COUNT, CtEntry, readCtEntry,
+  CT_DUMP_ENTRIES, CT_DUMP_REQ, CT_FILTER, CT_DUMP_RESP, CT_ENTRY, CT_EXP_DUMP_ENTRIES, CT_EXP_DUMP_REQ, CT_EXP_DUMP_RESP, CT_EXP_ENTRY,
+  CT_LIMIT_REQ, CT_OPTIONS_REQ, CT_STATS_REQ, CT_STATS_RESP, CT_STATS_ZONES, CT_TIMEOUT_POLICY_REQ, CT_ZONE_COUNT, CtEntry, CtExpEntry,
+  readCtEntry, readCtExpEntry,
 } from '../gen/proto';
 import type { BodyWriter } from '../messages';
 import type { ChannelPart } from '../channel';
@@ -92,6 +93,34 @@ export function readDumpPart(p: ChannelPart): DumpPart {
   const entries: CtEntry[] = [];
   for (let i = 0; i < n; i++) entries.push(readCtEntry(p.dv, b + DR.entries.offset + i * CT_ENTRY.size));
   return { entries, nextCursor: p.dv.getBigUint64(b + DR.next_cursor.offset, true), done: p.dv.getUint8(b + DR.done.offset) !== 0 };
+}
+
+export function ctExpDumpBody(cursor: number): BodyWriter {
+  return (dv, off) => {
+    zeroed(dv, off, CT_EXP_DUMP_REQ.size);
+    dv.setUint32(off + CT_EXP_DUMP_REQ.fields.cursor.offset, cursor, true);
+    return CT_EXP_DUMP_REQ.size;
+  };
+}
+
+/** What one CT_EXP_DUMP answer part carries (next_cursor and done count on the last part only). */
+export interface ExpDumpPart {
+  entries: CtExpEntry[];
+  nextCursor: number;
+  done: boolean;
+}
+
+/** Decodes the ct_exp_dump_resp of a part (entries copied out of the ring). */
+export function readExpDumpPart(p: ChannelPart): ExpDumpPart {
+  const E = CT_EXP_DUMP_RESP.fields;
+  if (p.payloadLen < E.entries.offset) throw new Error(`CT_EXP_DUMP answer part ${p.index} carries ${p.payloadLen} payload bytes, not a ct_exp_dump_resp`);
+  const b = p.payloadOff;
+  const n = p.dv.getUint16(b + E.n_entries.offset, true);
+  const fit = Math.floor((p.payloadLen - E.entries.offset) / CT_EXP_ENTRY.size);
+  if (n > CT_EXP_DUMP_ENTRIES || n > fit) throw new Error(`CT_EXP_DUMP answer part ${p.index} says ${n} entries; it has room for ${Math.min(fit, CT_EXP_DUMP_ENTRIES)}`);
+  const entries: CtExpEntry[] = [];
+  for (let i = 0; i < n; i++) entries.push(readCtExpEntry(p.dv, b + E.entries.offset + i * CT_EXP_ENTRY.size));
+  return { entries, nextCursor: p.dv.getUint32(b + E.next_cursor.offset, true), done: p.dv.getUint8(b + E.done.offset) !== 0 };
 }
 
 /** What one CT_STATS answer carries. */

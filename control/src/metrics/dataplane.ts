@@ -35,6 +35,8 @@ const WORKER_COUNTERS: WorkerCounter[] = [
   ['ferry_ct_nat_exhausted_total', 'Commits refused because no free tuple was left in the nat() range; the packet continued untranslated', (w) => w.ct_nat_exhausted],
   ['ferry_ct_nat_rewrites_total', 'Packets whose headers a NAT translation rewrote', (w) => w.ct_nat_rewrites],
   ['ferry_ct_nat_rewrite_errors_total', 'Packets a NAT translation could not be written into (too short); their ct_state became inv|trk', (w) => w.ct_nat_rewrite_errors],
+  ['ferry_ct_expectations_created_total', 'ALG expectations a worker set up (ct(commit,alg=ftp|tftp) saw a data connection announced)', (w) => w.ct_exp_created],
+  ['ferry_ct_expectations_matched_total', 'New connections that matched an ALG expectation (ct_state rel)', (w) => w.ct_exp_matched],
 ];
 
 const CT_HEADER_COUNTERS: [string, string, (c: CtTotals) => bigint][] = [
@@ -42,6 +44,7 @@ const CT_HEADER_COUNTERS: [string, string, (c: CtTotals) => bigint][] = [
   ['ferry_ct_flushed_total', 'Connections removed by a flush (DELETE /v1/conntrack)', (c) => c.flushed],
   ['ferry_ct_events_dropped_total', 'Conntrack events lost because the event ring was full', (c) => c.eventsDropped],
   ['ferry_ct_sweeps_total', 'Cleanup passes over the whole connection table', (c) => c.sweeps],
+  ['ferry_ct_expectations_expired_total', 'ALG expectations that timed out before a connection matched them', (c) => c.expExpired],
 ];
 
 /** Registers the families on `registry`; `snapshot()` returns the scrape's snapshot (null: no ferryd). */
@@ -97,6 +100,7 @@ export function registerDataplaneMetrics(registry: Registry, snapshot: () => Sna
   };
   ctGauge('ferry_ct_connections', 'Connections in the tracker', (c) => c.conns);
   ctGauge('ferry_ct_connections_max', 'Global connection limit in force', (c) => c.maxConns);
+  ctGauge('ferry_ct_expectations', 'ALG expectations waiting for their connection', (c) => c.expectations);
   // the leak check operators (and the soak) watch: at rest, in_use returns to its idle value
   const mbufs: Gauge<'state'> = new Gauge({
     name: 'ferry_mbufs', help: 'Packet buffers in ferryd\'s pools, by state (free includes per-lcore caches; in_use includes NIC rx rings)',

@@ -71,6 +71,9 @@ export interface WorkerSnapshot {
   ct_nat_exhausted: bigint;
   ct_nat_rewrites: bigint;
   ct_nat_rewrite_errors: bigint;
+  /** ALG expectations set up, and new connections that matched one */
+  ct_exp_created: bigint;
+  ct_exp_matched: bigint;
   /** Indexed by CtInvalidReason (CT_INVALID_REASONS slots). */
   ct_invalid: bigint[];
   /** Indexed by FragReason (FRAG_REASONS slots). */
@@ -85,6 +88,9 @@ export interface CtTotals {
   flushed: bigint;
   eventsDropped: bigint;
   sweeps: bigint;
+  /** ALG expectations pending, and those that timed out unused */
+  expectations: bigint;
+  expExpired: bigint;
 }
 
 /** One flow table's counters, summed over workers. */
@@ -211,6 +217,8 @@ export function readSnapshot(seg: Segment): Snapshot {
       ct_nat_exhausted: seg.loadU64(base + WS.ct_nat_exhausted.offset),
       ct_nat_rewrites: seg.loadU64(base + WS.ct_nat_rewrites.offset),
       ct_nat_rewrite_errors: seg.loadU64(base + WS.ct_nat_rewrite_errors.offset),
+      ct_exp_created: seg.loadU64(base + WS.ct_exp_created.offset),
+      ct_exp_matched: seg.loadU64(base + WS.ct_exp_matched.offset),
       ct_invalid,
       frag,
     });
@@ -267,6 +275,8 @@ export function readCtTotals(seg: Segment): CtTotals {
     flushed: seg.loadU64(SH.ct_flushed.offset),
     eventsDropped: seg.loadU64(SH.ct_events_dropped.offset),
     sweeps: seg.loadU64(SH.ct_sweeps.offset),
+    expectations: seg.loadU64(SH.ct_expectations.offset),
+    expExpired: seg.loadU64(SH.ct_exp_expired.offset),
   };
 }
 
