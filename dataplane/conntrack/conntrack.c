@@ -97,11 +97,11 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 	atomic_init(&ct->events, cfg->events);
 
 	/* the pool and the slots are reserved, not touched: pages come as entries do */
-	ct->conns_bytes = (size_t)ct->capacity * sizeof(struct ct_conn);
+	/* entries, then the reply nodes of translated ones (ct_nat), one per entry */
+	ct->conns_bytes = (size_t)ct->capacity * 2 * sizeof(struct ct_conn);
 	ct->heads_bytes = (size_t)n_slots * sizeof(uint32_t);
 	ct->conns = map_lazy(ct->conns_bytes);
-	ct->nat_bytes = (size_t)ct->capacity * sizeof(struct ct_nat);
-	ct->nat = map_lazy(ct->nat_bytes);
+	ct->nat = ct->conns ? (struct ct_nat *)(void *)&ct->conns[ct->capacity] : NULL;
 	ct->heads = map_lazy(ct->heads_bytes);
 	ct->free_stack = map_lazy((size_t)ct->capacity * sizeof(uint32_t));
 	ct->buckets = aligned_alloc(64, n_buckets * sizeof(struct ct_bucket));
@@ -173,8 +173,6 @@ void ferry_ct_destroy(struct ferry_ct *ct)
 		munmap(ct->conns, ct->conns_bytes);
 	if (ct->heads)
 		munmap(ct->heads, ct->heads_bytes);
-	if (ct->nat)
-		munmap(ct->nat, ct->nat_bytes);
 	if (ct->free_stack)
 		munmap(ct->free_stack, (size_t)ct->capacity * sizeof(uint32_t));
 	ct_alg_fini(ct);
@@ -299,7 +297,7 @@ bool ct_remove_locked(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t reas
 	atomic_fetch_sub_explicit(&ct->n_conns, 1, memory_order_relaxed);
 	uint32_t *link = &ct->heads[c->hash & ct->slot_mask];
 	while (*link != idx)
-		link = (*link & CT_LINK_REV) ? &ct->nat[*link & ~CT_LINK_REV].rnext : &ct->conns[*link].next;
+		link = &ct->conns[*link].next;
 	*link = c->next;
 	exp_unlink(ct, b, c, idx);
 	if (atomic_load_explicit(&ct->events, memory_order_relaxed))
@@ -626,6 +624,7 @@ struct burst_env {
 	const uint32_t *heads;
 	struct ct_conn *conns;
 	const struct ct_nat *nat;
+	uint32_t capacity;                /* conns[capacity + i]: entry i's reply node */
 	uint32_t slot_mask;
 	const _Atomic uint16_t *zone_tp;
 	const uint64_t (*tp_ns)[FERRY_CT_N_TM];
@@ -708,11 +707,34 @@ static __attribute__((always_inline)) inline void process_found(const struct bur
 /* A packet that met a translated entry's reply node in bucket bi: the entry's own
  * bucket is taken too, waiting for it only when the lock order allows (ct_nat.c). */
 static __attribute__((noinline)) unsigned process_rev(const struct burst_env *e, struct ct_bucket *b, uint32_t bi,
-						      const struct ct_pktctx *p, struct ct_conn *c,
+						      const struct ct_pktctx *p, struct ct_conn *node,
 						      const struct ferry_ct_action *a, struct ferry_ct_result *r,
 						      unsigned i, uint32_t *later_bucket)
 {
 	struct ferry_ct_thread *t = e->t;
+	struct ct_conn *c = &e->conns[(uint32_t)(node - e->conns) - e->capacity];
+	if (unlikely(ct_expired(c, e->now))) {
+		/* the entry is dead, its node not yet unlinked: another node further on
+		 * may hold the key (a live entry's own) */
+		c = NULL;
+		for (uint32_t idx = node->next; idx != CT_NIL; idx = e->conns[idx].next) {
+			struct ct_conn *x = &e->conns[idx];
+			if (x->hash != p->hash || !ct_key_eq(&x->key, &p->key))
+				continue;
+			struct ct_conn *owner = idx >= e->capacity ? &e->conns[idx - e->capacity] : x;
+			if (ct_expired(owner, e->now))
+				continue;
+			if (owner != x)
+				return process_rev(e, b, bi, p, x, a, r, i, later_bucket);
+			c = x;
+			break;
+		}
+		if (c == NULL || p->related)
+			process_slow(t, b, p, c, false, a, e->now, r, NAT_OUT(e, i));
+		else
+			process_found(e, b, p, c, false, a, r, i);
+		return ONE_DONE;
+	}
 	uint32_t home = ct_bucket_of(t->ct, c->hash);
 	if (t->held2 != CT_NIL && home != bi && home != t->held2) {
 		/* done again for a changed entry: not a third lock, a new round */
@@ -752,14 +774,6 @@ static __attribute__((always_inline)) inline unsigned process_one(const struct b
 	/* the live entry with p's key; expired entries met on the way are removed */
 	struct ct_conn *c = NULL;
 	for (uint32_t idx = e->heads[p->hash & e->slot_mask]; idx != CT_NIL;) {
-		if (unlikely(idx & CT_LINK_REV)) {
-			uint32_t m = idx & ~CT_LINK_REV;
-			const struct ct_nat *n = &e->nat[m];
-			idx = n->rnext;
-			if (n->rhash == p->hash && ct_key_eq(&n->rkey, &p->key) && !ct_expired(&e->conns[m], now))
-				return process_rev(e, b, bi, p, &e->conns[m], a, r, i, later_bucket);
-			continue;
-		}
 		struct ct_conn *x = &e->conns[idx];
 		idx = x->next;
 		if (likely(x->hash == p->hash && ct_key_eq(&x->key, &p->key) && !ct_expired(x, now))) {
@@ -769,6 +783,9 @@ static __attribute__((always_inline)) inline unsigned process_one(const struct b
 		if (unlikely(ct_expired(x, now)))
 			ct_remove_locked(t, x, FERRY_CT_DESTROY_REASON_EXPIRED, now);
 	}
+	/* a reply node (it never expires itself): the packet is its entry's */
+	if (unlikely((const void *)c >= (const void *)e->nat))
+		return process_rev(e, b, bi, p, c, a, r, i, later_bucket);
 	if (unlikely(c == NULL || p->related))
 		process_slow(t, b, p, c, false, a, now, r, NAT_OUT(e, i));
 	else
@@ -831,7 +848,7 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		res[i].zone = act[i]->zone;
 	}
 	const struct burst_env e = {
-		.t = t, .heads = ct->heads, .conns = ct->conns, .nat = ct->nat, .slot_mask = ct->slot_mask,
+		.t = t, .heads = ct->heads, .conns = ct->conns, .nat = ct->nat, .capacity = ct->capacity, .slot_mask = ct->slot_mask,
 		.zone_tp = ct->zone_tp, .tp_ns = (const uint64_t (*)[FERRY_CT_N_TM])ct->tp_ns, .now = now,
 		.pkts = pkts,
 	};
@@ -842,15 +859,11 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		uint32_t slot = ctx[i].hash & e.slot_mask;
 		uint32_t head = e.heads[slot];
 		bkt[i] = slot & bucket_mask;
-		if (head < CT_LINK_REV) {
-			/* the key's line, and the line the packet's update writes */
+		if (head != CT_NIL) {
+			/* the key's line, and the line the packet's update writes (of a reply
+			 * node: its entry's lines come with the entry's bucket lock) */
 			rte_prefetch0(&e.conns[head]);
 			rte_prefetch0(&e.conns[head].peer);
-		} else if (head != CT_NIL) {
-			/* a reply node: its key, and the entry it leads to */
-			rte_prefetch0(&e.nat[head & ~CT_LINK_REV]);
-			rte_prefetch0(&e.conns[head & ~CT_LINK_REV]);
-			rte_prefetch0(&e.conns[head & ~CT_LINK_REV].peer);
 		}
 	}
 	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */

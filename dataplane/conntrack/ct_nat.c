@@ -96,17 +96,13 @@ static void key_of(const struct tuple *tp, uint16_t zone, uint8_t proto, uint8_t
 static bool key_taken(const struct ferry_ct *ct, const struct ct_key *k, uint32_t hash, uint64_t now)
 {
 	for (uint32_t link = ct->heads[hash & ct->slot_mask]; link != CT_NIL; link = ct_link_next(ct, link)) {
-		uint32_t idx = link & ~CT_LINK_REV;
-		const struct ct_conn *c = &ct->conns[idx];
-		if (ct_expired(c, now))
+		const struct ct_conn *x = &ct->conns[link];
+		if (x->hash != hash || !ct_key_eq(&x->key, k))
 			continue;
-		if (link & CT_LINK_REV) {
-			const struct ct_nat *n = &ct->nat[idx];
-			if (n->rhash == hash && ct_key_eq(&n->rkey, k))
-				return true;
-		} else if (c->hash == hash && ct_key_eq(&c->key, k)) {
+		/* a reply node is as live as its entry */
+		const struct ct_conn *owner = ct_link_is_rev(ct, link) ? &ct->conns[link - ct->capacity] : x;
+		if (!ct_expired(owner, now))
 			return true;
-		}
 	}
 	return false;
 }
@@ -175,7 +171,8 @@ static void link_reply(struct ferry_ct *ct, uint32_t idx, struct ct_nat *n)
 {
 	uint32_t *head = &ct->heads[n->rhash & ct->slot_mask];
 	n->rnext = *head;
-	*head = idx | CT_LINK_REV;
+	*head = ct->capacity + idx;
+	n->never = UINT64_MAX;
 	n->linked = 1;
 }
 
@@ -342,8 +339,8 @@ bool ct_nat_unlink(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_con
 	if (how == 0)
 		return false;
 	uint32_t *link = &ct->heads[n->rhash & ct->slot_mask];
-	while (*link != (idx | CT_LINK_REV))
-		link = (*link & CT_LINK_REV) ? &ct->nat[*link & ~CT_LINK_REV].rnext : &ct->conns[*link].next;
+	while (*link != ct->capacity + idx)
+		link = &ct->conns[*link].next;
 	*link = n->rnext;
 	n->linked = 0;
 	unlock_second(ct, rb, how);

@@ -5,6 +5,7 @@
 #define FERRY_CT_PRIVATE_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <nmmintrin.h>
@@ -52,11 +53,11 @@ struct ct_tcp_peer {
 /* any of these sends a packet's result through conn_extras */
 #define CONN_EXTRAS (CONN_NAT | CONN_ALG | CONN_RELATED)
 
-/* Chain links (heads[], ct_conn.next, ct_nat.rnext) are entry indexes; a link with
- * CT_LINK_REV set is the reply-direction node of a translated entry, whose key is
- * ct->nat[idx].rkey. CT_NIL has the bit too: test for it first. */
-#define CT_LINK_REV 0x80000000u
-#define CT_MAX_CAPACITY 0x7fffffffu
+/* Chain links (heads[], ct_conn.next) index ct->conns, which holds 2 x capacity
+ * nodes: entries below capacity, and at capacity + i the reply node of translated
+ * entry i (struct ct_nat, laid out as an entry's first line: a chain walk reads every
+ * node alike and tells a reply node by its index only when a key matches). */
+#define CT_MAX_CAPACITY 0x7ffffffeu
 
 /* Three cache lines: a lookup reads the first; a packet's update writes the second;
  * the third is for dumps and the expiration list. */
@@ -97,19 +98,27 @@ struct ct_bucket {
  * original direction's tuple O is the entry's key (with orig_b); the translation T
  * is O with one endpoint (the source for SNAT, the destination for DNAT) replaced by
  * (addr, port). Replies carry T turned round, and are found by rkey, its canonical
- * key, through a node of their own in rkey's chain (CT_LINK_REV). */
+ * key, through a node of their own in rkey's chain (conns[capacity + index]). */
 enum ct_nat_kind { CT_NAT_SRC = 1, CT_NAT_DST = 2 };
 struct ct_nat {
-	struct ct_key rkey;
+	struct ct_key rkey;     /* where an entry has key, hash, next, expiration */
 	uint32_t rhash;
 	uint32_t rnext;         /* rkey's chain */
+	uint64_t never;         /* UINT64_MAX: the entry's own expiration is what counts */
 	uint8_t kind;           /* enum ct_nat_kind */
 	uint8_t r_swapped;      /* what a reply packet's key has for swapped */
 	uint8_t linked;         /* rkey is in the table (T differs from O) */
 	uint8_t pad;
 	uint16_t port;          /* the replaced endpoint's, key domain (ICMP echo: the id) */
 	uint8_t addr[16];
-};
+	uint8_t spare[112];     /* to an entry's size: one array holds both */
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct ct_nat) == sizeof(struct ct_conn), "reply nodes share the entries' array");
+_Static_assert(offsetof(struct ct_nat, rkey) == offsetof(struct ct_conn, key) &&
+		       offsetof(struct ct_nat, rhash) == offsetof(struct ct_conn, hash) &&
+		       offsetof(struct ct_nat, rnext) == offsetof(struct ct_conn, next) &&
+		       offsetof(struct ct_nat, never) == offsetof(struct ct_conn, expiration),
+	       "a reply node reads as an entry's first line");
 
 /* What extraction learnt of a packet (ct_extract.c). The fast path of a burst
  * writes only key, hash, bytes, swapped and related (and the tcp_* fields of a TCP
@@ -180,8 +189,7 @@ struct ct_event_rec {
 
 struct ferry_ct {
 	struct ct_conn *conns;            /* the pool, [capacity] */
-	struct ct_nat *nat;               /* [capacity], read for CONN_NAT entries only */
-	size_t nat_bytes;
+	struct ct_nat *nat;               /* = conns + capacity: reply nodes, for CONN_NAT entries */
 	uint32_t *heads;                  /* hash slots, [slot_mask + 1] */
 	struct ct_bucket *buckets;        /* [bucket_mask + 1] */
 	uint32_t capacity, slot_mask, bucket_mask;
@@ -315,7 +323,12 @@ static inline uint32_t ct_bucket_of(const struct ferry_ct *ct, uint32_t hash)
 /* the link after this one in its chain */
 static inline uint32_t ct_link_next(const struct ferry_ct *ct, uint32_t link)
 {
-	return (link & CT_LINK_REV) ? ct->nat[link & ~CT_LINK_REV].rnext : ct->conns[link].next;
+	return ct->conns[link].next; /* a reply node's rnext lies where next does */
+}
+
+static inline bool ct_link_is_rev(const struct ferry_ct *ct, uint32_t link)
+{
+	return link >= ct->capacity;
 }
 
 /* ---- ct_alg.c: expectations and the FTP and TFTP helpers ---- */

@@ -144,7 +144,7 @@ uint64_t ferry_ct_dump(struct ferry_ct *ct, const struct ferry_ct_filter *f, uin
 		bool stop = false;
 		pthread_mutex_lock(&b->lock);
 		for (uint32_t idx = ct->heads[slot]; idx != CT_NIL; idx = ct_link_next(ct, idx)) {
-			if (idx & CT_LINK_REV)
+			if (ct_link_is_rev(ct, idx))
 				continue; /* a reply node: its entry is in its own slot */
 			const struct ct_conn *c = &ct->conns[idx];
 			if (ct_expired(c, now) || !filter_match(ct, f, c))
@@ -180,7 +180,7 @@ uint64_t ferry_ct_flush(struct ferry_ct_thread *t, const struct ferry_ct_filter 
 		while (idx != CT_NIL) {
 			uint32_t link = idx;
 			idx = ct_link_next(ct, link);
-			if (link & CT_LINK_REV)
+			if (ct_link_is_rev(ct, link))
 				continue;
 			struct ct_conn *c = &ct->conns[link];
 			if (!ct_expired(c, now) && !filter_match(ct, f, c))
@@ -225,7 +225,7 @@ void ferry_ct_stats(struct ferry_ct *ct, uint32_t zone_start, uint64_t now, stru
 		struct ct_bucket *b = &ct->buckets[slot & ct->bucket_mask];
 		pthread_mutex_lock(&b->lock);
 		for (uint32_t idx = ct->heads[slot]; idx != CT_NIL; idx = ct_link_next(ct, idx)) {
-			if (idx & CT_LINK_REV)
+			if (ct_link_is_rev(ct, idx))
 				continue;
 			const struct ct_conn *c = &ct->conns[idx];
 			if (ct_expired(c, now))
