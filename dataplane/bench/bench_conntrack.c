@@ -273,7 +273,9 @@ static int mode_nat(uint32_t nc, unsigned batch)
 
 	double plain_new = run_flows(&t, fr, NULL, nc, batch, FERRY_CT_FLAG_COMMIT, now);
 	uint32_t nr = replies(ct, rfr, now);
-	double plain_rpl = run_replies(&t, rfr, order, nr, 0, now, &rewritten);
+	uint32_t *rorder = shuffled(nr, 12);
+	double plain_rpl = run_replies(&t, rfr, rorder, nr, 0, now, &rewritten);
+	free(rorder);
 	ferry_ct_flush(&t, NULL, now);
 
 	struct ferry_ct_pkt pkts[FERRY_CT_BURST_MAX];
@@ -292,6 +294,9 @@ static int mode_nat(uint32_t nc, unsigned batch)
 	uint64_t natted = ferry_ct_count(ct);
 	nr = replies(ct, rfr, now);
 	rewritten = 0;
+	/* as many replies as connections (the frames' tuples repeat once past 65535) */
+	free(order);
+	order = shuffled(nr, 13);
 	double nat_rpl = run_replies(&t, rfr, order, nr, FERRY_CT_FLAG_NAT, now, &rewritten);
 
 	printf("ct nat new connections/s at %u, batch %u, no NAT\t%.2f\tM/s\n", nc, batch, plain_new);

@@ -630,6 +630,8 @@ struct burst_env {
 	const uint64_t (*tp_ns)[FERRY_CT_N_TM];
 	uint64_t now;
 	const struct ferry_ct_pkt *pkts; /* what an ALG reads */
+	uint64_t *later;                 /* bit i: packet i waits for an entry's bucket ... */
+	uint32_t *later_bucket;          /* ... [i], which the lock order forbade waiting for */
 };
 
 /* packet i's NAT outputs (built on the paths that need them only) */
@@ -650,8 +652,12 @@ static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e,
 }
 
 /* process_one's outcomes */
-#define ONE_DONE 0u
-#define ONE_LATER 1u /* the entry's bucket could not be taken in order: *later_bucket */
+/* a packet left for later: its entry's bucket could not be taken in order */
+static inline void leave_for_later(const struct burst_env *e, unsigned i, uint32_t bucket)
+{
+	*e->later |= 1ull << i;
+	e->later_bucket[i] = bucket;
+}
 
 /* A packet of a live entry c (found by its reply node when via_rev), its key's
  * bucket b held (and c's, when that is another). */
@@ -706,10 +712,9 @@ static __attribute__((always_inline)) inline void process_found(const struct bur
 
 /* A packet that met a translated entry's reply node in bucket bi: the entry's own
  * bucket is taken too, waiting for it only when the lock order allows (ct_nat.c). */
-static __attribute__((noinline)) unsigned process_rev(const struct burst_env *e, struct ct_bucket *b, uint32_t bi,
-						      const struct ct_pktctx *p, struct ct_conn *node,
-						      const struct ferry_ct_action *a, struct ferry_ct_result *r,
-						      unsigned i, uint32_t *later_bucket)
+static __attribute__((noinline)) void process_rev(const struct burst_env *e, struct ct_bucket *b, uint32_t bi,
+						  const struct ct_pktctx *p, struct ct_conn *node,
+						  const struct ferry_ct_action *a, struct ferry_ct_result *r, unsigned i)
 {
 	struct ferry_ct_thread *t = e->t;
 	struct ct_conn *c = &e->conns[(uint32_t)(node - e->conns) - e->capacity];
@@ -724,8 +729,10 @@ static __attribute__((noinline)) unsigned process_rev(const struct burst_env *e,
 			struct ct_conn *owner = idx >= e->capacity ? &e->conns[idx - e->capacity] : x;
 			if (ct_expired(owner, e->now))
 				continue;
-			if (owner != x)
-				return process_rev(e, b, bi, p, x, a, r, i, later_bucket);
+			if (owner != x) {
+				process_rev(e, b, bi, p, x, a, r, i);
+				return;
+			}
 			c = x;
 			break;
 		}
@@ -733,18 +740,18 @@ static __attribute__((noinline)) unsigned process_rev(const struct burst_env *e,
 			process_slow(t, b, p, c, false, a, e->now, r, NAT_OUT(e, i));
 		else
 			process_found(e, b, p, c, false, a, r, i);
-		return ONE_DONE;
+		return;
 	}
 	uint32_t home = ct_bucket_of(t->ct, c->hash);
 	if (t->held2 != CT_NIL && home != bi && home != t->held2) {
 		/* done again for a changed entry: not a third lock, a new round */
-		*later_bucket = home;
-		return ONE_LATER;
+		leave_for_later(e, i, home);
+		return;
 	}
 	int second = ct_lock_second(t, bi, home);
 	if (second == 0) {
-		*later_bucket = home;
-		return ONE_LATER;
+		leave_for_later(e, i, home);
+		return;
 	}
 	if (second == 2)
 		t->held2 = home;
@@ -756,18 +763,16 @@ static __attribute__((noinline)) unsigned process_rev(const struct burst_env *e,
 		pthread_mutex_unlock(&t->ct->buckets[home].lock);
 		t->held2 = CT_NIL;
 	}
-	return ONE_DONE;
 }
 
 /* One packet under the lock of its key's bucket (index bi). The common case, a
  * packet of a live entry that its protocol accepts, is done here; the rest in
  * process_slow, and replies found by a translated entry's reply node in
  * process_rev. */
-static __attribute__((always_inline)) inline unsigned process_one(const struct burst_env *e, struct ct_bucket *b,
+static __attribute__((always_inline)) inline void process_one(const struct burst_env *e, struct ct_bucket *b,
 								  uint32_t bi, const struct ct_pktctx *p,
 								  const struct ferry_ct_action *a,
-								  struct ferry_ct_result *restrict r, unsigned i,
-								  uint32_t *later_bucket)
+								  struct ferry_ct_result *restrict r, unsigned i)
 {
 	struct ferry_ct_thread *t = e->t;
 	const uint64_t now = e->now;
@@ -784,13 +789,14 @@ static __attribute__((always_inline)) inline unsigned process_one(const struct b
 			ct_remove_locked(t, x, FERRY_CT_DESTROY_REASON_EXPIRED, now);
 	}
 	/* a reply node (it never expires itself): the packet is its entry's */
-	if (unlikely((const void *)c >= (const void *)e->nat))
-		return process_rev(e, b, bi, p, c, a, r, i, later_bucket);
+	if (unlikely((const void *)c >= (const void *)e->nat)) {
+		process_rev(e, b, bi, p, c, a, r, i);
+		return;
+	}
 	if (unlikely(c == NULL || p->related))
 		process_slow(t, b, p, c, false, a, now, r, NAT_OUT(e, i));
 	else
 		process_found(e, b, p, c, false, a, r, i);
-	return ONE_DONE;
 }
 
 /* A packet process_one left for later: both buckets are taken in index order (no
@@ -811,13 +817,15 @@ static __attribute__((noinline)) void process_later(const struct burst_env *e, u
 			pthread_mutex_lock(&ct->buckets[hi].lock);
 		t->held1 = bi;
 		t->held2 = other;
-		unsigned rc = process_one(e, &ct->buckets[bi], bi, p, a, r, i, &other);
+		*e->later &= ~(1ull << i);
+		process_one(e, &ct->buckets[bi], bi, p, a, r, i);
 		t->held1 = t->held2 = CT_NIL;
 		if (hi != lo)
 			pthread_mutex_unlock(&ct->buckets[hi].lock);
 		pthread_mutex_unlock(&ct->buckets[lo].lock);
-		if (rc == ONE_DONE)
+		if (!(*e->later & (1ull << i)))
 			return;
+		other = e->later_bucket[i];
 	}
 	/* the table changed under it round after round: it meets no entry this time */
 	result_from_packet(p, r);
@@ -847,10 +855,12 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		result_invalid(&res[i], why);
 		res[i].zone = act[i]->zone;
 	}
+	uint64_t later = 0;
+	uint32_t later_bucket[FERRY_CT_BURST_MAX];
 	const struct burst_env e = {
 		.t = t, .heads = ct->heads, .conns = ct->conns, .nat = ct->nat, .capacity = ct->capacity, .slot_mask = ct->slot_mask,
 		.zone_tp = ct->zone_tp, .tp_ns = (const uint64_t (*)[FERRY_CT_N_TM])ct->tp_ns, .now = now,
-		.pkts = pkts,
+		.pkts = pkts, .later = &later, .later_bucket = later_bucket,
 	};
 	/* 2. the first entry of every chain */
 	const uint32_t bucket_mask = ct->bucket_mask;
@@ -860,15 +870,13 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		uint32_t head = e.heads[slot];
 		bkt[i] = slot & bucket_mask;
 		if (head != CT_NIL) {
-			/* the key's line, and the line the packet's update writes (of a reply
-			 * node: its entry's lines come with the entry's bucket lock) */
+			/* the key's line, and the line the packet's update writes (a reply
+			 * node's entry is fetched when met: the direct path stays lean) */
 			rte_prefetch0(&e.conns[head]);
 			rte_prefetch0(&e.conns[head].peer);
 		}
 	}
 	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */
-	uint64_t later = 0;
-	uint32_t later_bucket[FERRY_CT_BURST_MAX];
 	while (todo) {
 		uint32_t bi = bkt[__builtin_ctzll(todo)];
 		struct ct_bucket *b = &ct->buckets[bi];
@@ -881,16 +889,15 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 				left |= 1ull << i;
 				continue;
 			}
-			if (unlikely(process_one(&e, b, bi, &ctx[i], act[i], &res[i], i, &later_bucket[i]) != ONE_DONE))
-				later |= 1ull << i;
+			process_one(&e, b, bi, &ctx[i], act[i], &res[i], i);
 		}
 		t->held1 = CT_NIL;
 		pthread_mutex_unlock(&b->lock);
 		todo = left;
 	}
 	/* 4. replies of translated connections whose entry's bucket was not free in order */
-	for (; unlikely(later); later &= later - 1) {
-		unsigned i = (unsigned)__builtin_ctzll(later);
+	for (uint64_t m = later; unlikely(m); m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
 		process_later(&e, bkt[i], later_bucket[i], &ctx[i], act[i], &res[i], i);
 	}
 }

@@ -227,7 +227,7 @@ bool ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn
 	uint32_t idx = (uint32_t)(c - ct->conns);
 	uint32_t home = (uint32_t)(b - ct->buckets);
 	struct ct_nat *n = &ct->nat[idx];
-	memset(n, 0, sizeof(*n));
+	memset(n, 0, offsetof(struct ct_nat, spare));
 	n->kind = (a->flags & FERRY_CT_FLAG_NAT_SRC) ? CT_NAT_SRC : CT_NAT_DST;
 	bool src = n->kind == CT_NAT_SRC;
 	unsigned alen = c->key.l3 == 4 ? 4 : 16;
