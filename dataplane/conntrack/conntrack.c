@@ -580,13 +580,27 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 			ct_exp_match(ct, p, now, commit, &em);
 	if (commit && (c = commit_new(t, b, p, now)) != NULL) {
 		uint32_t nat_state = 0;
-		if (unlikely(a->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
-			if (!ct_nat_setup(t, b, c, a, now)) {
+		/* the translation: the action's, or for a connection an ALG of a NATed
+		 * parent expects, the one the expectation carries (as OVS) */
+		const struct ferry_ct_action *na = a;
+		struct ferry_ct_action exp_nat;
+		if (unlikely(expected && em.nat_kind)) {
+			memset(&exp_nat, 0, sizeof(exp_nat));
+			exp_nat.flags = FERRY_CT_FLAG_NAT |
+					(em.nat_kind == CT_NAT_SRC ? FERRY_CT_FLAG_NAT_SRC : FERRY_CT_FLAG_NAT_DST);
+			memcpy(exp_nat.nat_addr_min, em.nat_addr, 16);
+			exp_nat.nat_is_ipv6 = p->key.l3 == 6;
+			exp_nat.nat_port_min = exp_nat.nat_port_max = em.nat_port;
+			na = &exp_nat;
+		}
+		if (unlikely(na->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
+			if (!ct_nat_setup(t, b, c, na, now)) {
 				/* OVS: no tuple, no entry; the packet goes on untranslated */
 				discard_new(t, b, c);
 				goto untracked_new;
 			}
-			nat_state = nat_apply(ct, c, p, false, false, o);
+			if (a->flags & FERRY_CT_FLAG_NAT)
+				nat_state = nat_apply(ct, c, p, false, false, o);
 		}
 		count_packet(c, false, p, now);
 		if (unlikely(expected)) {
@@ -642,13 +656,44 @@ static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e,
 						      const struct ct_pktctx *p, bool via_rev, bool reply,
 						      const struct ferry_ct_action *a, uint32_t state, unsigned i)
 {
+	struct ferry_ct_thread *t = e->t;
 	if (c->flags & CONN_RELATED)
 		state |= FERRY_CT_STATE_BIT_REL;
+	struct ferry_nat_tcp_edit *ed = &t->edit[i];
+	ed->pl_old = ed->pl_new = 0;
 	if (c->flags & CONN_ALG)
-		ct_alg_inspect(e->t, c, p, reply, &e->pkts[i], e->now);
-	if (wants_nat(a, c))
-		state |= nat_apply(e->t->ct, c, p, via_rev, reply, NAT_OUT(e, i));
+		ct_alg_inspect(t, c, p, reply, &e->pkts[i], e->now, ed);
+	if (wants_nat(a, c)) {
+		state |= nat_apply(t->ct, c, p, via_rev, reply, NAT_OUT(e, i));
+		/* the stream's shift, and this segment's edit, go with the translation */
+		if (c->flags & CONN_SEQADJ) {
+			ct_seqadj_of(t->ct, c, reply, p->tcp_seq, p->tcp_ack, &ed->seq_add, &ed->ack_add);
+			t->edit_mask |= 1ull << i;
+		}
+	}
 	return state;
+}
+
+/* The TCP machine sees each side's numbers as that side sent them: after an ALG's
+ * payload edit, acks (which count the other side's bytes as they arrived, shifted)
+ * are shifted back first */
+static __attribute__((noinline)) enum ct_update tcp_update_seqadj(struct ferry_ct_thread *t, struct ct_conn *c,
+								  const struct ct_pktctx *p, bool reply,
+								  bool *refresh)
+{
+	struct ct_pktctx q = *p;
+	int32_t seq_add, ack_add;
+	ct_seqadj_of(t->ct, c, reply, p->tcp_seq, p->tcp_ack, &seq_add, &ack_add);
+	q.tcp_ack = p->tcp_ack + (uint32_t)ack_add;
+	return l4_ops(p->key.proto)->update(t, c, &q, reply, refresh);
+}
+
+static inline enum ct_update tcp_update(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p,
+					bool reply, bool *refresh)
+{
+	if (likely(!(c->flags & CONN_SEQADJ)))
+		return l4_ops(p->key.proto)->update(t, c, p, reply, refresh);
+	return tcp_update_seqadj(t, c, p, reply, refresh);
 }
 
 /* process_one's outcomes */
@@ -682,7 +727,7 @@ static __attribute__((always_inline)) inline void process_found(const struct bur
 	if (likely(proto != IPPROTO_TCP_ && !is_icmp(proto)))
 		u = ct_other_update(c, reply);
 	else
-		u = l4_ops(proto)->update(t, c, p, reply, &refresh);
+		u = tcp_update(t, c, p, reply, &refresh);
 	if (unlikely(u != CT_UPDATE_VALID && u != CT_UPDATE_VALID_NEW)) {
 		if (u == CT_UPDATE_NEW) {
 			process_slow(t, b, p, c, via_rev, a, now, r, NAT_OUT(e, i));
@@ -844,6 +889,7 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		n = FERRY_CT_BURST_MAX;
 	*t->packets += n;
 	t->nat_mask = 0;
+	t->edit_mask = 0;
 
 	/* 1. keys and hashes of the whole burst; the slots they fall in are fetched */
 	uint64_t todo = ct_extract_burst(ct, pkts, act, n, ctx);

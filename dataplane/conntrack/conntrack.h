@@ -124,6 +124,10 @@ struct ferry_ct_thread {
 	 * as rw[i] says */
 	uint64_t nat_mask;
 	struct ferry_nat_rewrite rw[FERRY_CT_BURST_MAX];
+	/* bit i of edit_mask: packet i is a TCP segment to edit as edit[i] says (after
+	 * rw[i]): an ALG's payload change and the sequence shift it leaves behind */
+	uint64_t edit_mask;
+	struct ferry_nat_tcp_edit edit[FERRY_CT_BURST_MAX];
 };
 
 struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg);

@@ -18,6 +18,7 @@
 #include "ct_private.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -37,6 +38,9 @@ struct ct_exp {
 	uint32_t mark;
 	uint8_t label[16];
 	uint8_t labeled;
+	uint8_t nat_kind;       /* what the expected connection's commit translates */
+	uint16_t nat_port;
+	uint8_t nat_addr[16];
 };
 
 struct ct_exp_table {
@@ -106,8 +110,15 @@ static void conn_orig(const struct ct_conn *c, const uint8_t **src, const uint8_
 
 /* Sets up (or renews) the expectation of a connection src -> dst:dport for parent
  * c (its bucket held). */
+struct exp_nat {
+	uint8_t kind;           /* 0: none */
+	const uint8_t *addr;
+	uint16_t port;          /* 0: kept */
+};
+static const struct exp_nat NO_NAT = { 0, NULL, 0 };
+
 static void exp_add(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, uint8_t proto, const uint8_t *src,
-		    const uint8_t *dst, uint16_t dport, uint64_t now)
+		    const uint8_t *dst, uint16_t dport, struct exp_nat nat, uint64_t now)
 {
 	struct ferry_ct *ct = t->ct;
 	struct ct_exp_table *x = ct->exp;
@@ -149,6 +160,10 @@ static void exp_add(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, u
 	e->mark = c->mark;
 	memcpy(e->label, c->label, 16);
 	e->labeled = (c->flags & CONN_LABELED) != 0;
+	e->nat_kind = nat.kind;
+	e->nat_port = nat.port;
+	if (nat.kind)
+		memcpy(e->nat_addr, nat.addr, 16);
 	c->flags |= CONN_HAS_EXP;
 	pthread_mutex_unlock(&x->lock);
 }
@@ -171,6 +186,9 @@ bool ct_exp_match(struct ferry_ct *ct, const struct ct_pktctx *p, uint64_t now, 
 		out->mark = e->mark;
 		memcpy(out->label, e->label, 16);
 		out->labeled = e->labeled;
+		out->nat_kind = e->nat_kind;
+		memcpy(out->nat_addr, e->nat_addr, 16);
+		out->nat_port = e->nat_port;
 		if (take)
 			exp_free(ct, link, i);
 		found = true;
@@ -233,14 +251,15 @@ void ct_alg_commit(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, ui
 		const uint8_t *src, *dst;
 		uint16_t sport, dport;
 		conn_orig(c, &src, &dst, &sport, &dport);
-		exp_add(t, c, FERRY_CT_ALG_TFTP, IPPROTO_UDP_, dst, src, sport, now);
+		exp_add(t, c, FERRY_CT_ALG_TFTP, IPPROTO_UDP_, dst, src, sport, NO_NAT, now);
 	}
 }
 
 /* ---- FTP ---- */
 
-/* n decimal numbers separated by commas, each at most 255, from s; false otherwise */
-static bool ftp_numbers(const char *s, unsigned n, unsigned *v)
+/* n decimal numbers separated by commas, each at most 255, from s; false otherwise.
+ * *end: just past the last. */
+static bool ftp_numbers(const char *s, unsigned n, unsigned *v, const char **end)
 {
 	for (unsigned i = 0; i < n; i++) {
 		if (*s < '0' || *s > '9')
@@ -255,20 +274,37 @@ static bool ftp_numbers(const char *s, unsigned n, unsigned *v)
 		if (i + 1 < n && *s++ != ',')
 			return false;
 	}
+	*end = s;
 	return true;
 }
 
-/* "h1,h2,h3,h4,p1,p2": an IPv4 address and a port */
-static bool ftp_hostport(const char *s, uint8_t *addr, uint16_t *port)
+/* Where an announcement names an address: the span of its text in the line */
+struct ftp_addr {
+	uint8_t addr[16];
+	uint16_t port;
+	uint16_t at, len;       /* the address's text: line[at .. at + len) */
+	bool comma;             /* h1,h2,h3,h4 (PORT, 227) rather than text (EPRT) */
+};
+
+/* "h1,h2,h3,h4,p1,p2" at line + at: an IPv4 address and a port */
+static bool ftp_hostport(const char *line, unsigned at, struct ftp_addr *fa)
 {
 	unsigned v[6];
-	if (!ftp_numbers(s, 6, v))
+	const char *end;
+	if (!ftp_numbers(line + at, 6, v, &end))
 		return false;
-	memset(addr, 0, 16);
+	memset(fa->addr, 0, 16);
 	for (unsigned i = 0; i < 4; i++)
-		addr[i] = (uint8_t)v[i];
-	*port = (uint16_t)(v[4] << 8 | v[5]);
-	return *port != 0;
+		fa->addr[i] = (uint8_t)v[i];
+	fa->port = (uint16_t)(v[4] << 8 | v[5]);
+	/* the address is the first four numbers: up to the fourth comma */
+	const char *p = line + at;
+	for (unsigned commas = 0; commas < 4; p++)
+		commas += *p == ',';
+	fa->at = (uint16_t)at;
+	fa->len = (uint16_t)(p - 1 - (line + at));
+	fa->comma = true;
+	return fa->port != 0;
 }
 
 /* a decimal port up to the delimiter d */
@@ -286,9 +322,10 @@ static const char *ftp_port(const char *s, char d, uint16_t *port)
 	return s + 1;
 }
 
-/* EPRT's argument (RFC 2428): <d>af<d>addr<d>port<d>, af 1 (IPv4) or 2 (IPv6) */
-static bool ftp_eprt(const char *s, uint8_t l3, uint8_t *addr, uint16_t *port)
+/* EPRT's argument at line + at (RFC 2428): <d>af<d>addr<d>port<d>, af 1 (IPv4) or 2 */
+static bool ftp_eprt(const char *line, unsigned at, uint8_t l3, struct ftp_addr *fa)
 {
+	const char *s = line + at;
 	char d = *s++;
 	if (d < 33 || d > 126)
 		return false;
@@ -301,10 +338,13 @@ static bool ftp_eprt(const char *s, uint8_t l3, uint8_t *addr, uint16_t *port)
 	char text[64];
 	memcpy(text, s, (size_t)(end - s));
 	text[end - s] = 0;
-	memset(addr, 0, 16);
-	if (inet_pton(af == '1' ? AF_INET : AF_INET6, text, addr) != 1)
+	memset(fa->addr, 0, 16);
+	if (inet_pton(af == '1' ? AF_INET : AF_INET6, text, fa->addr) != 1)
 		return false;
-	return ftp_port(end + 1, d, port) != NULL;
+	fa->at = (uint16_t)(s - line);
+	fa->len = (uint16_t)(end - s);
+	fa->comma = false;
+	return ftp_port(end + 1, d, &fa->port) != NULL;
 }
 
 /* 229's answer: ...(<d><d><d>port<d>) */
@@ -341,8 +381,69 @@ static const char *tcp_payload(const struct ferry_ct_pkt *pkt, const struct ct_p
 	return (const char *)ip + l4_ofs + doff;
 }
 
+/* The text an address becomes in an announcement: "a,b,c,d" or a presentation form */
+static unsigned addr_text(const uint8_t *addr, uint8_t l3, bool comma, char *out)
+{
+	if (comma)
+		return (unsigned)snprintf(out, FERRY_NAT_TEXT_MAX, "%u,%u,%u,%u", addr[0], addr[1], addr[2], addr[3]);
+	if (inet_ntop(l3 == 4 ? AF_INET : AF_INET6, addr, out, FERRY_NAT_TEXT_MAX) == NULL)
+		return 0;
+	return (unsigned)strlen(out);
+}
+
+/* Puts 'to' in place of the announced address and records the shift the edit leaves
+ * in direction dir, for the segments after it (seq: this segment's, sender's
+ * numbering). false: the edit does not fit (the announcement goes untranslated). */
+static bool ftp_edit(const struct ferry_ct *ct, struct ct_conn *c, bool dir, uint32_t seq, const struct ftp_addr *fa,
+		     const uint8_t *to, struct ferry_nat_tcp_edit *edit)
+{
+	char text[FERRY_NAT_TEXT_MAX];
+	unsigned n = addr_text(to, c->key.l3, fa->comma, text);
+	if (n == 0 || n >= FERRY_NAT_TEXT_MAX || fa->len > UINT8_MAX)
+		return false;
+	edit->pl_off = fa->at;
+	edit->pl_old = (uint8_t)fa->len;
+	edit->pl_new = (uint8_t)n;
+	memcpy(edit->text, text, n);
+	struct ct_seqadj *a = &ct->nat[c - ct->conns].seq[dir];
+	int32_t grow = (int32_t)n - (int32_t)fa->len;
+	if (!(c->flags & CONN_SEQADJ)) {
+		memset(&ct->nat[c - ct->conns].seq, 0, sizeof(ct->nat[c - ct->conns].seq));
+		c->flags |= CONN_SEQADJ;
+	}
+	/* a retransmission of the edited segment shifts as the first did */
+	if ((int32_t)(seq - a->pos) > 0 || (a->before == 0 && a->after == 0)) {
+		a->pos = seq;
+		a->before = a->after;
+		a->after += grow;
+	}
+	return true;
+}
+
+void ct_seqadj_of(const struct ferry_ct *ct, const struct ct_conn *c, bool dir, uint32_t seq, uint32_t ack,
+		  int32_t *seq_add, int32_t *ack_add)
+{
+	const struct ct_seqadj *mine = &ct->nat[c - ct->conns].seq[dir];
+	const struct ct_seqadj *theirs = &ct->nat[c - ct->conns].seq[!dir];
+	*seq_add = (int32_t)(seq - mine->pos) > 0 ? mine->after : mine->before;
+	/* an ack counts the other side's bytes as they arrived: shifted */
+	*ack_add = -((int32_t)(ack - theirs->after - theirs->pos) > 0 ? theirs->after : theirs->before);
+}
+
+/* Reads one segment of an FTP control connection. Without NAT, an announcement sets
+ * up the data connection's expectation. With NAT, an address on the translated side
+ * is replaced by the one the other side sees (edit), and the expectation carries the
+ * translation the data connection gets:
+ *   SNAT, client's PORT/EPRT: its address becomes T's source; the server's
+ *     connection to it is DNATed back to the client.
+ *   SNAT, server's 227/229: the client's connection to the server is SNATed as the
+ *     control connection is.
+ *   DNAT, server's 227/229: its address becomes the one the client dialled; the
+ *     client's connection to it is DNATed to the server.
+ *   DNAT, client's PORT/EPRT: the server's connection to the client is SNATed to the
+ *     address the client dialled. */
 static void ftp_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p, bool reply,
-			const struct ferry_ct_pkt *pkt, uint64_t now)
+			const struct ferry_ct_pkt *pkt, uint64_t now, struct ferry_nat_tcp_edit *edit)
 {
 	uint32_t n;
 	const char *data = tcp_payload(pkt, p, &n);
@@ -356,36 +457,64 @@ static void ftp_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const stru
 	const uint8_t *client, *server;
 	uint16_t csport, sport;
 	conn_orig(c, &client, &server, &csport, &sport);
-	uint8_t addr[16];
-	uint16_t port;
+	struct ferry_ct *ct = t->ct;
+	const struct ct_nat *nat = (c->flags & CONN_NAT) ? &ct->nat[c - ct->conns] : NULL;
+	bool snat = nat && nat->kind == CT_NAT_SRC, dnat = nat && nat->kind == CT_NAT_DST;
+	/* the server's and the client's addresses as each side sees them */
+	const uint8_t *real_server = dnat ? nat->addr : server;
+	uint8_t xlat_client[16];
+	memcpy(xlat_client, snat ? nat->addr : client, 16);
+	struct ftp_addr fa;
 	if (!reply) {
 		/* the client names where the server is to connect: its own address only */
-		if (strncasecmp(line, "PORT ", 5) == 0 && c->key.l3 == 4 && ftp_hostport(line + 5, addr, &port)) {
-			if (memcmp(addr, client, 16) == 0)
-				exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, server, client, port, now);
-		} else if (strncasecmp(line, "EPRT ", 5) == 0 && ftp_eprt(line + 5, c->key.l3, addr, &port)) {
-			if (memcmp(addr, client, 16) == 0)
-				exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, server, client, port, now);
+		bool ok = (strncasecmp(line, "PORT ", 5) == 0 && c->key.l3 == 4 && ftp_hostport(line, 5, &fa)) ||
+			  (strncasecmp(line, "EPRT ", 5) == 0 && ftp_eprt(line, 5, c->key.l3, &fa));
+		if (!ok || memcmp(fa.addr, client, 16) != 0)
+			return;
+		if (snat) {
+			if (!ftp_edit(ct, c, false, p->tcp_seq, &fa, xlat_client, edit))
+				return;
+			exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, server, xlat_client, fa.port,
+				(struct exp_nat){ CT_NAT_DST, client, fa.port }, now);
+		} else if (dnat) {
+			exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, real_server, client, fa.port,
+				(struct exp_nat){ CT_NAT_SRC, server, 0 }, now);
+		} else {
+			exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, server, client, fa.port, NO_NAT, now);
 		}
 		return;
 	}
 	/* the server names where the client is to connect: its own address only */
+	uint16_t port;
 	if (strncmp(line, "227", 3) == 0 && c->key.l3 == 4) {
-		const char *s = line + 3;
-		while (*s && (*s < '0' || *s > '9'))
-			s++;
-		if (ftp_hostport(s, addr, &port) && memcmp(addr, server, 16) == 0)
-			exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, client, server, port, now);
+		unsigned at = 3;
+		while (line[at] && (line[at] < '0' || line[at] > '9'))
+			at++;
+		if (!ftp_hostport(line, at, &fa) || memcmp(fa.addr, real_server, 16) != 0)
+			return;
+		port = fa.port;
+		if (dnat && !ftp_edit(ct, c, true, p->tcp_seq, &fa, server, edit))
+			return;
 	} else if (strncmp(line, "229", 3) == 0 && ftp_epsv(line + 3, &port)) {
-		exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, client, server, port, now);
+		/* no address to edit */
+	} else {
+		return;
 	}
+	if (dnat)
+		exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, client, server, port,
+			(struct exp_nat){ CT_NAT_DST, real_server, port }, now);
+	else if (snat)
+		exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, client, server, port,
+			(struct exp_nat){ CT_NAT_SRC, nat->addr, 0 }, now);
+	else
+		exp_add(t, c, FERRY_CT_ALG_FTP, IPPROTO_TCP_, client, server, port, NO_NAT, now);
 }
 
 void ct_alg_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p, bool reply,
-		    const struct ferry_ct_pkt *pkt, uint64_t now)
+		    const struct ferry_ct_pkt *pkt, uint64_t now, struct ferry_nat_tcp_edit *edit)
 {
 	if (c->alg == FERRY_CT_ALG_FTP && c->key.proto == IPPROTO_TCP_ && p->l4_payload > 0 && pkt != NULL)
-		ftp_inspect(t, c, p, reply, pkt, now);
+		ftp_inspect(t, c, p, reply, pkt, now, edit);
 }
 
 /* ---- the control side ---- */

@@ -364,6 +364,8 @@ void ct_nat_rewrite_of(const struct ferry_ct *ct, const struct ct_conn *c, const
 {
 	const struct ct_nat *n = &ct->nat[c - ct->conns];
 	rw->op = 0;
+	rw->l3 = c->key.l3;
+	rw->proto = c->key.proto;
 	if (!n->linked)
 		return; /* the translation changed nothing */
 	bool src = n->kind == CT_NAT_SRC;

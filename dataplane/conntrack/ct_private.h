@@ -50,8 +50,17 @@ struct ct_tcp_peer {
 #define CONN_ALG 0x10          /* an ALG reads its packets (c->alg, ct_alg.c) */
 #define CONN_RELATED 0x20      /* opened by an expectation: rel on every packet */
 #define CONN_HAS_EXP 0x40      /* expectations name it as their parent */
+#define CONN_SEQADJ 0x80       /* an ALG edited its payload: seq/ack shift (ct_nat.seq) */
 /* any of these sends a packet's result through conn_extras */
-#define CONN_EXTRAS (CONN_NAT | CONN_ALG | CONN_RELATED)
+#define CONN_EXTRAS (CONN_NAT | CONN_ALG | CONN_RELATED | CONN_SEQADJ)
+
+/* A direction's sequence shift after payload edits (netfilter's nf_ct_seqadj): data
+ * after pos (the last edited segment's seq, sender's numbering) moved by after,
+ * data before it by before. */
+struct ct_seqadj {
+	uint32_t pos;
+	int32_t before, after;
+};
 
 /* Chain links (heads[], ct_conn.next) index ct->conns, which holds 2 x capacity
  * nodes: entries below capacity, and at capacity + i the reply node of translated
@@ -111,7 +120,8 @@ struct ct_nat {
 	uint8_t pad;
 	uint16_t port;          /* the replaced endpoint's, key domain (ICMP echo: the id) */
 	uint8_t addr[16];
-	uint8_t spare[112];     /* to an entry's size: one array holds both */
+	struct ct_seqadj seq[2]; /* [0] original direction, [1] reply (CONN_SEQADJ) */
+	uint8_t spare[88];      /* to an entry's size: one array holds both */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct ct_nat) == sizeof(struct ct_conn), "reply nodes share the entries' array");
 _Static_assert(offsetof(struct ct_nat, rkey) == offsetof(struct ct_conn, key) &&
@@ -338,6 +348,11 @@ struct ct_exp_match {
 	uint32_t mark;
 	uint8_t label[16];
 	bool labeled;
+	/* the translation the expected connection gets (a NATed parent's ALG): kind
+	 * CT_NAT_SRC/DST to addr:port (port 0: kept), or 0 */
+	uint8_t nat_kind;
+	uint8_t nat_addr[16];
+	uint16_t nat_port;
 };
 bool ct_alg_init(struct ferry_ct *ct);
 void ct_alg_fini(struct ferry_ct *ct);
@@ -350,7 +365,11 @@ void ct_alg_commit(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, ui
 /* a packet of a watched connection (its bucket held): FTP commands and answers that
  * announce a data connection set up expectations */
 void ct_alg_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p, bool reply,
-		    const struct ferry_ct_pkt *pkt, uint64_t now);
+		    const struct ferry_ct_pkt *pkt, uint64_t now, struct ferry_nat_tcp_edit *edit);
+/* The shift a segment of direction dir gets: its seq by the direction's own edits,
+ * its ack by the other direction's (CONN_SEQADJ) */
+void ct_seqadj_of(const struct ferry_ct *ct, const struct ct_conn *c, bool dir, uint32_t seq, uint32_t ack,
+		  int32_t *seq_add, int32_t *ack_add);
 /* c leaves the table: its expectations go with it */
 void ct_exp_remove_parent(struct ferry_ct *ct, const struct ct_conn *c);
 /* the sweep's part: expectations whose time is up */

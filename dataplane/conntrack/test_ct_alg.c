@@ -262,6 +262,144 @@ static void test_exp_dump_paging(void)
 	teardown();
 }
 
+/* ---- FTP through NAT ---- */
+
+#define HX IP4(203, 0, 113, 1)   /* the SNAT address */
+#define HV IP4(198, 51, 100, 80) /* a DNAT virtual IP */
+#define HSR IP4(10, 1, 0, 5)     /* the server behind it */
+
+static const struct ferry_ct_action ct_nat_only = { .zone = 3, .flags = FERRY_CT_FLAG_NAT };
+static const struct ferry_ct_action commit_nat = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT };
+
+/* one packet through the tracker, then rewritten as the worker would: headers, then
+ * the sequence shift and payload edit (the buffer has room to grow) */
+static uint32_t gorw(struct tpkt *p, const struct ferry_ct_action *a, uint64_t now)
+{
+	struct ferry_ct_pkt k = { .data = p->b, .len = p->len, .l3_ofs = TP_ETH, .eth_type = p->eth_type };
+	struct ferry_ct_result r;
+	ferry_ct_execute(&th, &k, &a, 1, now, &r);
+	if (th.nat_mask & 1)
+		CHECK_EQ(ferry_nat_rewrite(p->b, p->len, TP_ETH, p->l4_ofs, 0, &th.rw[0]), 0);
+	if (th.edit_mask & 1) {
+		uint32_t len = p->len;
+		CHECK_EQ(ferry_nat_tcp_edit(p->b, &len, TP_MAX, TP_ETH, p->l4_ofs, th.rw[0].l3, 0, &th.edit[0]), 0);
+		p->len = len;
+	}
+	return r.state;
+}
+
+static uint32_t src4(const struct tpkt *p) { return a4(p->b + TP_ETH + 12); }
+static uint32_t dst4(const struct tpkt *p) { return a4(p->b + TP_ETH + 16); }
+static uint32_t seq_of(const struct tpkt *p) { return (uint32_t)tp_r16(p->b + p->l4_ofs + 4) << 16 | tp_r16(p->b + p->l4_ofs + 6); }
+static uint32_t ack_of(const struct tpkt *p) { return (uint32_t)tp_r16(p->b + p->l4_ofs + 8) << 16 | tp_r16(p->b + p->l4_ofs + 10); }
+static const char *text_of(const struct tpkt *p) { return (const char *)p->b + p->l4_ofs + 20; }
+
+/* every checksum verifies from scratch (a fresh tracker checks them all) */
+static bool valid(const struct tpkt *p)
+{
+	struct ferry_ct *c2 = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 16 });
+	struct ferry_ct_thread t2;
+	ferry_ct_thread_init(c2, &t2);
+	struct ferry_ct_pkt k = { .data = p->b, .len = p->len, .l3_ofs = TP_ETH, .eth_type = p->eth_type };
+	const struct ferry_ct_action *a = &track;
+	struct ferry_ct_result r;
+	ferry_ct_execute(&t2, &k, &a, 1, T0, &r);
+	ferry_ct_thread_fini(&t2);
+	ferry_ct_destroy(c2);
+	return !(r.state & ST(INV)) || (r.invalid_reason != FERRY_CT_INVALID_REASON_L3_CSUM &&
+					 r.invalid_reason != FERRY_CT_INVALID_REASON_L4_CSUM &&
+					 r.invalid_reason != FERRY_CT_INVALID_REASON_L4_SHORT);
+}
+
+/* Active FTP from a client behind SNAT: its PORT names the translated address, the
+ * stream's numbers shift by what that added, and the server's data connection is
+ * translated back to the client */
+static void test_ftp_active_through_snat(void)
+{
+	setup();
+	struct ferry_ct_action sn = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC,
+				      .alg = FERRY_CT_ALG_FTP };
+	tp_w32(sn.nat_addr_min, HX);
+	struct tpkt syn = tcp4(HC, HS, 40000, 21, TH_SYN, 1000, 0, 65535, 0, NO_WS);
+	CHECK_EQ(gorw(&syn, &sn, T0), ST(TRK) | ST(NEW) | ST(SNAT));
+	CHECK_EQ(src4(&syn), HX);
+	struct tpkt sa = tcp4(HS, HX, 21, 40000, TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS);
+	CHECK(gorw(&sa, &ct_nat_only, T0) & ST(EST));
+	CHECK_EQ(dst4(&sa), HC);
+	struct tpkt ack = tcp4(HC, HS, 40000, 21, TH_ACK, 1001, 5001, 65535, 0, NO_WS);
+	gorw(&ack, &ct_nat_only, T0);
+	/* 10,0,0,1 (8 bytes) becomes 203,0,113,1 (11): three more */
+	struct tpkt port = tcp4_text(HC, HS, 40000, 21, 1001, 5001, "PORT 10,0,0,1,156,66\r\n");
+	uint32_t len0 = port.len;
+	CHECK(gorw(&port, &ct_nat_only, T0) & ST(EST));
+	CHECK(strncmp(text_of(&port), "PORT 203,0,113,1,156,66\r\n", 25) == 0);
+	CHECK_EQ(port.len, len0 + 3);
+	CHECK_EQ(seq_of(&port), 1001);
+	CHECK_EQ(src4(&port), HX);
+	CHECK(valid(&port));
+	/* the server acks the bytes it got (25 of them): the client sees 22 acked */
+	struct tpkt sack = tcp4(HS, HX, 21, 40000, TH_ACK, 5001, 1026, 65535, 0, NO_WS);
+	CHECK(!(gorw(&sack, &ct_nat_only, T0) & ST(INV)));
+	CHECK_EQ(ack_of(&sack), 1023);
+	CHECK_EQ(dst4(&sack), HC);
+	CHECK(valid(&sack));
+	/* the client's next segment goes out three further on */
+	struct tpkt next = tcp4_text(HC, HS, 40000, 21, 1023, 5001, "RETR f\r\n");
+	CHECK(!(gorw(&next, &ct_nat_only, T0) & ST(INV)));
+	CHECK_EQ(seq_of(&next), 1026);
+	CHECK(valid(&next));
+	/* the server connects to what it was told; the connection reaches the client */
+	struct exps x = exps_now(T0);
+	CHECK_EQ(x.n, 1);
+	CHECK_EQ(a4(x.e[0].src), HS);
+	CHECK_EQ(a4(x.e[0].dst), HX);
+	CHECK_EQ(x.e[0].dport, 40002);
+	struct tpkt data = tcp4(HS, HX, 20, 40002, TH_SYN, 7, 0, 65535, 0, NO_WS);
+	CHECK_EQ(gorw(&data, &commit_nat, T0), ST(TRK) | ST(NEW) | ST(REL) | ST(DNAT));
+	CHECK_EQ(dst4(&data), HC);
+	CHECK_EQ(tp_r16(data.b + data.l4_ofs + 2), 40002);
+	CHECK(valid(&data));
+	struct tpkt dsa = tcp4(HC, HS, 40002, 20, TH_SYN | TH_ACK, 70, 8, 65535, 0, NO_WS);
+	CHECK_EQ(gorw(&dsa, &ct_nat_only, T0), ST(TRK) | ST(EST) | ST(REL) | ST(RPL) | ST(SRPL) | ST(SNAT));
+	CHECK_EQ(src4(&dsa), HX);
+	teardown();
+}
+
+/* Passive FTP to a server behind DNAT: its 227 names the address the client dialled,
+ * and the client's data connection is translated to the server */
+static void test_ftp_passive_through_dnat(void)
+{
+	setup();
+	struct ferry_ct_action dn = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_DST,
+				      .alg = FERRY_CT_ALG_FTP };
+	tp_w32(dn.nat_addr_min, HSR);
+	struct tpkt syn = tcp4(HC, HV, 40000, 21, TH_SYN, 1000, 0, 65535, 0, NO_WS);
+	CHECK_EQ(gorw(&syn, &dn, T0), ST(TRK) | ST(NEW) | ST(DNAT));
+	CHECK_EQ(dst4(&syn), HSR);
+	struct tpkt sa = tcp4(HSR, HC, 21, 40000, TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS);
+	gorw(&sa, &ct_nat_only, T0);
+	CHECK_EQ(src4(&sa), HV);
+	struct tpkt ack = tcp4(HC, HV, 40000, 21, TH_ACK, 1001, 5001, 65535, 0, NO_WS);
+	gorw(&ack, &ct_nat_only, T0);
+	/* 10,1,0,5 (8 bytes) becomes 198,51,100,80 (13): five more */
+	struct tpkt pasv = tcp4_text(HSR, HC, 21, 40000, 5001, 1001, "227 Entering Passive Mode (10,1,0,5,117,48).\r\n");
+	gorw(&pasv, &ct_nat_only, T0);
+	CHECK(strncmp(text_of(&pasv), "227 Entering Passive Mode (198,51,100,80,117,48).\r\n", 51) == 0);
+	CHECK_EQ(src4(&pasv), HV);
+	CHECK(valid(&pasv));
+	/* the client's ack of 51 bytes is 46 for the server */
+	struct tpkt cack = tcp4(HC, HV, 40000, 21, TH_ACK, 1001, 5052, 65535, 0, NO_WS);
+	CHECK(!(gorw(&cack, &ct_nat_only, T0) & ST(INV)));
+	CHECK_EQ(ack_of(&cack), 5047);
+	CHECK_EQ(dst4(&cack), HSR);
+	/* the data connection to the virtual address reaches the server */
+	struct tpkt data = tcp4(HC, HV, 40001, 30000, TH_SYN, 1, 0, 65535, 0, NO_WS);
+	CHECK_EQ(gorw(&data, &commit_nat, T0), ST(TRK) | ST(NEW) | ST(REL) | ST(DNAT));
+	CHECK_EQ(dst4(&data), HSR);
+	CHECK(valid(&data));
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_ftp_passive);
@@ -270,5 +408,7 @@ int main(void)
 	RUN(test_expectations_time_out_and_leave_with_their_parent);
 	RUN(test_tftp);
 	RUN(test_exp_dump_paging);
+	RUN(test_ftp_active_through_snat);
+	RUN(test_ftp_passive_through_dnat);
 	return ftest_finish();
 }

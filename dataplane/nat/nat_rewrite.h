@@ -49,4 +49,26 @@ struct ferry_nat_rewrite {
 int ferry_nat_rewrite(uint8_t *data, uint32_t len, uint16_t l3_ofs, uint16_t l4_ofs, unsigned tx_offload,
 		      const struct ferry_nat_rewrite *rw);
 
+/* ---- TCP stream edits (nat_tcp_edit.c): what an ALG's rewrite of a payload costs
+ * the rest of the connection ---- */
+
+#define FERRY_NAT_TEXT_MAX 48u       /* the longest text an edit puts in */
+
+struct ferry_nat_tcp_edit {
+	int32_t seq_add, ack_add;    /* added to the segment's sequence and ack numbers */
+	uint16_t pl_off;             /* payload offset of the bytes replaced */
+	uint8_t pl_old, pl_new;      /* bytes taken out, bytes put in (both 0: no edit) */
+	char text[FERRY_NAT_TEXT_MAX];
+};
+
+/* Applies e to the TCP segment whose IP header is at data + l3_ofs and TCP header at
+ * data + l4_ofs (after ferry_nat_rewrite's header changes): sequence and ack numbers,
+ * then the payload edit, which moves the bytes after it (the buffer has room for cap
+ * bytes; *len becomes the new length), the IP length and the TCP checksum (a NIC asked
+ * to complete it gets its pseudo-header sum). Returns 0, or -1 (nothing written) when
+ * the segment is not whole in the buffer, the edit falls outside its payload, or
+ * there is no room. */
+int ferry_nat_tcp_edit(uint8_t *data, uint32_t *len, uint32_t cap, uint16_t l3_ofs, uint16_t l4_ofs, uint8_t l3,
+		       unsigned tx_offload, const struct ferry_nat_tcp_edit *e);
+
 #endif

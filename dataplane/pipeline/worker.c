@@ -271,24 +271,38 @@ static inline void ct_action_of(const struct ferry_act_ct *a, uint16_t zone, str
 }
 
 /* The translation the tracker chose for packet i of its last burst, written into
- * the mbuf (the tracker never writes packets). A NIC asked to complete checksums
- * finds its pseudo-header sums updated too. */
+ * the mbuf (the tracker never writes packets): headers, then, for a connection an
+ * ALG edited, the sequence shift and this segment's payload edit (which may grow
+ * the frame into its tailroom). A NIC asked to complete checksums finds its
+ * pseudo-header sums updated too. */
 static bool ct_nat_rewrite_mbuf(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_pkt_layout *lay,
-				const struct ferry_nat_rewrite *rw)
+				unsigned i)
 {
+	const struct ferry_ct_thread *t = &w->ct_thread;
 	unsigned tx = 0;
 	if (m->ol_flags & (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG))
 		tx |= FERRY_NAT_TX_L4_PSEUDO;
 	if (m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM)
 		tx |= FERRY_NAT_TX_IP_CKSUM;
 	/* the tracker read it contiguous (ct_pkt_of linearized it) */
-	if (ferry_nat_rewrite(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), lay->l3_off, lay->l4_off, tx,
-			      rw) == 0) {
+	uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
+	if ((t->nat_mask >> i) & 1) {
+		if (ferry_nat_rewrite(d, rte_pktmbuf_data_len(m), lay->l3_off, lay->l4_off, tx, &t->rw[i]) != 0)
+			goto fail;
 		w->stats->ct_nat_rewrites++;
-		/* what the NIC or the tracker verified was of the old headers */
-		m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
-		return true;
 	}
+	if ((t->edit_mask >> i) & 1) {
+		uint32_t len = rte_pktmbuf_data_len(m), was = len;
+		if (ferry_nat_tcp_edit(d, &len, len + rte_pktmbuf_tailroom(m), lay->l3_off, lay->l4_off,
+				       t->rw[i].l3, tx, &t->edit[i]) != 0)
+			goto fail;
+		m->data_len = (uint16_t)len;
+		m->pkt_len = m->pkt_len - was + len;
+	}
+	/* what the NIC or the tracker verified was of the old headers */
+	m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
+	return true;
+fail:
 	w->stats->ct_nat_rewrite_errors++;
 	return false;
 }
@@ -380,8 +394,8 @@ static void ct_now(struct ferry_worker *w, struct rte_mbuf *m, const struct ferr
 track:
 	ferry_ct_execute(&w->ct_thread, &p, &ap, 1, w->now_ns, &r);
 	ct_pkt_done(m, &p);
-	if (unlikely(w->ct_thread.nat_mask))
-		ct_nat_rewrite_mbuf(w, m, lay, &w->ct_thread.rw[0]);
+	if (unlikely(w->ct_thread.nat_mask | w->ct_thread.edit_mask))
+		ct_nat_rewrite_mbuf(w, m, lay, 0);
 }
 
 static int recirculate(struct ferry_worker *w, struct rte_mbuf *m, const struct ferry_program *p,
@@ -638,10 +652,9 @@ static void fragments_out(struct ferry_worker *w, const struct ferry_ipf_done *d
 /* The same for a packet past ct(table=): the next table matches the translated
  * headers, so they are parsed again; metadata and ct fields stay. A packet that
  * could not be translated goes on as inv|trk, which pipelines drop. */
-static void ct_nat_rewrite_apply(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk,
-				 const struct ferry_nat_rewrite *rw)
+static void ct_nat_rewrite_apply(struct ferry_worker *w, struct rte_mbuf *m, struct pkt *pk, unsigned i)
 {
-	if (!ct_nat_rewrite_mbuf(w, m, &pk->lay, rw)) {
+	if (!ct_nat_rewrite_mbuf(w, m, &pk->lay, i)) {
 		pk->key.ct_state = FERRY_CT_STATE_BIT_TRK | FERRY_CT_STATE_BIT_INV;
 		return;
 	}
@@ -710,8 +723,8 @@ keep:
 	for (unsigned j = 0; j < nc; j++) {
 		ct_pkt_done(pkts[idx[j]], &cp[j]);
 		ct_result_to_key(&res[j], &pk[idx[j]].key);
-		if (unlikely(w->ct_thread.nat_mask & (1ull << j)))
-			ct_nat_rewrite_apply(w, pkts[idx[j]], &pk[idx[j]], &w->ct_thread.rw[j]);
+		if (unlikely((w->ct_thread.nat_mask | w->ct_thread.edit_mask) & (1ull << j)))
+			ct_nat_rewrite_apply(w, pkts[idx[j]], &pk[idx[j]], j);
 	}
 	return kept;
 }
