@@ -247,11 +247,22 @@ void ct_alg_commit(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, ui
 	c->flags |= CONN_ALG;
 	c->alg = alg;
 	if (alg == FERRY_CT_ALG_TFTP && c->key.proto == IPPROTO_UDP_) {
-		/* the server answers from a port of its own, to the client's */
-		const uint8_t *src, *dst;
-		uint16_t sport, dport;
-		conn_orig(c, &src, &dst, &sport, &dport);
-		exp_add(t, c, FERRY_CT_ALG_TFTP, IPPROTO_UDP_, dst, src, sport, NO_NAT, now);
+		/* the server answers from a port of its own, to the client's: behind SNAT
+		 * to the translated client, DNATed back; from behind DNAT, the server's
+		 * real address answers and is SNATed to the one the client dialled */
+		const uint8_t *client, *server;
+		uint16_t csport, sport;
+		conn_orig(c, &client, &server, &csport, &sport);
+		const struct ct_nat *n = (c->flags & CONN_NAT) && t->ct->nat[c - t->ct->conns].linked
+						 ? &t->ct->nat[c - t->ct->conns] : NULL;
+		if (n && n->kind == CT_NAT_SRC)
+			exp_add(t, c, FERRY_CT_ALG_TFTP, IPPROTO_UDP_, server, n->addr, n->port,
+				(struct exp_nat){ CT_NAT_DST, client, csport }, now);
+		else if (n && n->kind == CT_NAT_DST)
+			exp_add(t, c, FERRY_CT_ALG_TFTP, IPPROTO_UDP_, n->addr, client, csport,
+				(struct exp_nat){ CT_NAT_SRC, server, 0 }, now);
+		else
+			exp_add(t, c, FERRY_CT_ALG_TFTP, IPPROTO_UDP_, server, client, csport, NO_NAT, now);
 	}
 }
 

@@ -400,6 +400,36 @@ static void test_ftp_passive_through_dnat(void)
 	teardown();
 }
 
+/* TFTP from behind SNAT: the server answers the translated client from a new port;
+ * the answer is translated back to the client */
+static void test_tftp_through_snat(void)
+{
+	setup();
+	struct ferry_ct_action sn = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC,
+				      .alg = FERRY_CT_ALG_TFTP, .nat_port_min = 7000, .nat_port_max = 7000 };
+	tp_w32(sn.nat_addr_min, HX);
+	struct tpkt rrq = udp4(HC, HS, 5000, 69, 20);
+	CHECK_EQ(gorw(&rrq, &sn, T0), ST(TRK) | ST(NEW) | ST(SNAT));
+	CHECK_EQ(src4(&rrq), HX);
+	CHECK_EQ(tp_r16(rrq.b + rrq.l4_ofs), 7000);
+	struct exps x = exps_now(T0);
+	CHECK_EQ(x.n, 1);
+	CHECK_EQ(a4(x.e[0].src), HS);
+	CHECK_EQ(a4(x.e[0].dst), HX);
+	CHECK_EQ(x.e[0].dport, 7000);
+	struct tpkt data = udp4(HS, HX, 6123, 7000, 516);
+	CHECK_EQ(gorw(&data, &commit_nat, T0), ST(TRK) | ST(NEW) | ST(REL) | ST(DNAT));
+	CHECK_EQ(dst4(&data), HC);
+	CHECK_EQ(tp_r16(data.b + data.l4_ofs + 2), 5000);
+	CHECK(valid(&data));
+	/* the client's ack goes out translated */
+	struct tpkt ack = udp4(HC, HS, 5000, 6123, 4);
+	CHECK(gorw(&ack, &ct_nat_only, T0) & ST(REL));
+	CHECK_EQ(src4(&ack), HX);
+	CHECK_EQ(tp_r16(ack.b + ack.l4_ofs), 7000);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_ftp_passive);
@@ -410,5 +440,6 @@ int main(void)
 	RUN(test_exp_dump_paging);
 	RUN(test_ftp_active_through_snat);
 	RUN(test_ftp_passive_through_dnat);
+	RUN(test_tftp_through_snat);
 	return ftest_finish();
 }
