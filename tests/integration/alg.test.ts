@@ -5,8 +5,19 @@
 // (+new+rel, in either direction). Every other new connection is dropped, so an FTP data
 // connection (passive or active) and a TFTP answer (from a new server port) pass only
 // because the helper read the control traffic and expects them; without alg= they fail.
-// Passive FTP is also run through SNAT; active FTP through NAT needs the helper to rewrite
-// the address in PORT/EPRT (not built yet) and is not tested.
+// FTP is also run through NAT, where the helper rewrites the address the control connection
+// carries and the data connection gets the translation its expectation carries (committed
+// with a bare ct(commit,nat)):
+//   SNAT (vm1 hidden behind 10.250.0.100), passive: the data connection is SNATed like the
+//     control one; active: curl's PORT/EPRT naming 10.250.0.1 reaches vsftpd naming
+//     10.250.0.100, and vsftpd's connection to 10.250.0.100 is DNATed back to vm1.
+//   DNAT (vm1 dials the virtual IP 10.250.0.200, vsftpd sees 10.250.0.2), passive: the 227
+//     naming 10.250.0.2 reaches curl naming 10.250.0.200 (curl is told to use it), and the
+//     data connection to 10.250.0.200 is DNATed to vsftpd; active: vsftpd's connection from
+//     10.250.0.2 to vm1 is SNATed to 10.250.0.200.
+// Each proves the rewrite on both ends (curl -v's transcript, vsftpd's protocol log), the
+// translation in the conntrack dump (nat and reply tuple), and an intact download (the
+// control connection goes on after the edit that changed its length: seq/ack shifted).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -21,6 +32,9 @@ const FERRYCTL = path.join(root, 'control/bin/ferryctl.js');
 const SERVER = '10.250.0.2';
 const CLIENT = '10.250.0.1';
 const SNAT_IP = '10.250.0.100';
+const VIP = '10.250.0.200'; // the FTP server's virtual address, DNATed to SERVER
+const VM1_MAC = '02:fe:00:00:00:01';
+const VM2_MAC = '02:fe:00:00:00:02';
 const PASV_PORTS = [30000, 30100];
 const FTP_MARK = 0x21; // committed on the FTP control connection, inherited by its data connections
 const TFTP_MARK = 0x45;
@@ -55,9 +69,26 @@ const SNAT_FIREWALL = [
   'table=0,priority=90,ip,actions=ct(table=1,zone=7,nat)',
   `table=1,priority=100,tcp,tp_dst=21,ct_state=+trk+new,in_port=0,actions=ct(commit,zone=7,alg=ftp,nat(src=${SNAT_IP}),exec(set_field:${FTP_MARK}->ct_mark)),normal`,
   `table=1,priority=95,ip,ct_state=+trk+new+rel,in_port=0,actions=ct(commit,zone=7,nat(src=${SNAT_IP})),normal`,
+  // active FTP: vsftpd's connection to 10.250.0.100, DNATed back to vm1 as its expectation says
+  'table=1,priority=95,ip,ct_state=+trk+new+rel,in_port=1,actions=ct(commit,zone=7,nat),normal',
   'table=1,priority=90,ip,ct_state=+trk+est,actions=normal',
-  // TCP dropped apart: tftpd may still be resending the answers the TFTP control test had dropped
+  // TCP and UDP dropped apart: tftpd may still be resending the answers (OACK) the TFTP
+  // control test had dropped
   'table=1,priority=1,tcp,actions=drop',
+  'table=1,priority=1,udp,actions=drop',
+  'table=1,priority=0,actions=drop',
+].join('\n') + '\n';
+
+/** a gateway in front of vsftpd: vm1 reaches it at 10.250.0.200 (DNAT of the control and the
+ * data connection, whichever side opens it); vm1 may not open anything to 10.250.0.2 itself */
+const DNAT_FIREWALL = [
+  'table=0,priority=100,arp,actions=normal',
+  'table=0,priority=90,ip,actions=ct(table=1,zone=7,nat)',
+  `table=1,priority=100,tcp,nw_dst=${VIP},tp_dst=21,ct_state=+trk+new,in_port=0,actions=ct(commit,zone=7,alg=ftp,nat(dst=${SERVER}),exec(set_field:${FTP_MARK}->ct_mark)),normal`,
+  'table=1,priority=95,ip,ct_state=+trk+new+rel,actions=ct(commit,zone=7,nat),normal',
+  'table=1,priority=90,ip,ct_state=+trk+est,actions=normal',
+  'table=1,priority=1,tcp,actions=drop',
+  'table=1,priority=1,udp,actions=drop', // as in SNAT_FIREWALL
   'table=1,priority=0,actions=drop',
 ].join('\n') + '\n';
 
@@ -102,6 +133,15 @@ function packetsOf(dump: string, ...what: string[]): number {
   assert.equal(lines.length, 1, `not one flow with ${what.join(' ')} in:\n${dump}`);
   return Number(/n_packets=(\d+)/.exec(lines[0]!)![1]);
 }
+
+/** n_packets summed over the dump-flows lines containing every one of what (none: 0) */
+function packetsAll(dump: string, ...what: string[]): number {
+  return dump.split('\n').filter((l) => what.every((w) => l.includes(w)))
+    .reduce((n, l) => n + Number(/n_packets=(\d+)/.exec(l)![1]), 0);
+}
+
+/** the port an FTP announcement names: "p1,p2" (PORT, 227) or "p" (EPRT, 229), as the regexp caught it */
+const portOf = (m: RegExpExecArray): number => (m[2] !== undefined ? Number(m[1]) * 256 + Number(m[2]) : Number(m[1]));
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 const key = (e: Entry): string => `${e.proto} ${e.src}:${e.sport}>${e.dst}:${e.dport}`;
@@ -186,6 +226,12 @@ describe('ALGs (ftp, tftp) through ferryd', () => {
   }
   const logCount = (re: RegExp): number =>
     (existsSync(vsftpdLog) ? readFileSync(vsftpdLog, 'utf8').split('\n').filter((l) => re.test(l)).length : 0);
+  /** the last line of vsftpd's log that matches re, matched */
+  const lastLogged = (re: RegExp): RegExpExecArray => {
+    const lines = readFileSync(vsftpdLog, 'utf8').split('\n').filter((l) => re.test(l));
+    assert.ok(lines.length, `no vsftpd log line ${re}`);
+    return re.exec(lines[lines.length - 1]!)!;
+  };
 
   before(async () => {
     // the server's tree: one file of known content, readable by vsftpd's and tftpd's unprivileged users
@@ -263,6 +309,41 @@ describe('ALGs (ftp, tftp) through ferryd', () => {
       assert.deepEqual([data.src, data.dst], [CLIENT, SERVER], JSON.stringify(data));
       assert.ok(data.dport >= PASV_PORTS[0]! && data.dport <= PASV_PORTS[1]!, JSON.stringify(data));
     }
+  }
+
+  /** one FTP download from vm1 through the NAT gateway in place, with curl -v: checks what every NAT
+   * case shares (the file intact, vsftpd logged each of logs and a QUIT once more, one data connection, expected:
+   * +new+rel once then established, nothing dropped, both with the control connection's mark) and
+   * gives curl's transcript and the two connections */
+  async function natDownload(url: string, opts: string[], logs: RegExp[]): Promise<{ verbose: string; control: Entry; data: Entry }> {
+    const dump0 = ctl('dump-flows', '--table', '1');
+    const c0 = await counters();
+    const before = new Set((await conntrack('zone=7&proto=tcp')).map(key));
+    // every session ends with QUIT, read by vsftpd after any edit shifted the stream
+    logs = [...logs, /FTP command: Client "[\d.]+", "QUIT"/];
+    const seen = logs.map(logCount);
+    const r = curl(url, '--max-time', '10', '-v', ...opts);
+    assert.equal(r.rc, 0, `curl ${opts.join(' ')}: ${r.err}`);
+    assert.ok(r.intact, `the downloaded file differs from the server's:\n${r.err}`);
+    for (const [i, re] of logs.entries()) await logged(re, seen[i]! + 1);
+    const dump = ctl('dump-flows', '--table', '1');
+    const delta = (...what: string[]): number => packetsAll(dump, ...what) - packetsAll(dump0, ...what);
+    assert.equal(delta('ct_state=+new+rel+trk'), 1, dump);
+    assert.equal(delta('tp_dst=21'), 1, dump);
+    assert.ok(delta('ct_state=+est+trk') >= 100, dump); // 200 KB of data, its ACKs
+    assert.equal(delta('priority=1,tcp'), 0, dump);
+    assert.equal(delta('priority=0 '), 0, dump);
+    assert.deepEqual(await counters(), { created: c0.created + 1, matched: c0.matched + 1 });
+    assert.equal(await total('ferry_ct_expectations'), 0);
+    const fresh = (await conntrack('zone=7&proto=tcp')).filter((e) => !before.has(key(e)));
+    assert.equal(fresh.length, 2, JSON.stringify(fresh));
+    const control = fresh.find((e) => e.dport === 21);
+    const data = fresh.find((e) => e.dport !== 21);
+    assert.ok(control && data, JSON.stringify(fresh));
+    assert.equal(control.mark, FTP_MARK, JSON.stringify(control));
+    assert.equal(data.mark, FTP_MARK, JSON.stringify(data));
+    assert.equal(data.seen_reply, true, JSON.stringify(data));
+    return { verbose: r.err, control, data };
   }
 
   test('passive FTP with EPSV (229): the data connection is expected, related, and the file arrives intact', async () => {
@@ -434,7 +515,7 @@ describe('ALGs (ftp, tftp) through ferryd', () => {
       await logged(new RegExp(`Client "10\\.250\\.0\\.100", ${mode.answer.source}`), answers + 1);
       const dump = ctl('dump-flows', '--table', '1');
       const delta = (...what: string[]): number => packetsOf(dump, ...what) - packetsOf(dump0, ...what);
-      assert.equal(delta('ct_state=+new+rel+trk'), 1, dump);
+      assert.equal(delta('ct_state=+new+rel+trk', 'in_port=0'), 1, dump);
       assert.equal(delta('priority=1,tcp'), 0, dump);
       assert.deepEqual(await counters(), { created: c0.created + 1, matched: c0.matched + 1 });
       const fresh = (await conntrack('zone=7&proto=tcp')).filter((e) => !before.has(key(e)));
@@ -447,6 +528,77 @@ describe('ALGs (ftp, tftp) through ferryd', () => {
       assert.ok(data.dport >= PASV_PORTS[0]! && data.dport <= PASV_PORTS[1]!, JSON.stringify(data));
     }
     assert.equal(logCount(/OK DOWNLOAD: Client "10\.250\.0\.100", "\/file\.bin", 204800 bytes/), 2);
-    // (active FTP through SNAT would need the PORT/EPRT payload rewritten to 10.250.0.100: not built yet)
+  });
+
+  test('active FTP through SNAT: curl\'s PORT and EPRT naming 10.250.0.1 reach vsftpd naming 10.250.0.100, and its connection there is DNATed back to vm1', async () => {
+    sh('ip', ['-n', ferry.ns(2), 'neigh', 'replace', SNAT_IP, 'lladdr', VM1_MAC, 'dev', 'eth0']);
+    ctlIn(SNAT_FIREWALL, 'replace-flows', '-');
+    await ferry.json('DELETE', '/v1/conntrack?zone=7');
+    const downloads = logCount(/OK DOWNLOAD: Client "10\.250\.0\.100"/);
+    for (const mode of [
+      { opts: ['--disable-eprt'], sent: /^> PORT 10,250,0,1,(\d+),(\d+)\r?$/m, got: /FTP command: Client "10\.250\.0\.100", "PORT 10,250,0,100,(\d+),(\d+)"/ },
+      { opts: [], sent: /^> EPRT \|1\|10\.250\.0\.1\|(\d+)\|\r?$/m, got: /FTP command: Client "10\.250\.0\.100", "EPRT \|1\|10\.250\.0\.100\|(\d+)\|"/ },
+    ]) {
+      const { verbose, control, data } = await natDownload(`ftp://${SERVER}/file.bin`, ['--ftp-port', CLIENT, ...mode.opts], [mode.got]);
+      // curl sent its own address; vsftpd read the translated one, with the same port
+      const sent = mode.sent.exec(verbose);
+      assert.ok(sent, verbose);
+      const port = portOf(sent);
+      assert.equal(portOf(lastLogged(mode.got)), port);
+      assert.deepEqual([control.src, control.dst, control.nat, control.reply.src, control.reply.dst], [CLIENT, SERVER, 'snat', SERVER, SNAT_IP], JSON.stringify(control));
+      // vsftpd's connection from port 20 to 10.250.0.100, which vm1 answers from the port curl named
+      assert.deepEqual([data.src, data.sport, data.dst, data.dport, data.nat], [SERVER, 20, SNAT_IP, port, 'dnat'], JSON.stringify(data));
+      assert.deepEqual(data.reply, { src: CLIENT, sport: port, dst: SERVER, dport: 20 }, JSON.stringify(data));
+    }
+    assert.equal(logCount(/OK DOWNLOAD: Client "10\.250\.0\.100", "\/file\.bin", 204800 bytes/), downloads + 2);
+  });
+
+  test('passive FTP to a virtual IP (DNAT): the 227 naming 10.250.0.2 reaches curl naming 10.250.0.200, and the data connection there is DNATed to vsftpd', async () => {
+    // vm1 reaches 10.250.0.200 at vm2's MAC; vsftpd listens on 10.250.0.2 only
+    sh('ip', ['-n', ferry.ns(1), 'neigh', 'replace', VIP, 'lladdr', VM2_MAC, 'dev', 'eth0']);
+    ctlIn(DNAT_FIREWALL, 'replace-flows', '-');
+    await ferry.json('DELETE', '/v1/conntrack?zone=7');
+    for (const mode of [
+      // curl uses the 227's address (not the control connection's): had it stayed 10.250.0.2, the
+      // connection there would be a plain new one, dropped
+      { opts: ['--disable-epsv', '--no-ftp-skip-pasv-ip'], got: /^< 227 Entering Passive Mode \(10,250,0,200,(\d+),(\d+)\)/m,
+        sent: /FTP response: Client "10\.250\.0\.1", "227 Entering Passive Mode \(10,250,0,2,(\d+),(\d+)\)/ },
+      { opts: [], got: /^< 229 Entering Extended Passive Mode \(\|\|\|(\d+)\|\)/m,
+        sent: /FTP response: Client "10\.250\.0\.1", "229 Entering Extended Passive Mode \(\|\|\|(\d+)\|\)/ },
+    ]) {
+      const { verbose, control, data } = await natDownload(`ftp://${VIP}/file.bin`, mode.opts, [/CONNECT: Client "10\.250\.0\.1"/, mode.sent]);
+      const got = mode.got.exec(verbose);
+      assert.ok(got, verbose);
+      const port = portOf(got);
+      assert.equal(portOf(lastLogged(mode.sent)), port);
+      assert.ok(port >= PASV_PORTS[0]! && port <= PASV_PORTS[1]!, String(port));
+      assert.match(verbose, new RegExp(`Connecting to 10\\.250\\.0\\.200 \\(10\\.250\\.0\\.200\\) port ${port}`), verbose);
+      assert.doesNotMatch(verbose, /Skip .* for data connection/, verbose); // curl took the 227's address
+      // vsftpd saw vm1 as itself, at its own address
+      assert.deepEqual([control.src, control.dst, control.nat], [CLIENT, VIP, 'dnat'], JSON.stringify(control));
+      assert.deepEqual(control.reply, { src: SERVER, sport: 21, dst: CLIENT, dport: control.sport }, JSON.stringify(control));
+      assert.deepEqual([data.src, data.dst, data.dport, data.nat], [CLIENT, VIP, port, 'dnat'], JSON.stringify(data));
+      assert.deepEqual(data.reply, { src: SERVER, sport: port, dst: CLIENT, dport: data.sport }, JSON.stringify(data));
+    }
+  });
+
+  test('active FTP to a virtual IP (DNAT): vsftpd\'s connection from 10.250.0.2 to vm1 is SNATed to 10.250.0.200, PORT and EPRT', async () => {
+    sh('ip', ['-n', ferry.ns(1), 'neigh', 'replace', VIP, 'lladdr', VM2_MAC, 'dev', 'eth0']);
+    ctlIn(DNAT_FIREWALL, 'replace-flows', '-');
+    await ferry.json('DELETE', '/v1/conntrack?zone=7');
+    for (const mode of [
+      { opts: ['--disable-eprt'], sent: /^> PORT 10,250,0,1,(\d+),(\d+)\r?$/m, got: /FTP command: Client "10\.250\.0\.1", "PORT 10,250,0,1,(\d+),(\d+)"/ },
+      { opts: [], sent: /^> EPRT \|1\|10\.250\.0\.1\|(\d+)\|\r?$/m, got: /FTP command: Client "10\.250\.0\.1", "EPRT \|1\|10\.250\.0\.1\|(\d+)\|"/ },
+    ]) {
+      const { verbose, control, data } = await natDownload(`ftp://${VIP}/file.bin`, ['--ftp-port', CLIENT, ...mode.opts], [mode.got]);
+      const sent = mode.sent.exec(verbose);
+      assert.ok(sent, verbose);
+      const port = portOf(sent);
+      assert.equal(portOf(lastLogged(mode.got)), port); // vm1's own address needs no edit
+      assert.deepEqual([control.src, control.dst, control.nat, control.reply.src, control.reply.dst], [CLIENT, VIP, 'dnat', SERVER, CLIENT], JSON.stringify(control));
+      // vsftpd's connection from 10.250.0.2:20 to vm1 comes to vm1 from 10.250.0.200, which vm1 answers
+      assert.deepEqual([data.src, data.sport, data.dst, data.dport, data.nat], [SERVER, 20, CLIENT, port, 'snat'], JSON.stringify(data));
+      assert.deepEqual(data.reply, { src: CLIENT, sport: port, dst: VIP, dport: 20 }, JSON.stringify(data));
+    }
   });
 });
