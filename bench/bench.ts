@@ -141,10 +141,11 @@ async function programming(): Promise<Row[]> {
     return [
       { metric: `flow programming, bulk REST (${n} flows, one bundle)`, ferry: n / secs / 1000, baseline: 100,
         baselineName: 'issue target', unit: 'k flows/s', ratio: n / secs / 1000 / 100 },
-      { metric: `single POST round trip, answered once every worker sees it, p99 (p50 ${pct(rtt, 0.5).toFixed(2)} ms)`,
-        ferry: pct(rtt, 0.99), baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: pct(rtt, 0.99) / 2 },
-      { metric: `POST answered -> its counter moves, polled over REST, p99 (p50 ${pct(lat, 0.5).toFixed(2)} ms)`,
-        ferry: pct(lat, 0.99), baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: pct(lat, 0.99) / 2 },
+      // latencies: lower is better, so the ratio is target / Ferry (above 1 beats it), as the other such rows
+      { metric: `single POST round trip, answered once every worker sees it, p99 (p50 ${pct(rtt, 0.5).toFixed(2)} ms) (lower is better: ratio = baseline/Ferry)`,
+        ferry: pct(rtt, 0.99), baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: 2 / pct(rtt, 0.99) },
+      { metric: `POST answered -> its counter moves, polled over REST, p99 (p50 ${pct(lat, 0.5).toFixed(2)} ms) (lower is better: ratio = baseline/Ferry)`,
+        ferry: pct(lat, 0.99), baseline: 2, baselineName: 'issue target', unit: 'ms', ratio: 2 / pct(lat, 0.99) },
     ];
   } finally {
     await f.stop();
