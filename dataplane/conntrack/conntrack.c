@@ -661,7 +661,9 @@ static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e,
 		state |= FERRY_CT_STATE_BIT_REL;
 	struct ferry_nat_tcp_edit *ed = &t->edit[i];
 	ed->pl_old = ed->pl_new = 0;
-	if (c->flags & CONN_ALG)
+	/* a translated connection's announcements are read only when this packet is
+	 * translated too (ct(nat)): an edit must not shift a stream that goes out raw */
+	if ((c->flags & CONN_ALG) && (!(c->flags & CONN_NAT) || wants_nat(a, c)))
 		ct_alg_inspect(t, c, p, reply, &e->pkts[i], e->now, ed);
 	if (wants_nat(a, c)) {
 		state |= nat_apply(t->ct, c, p, via_rev, reply, NAT_OUT(e, i));
