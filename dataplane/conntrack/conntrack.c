@@ -507,7 +507,9 @@ static inline bool is_icmp(uint8_t proto)
 struct nat_out {
 	struct ferry_nat_rewrite *rw;  /* this packet's */
 	uint64_t *mask;                /* the thread's nat_mask */
-	uint64_t bit;                  /* this packet's bit in it */
+	uint64_t bit;                  /* this packet's bit in it (and in *later) */
+	uint64_t *later;               /* the burst's packets to do again in lock order ... */
+	uint32_t *later_bucket;        /* ... and, for this one, the bucket it waits for */
 };
 
 /* ct(nat): the packet of a translated connection is rewritten as the translation
@@ -577,14 +579,14 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 	struct ct_exp_match em;
 	bool commit = (a->flags & FERRY_CT_FLAG_COMMIT) != 0;
 	bool expected = unlikely(atomic_load_explicit(&ct->n_exp, memory_order_relaxed) != 0) &&
-			ct_exp_match(ct, p, now, commit, &em);
+			ct_exp_match(ct, p, now, false, &em);
 	if (commit && (c = commit_new(t, b, p, now)) != NULL) {
 		uint32_t nat_state = 0;
 		/* the translation: the action's, or for a connection an ALG of a NATed
 		 * parent expects, the one the expectation carries (as OVS) */
 		const struct ferry_ct_action *na = a;
 		struct ferry_ct_action exp_nat;
-		if (unlikely(expected && em.nat_kind)) {
+		if (unlikely(expected && em.nat_kind && (a->flags & FERRY_CT_FLAG_NAT))) {
 			memset(&exp_nat, 0, sizeof(exp_nat));
 			exp_nat.flags = FERRY_CT_FLAG_NAT |
 					(em.nat_kind == CT_NAT_SRC ? FERRY_CT_FLAG_NAT_SRC : FERRY_CT_FLAG_NAT_DST);
@@ -594,9 +596,17 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 			na = &exp_nat;
 		}
 		if (unlikely(na->flags & (FERRY_CT_FLAG_NAT_SRC | FERRY_CT_FLAG_NAT_DST))) {
-			if (!ct_nat_setup(t, b, c, na, now)) {
-				/* OVS: no tuple, no entry; the packet goes on untranslated */
+			uint32_t busy;
+			int rc = ct_nat_setup(t, b, c, na, now, &busy);
+			if (rc != CT_NAT_SETUP_OK) {
 				discard_new(t, b, c);
+				if (rc == CT_NAT_SETUP_BUSY) {
+					/* done again with that bucket taken in order */
+					*o->later |= o->bit;
+					*o->later_bucket = busy;
+					return;
+				}
+				/* OVS: no tuple, no entry; the packet goes on untranslated */
 				goto untracked_new;
 			}
 			if (a->flags & FERRY_CT_FLAG_NAT)
@@ -604,6 +614,9 @@ static __attribute__((noinline)) void process_slow(struct ferry_ct_thread *t, st
 		}
 		count_packet(c, false, p, now);
 		if (unlikely(expected)) {
+			/* committed: the expectation is used up */
+			struct ct_exp_match used;
+			ct_exp_match(ct, p, now, true, &used);
 			c->flags |= CONN_RELATED;
 			c->mark = em.mark;
 			if (em.labeled) {
@@ -649,7 +662,8 @@ struct burst_env {
 };
 
 /* packet i's NAT outputs (built on the paths that need them only) */
-#define NAT_OUT(e, i) (&(const struct nat_out){ .rw = &(e)->t->rw[i], .mask = &(e)->t->nat_mask, .bit = 1ull << (i) })
+#define NAT_OUT(e, i) (&(const struct nat_out){ .rw = &(e)->t->rw[i], .mask = &(e)->t->nat_mask, .bit = 1ull << (i), \
+						     .later = (e)->later, .later_bucket = &(e)->later_bucket[i] })
 
 /* What a connection with NAT, an ALG or a parent adds to a packet's result */
 static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e, struct ct_conn *c,
@@ -668,7 +682,9 @@ static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e,
 	if (wants_nat(a, c)) {
 		state |= nat_apply(t->ct, c, p, via_rev, reply, NAT_OUT(e, i));
 		/* the stream's shift, and this segment's edit, go with the translation */
-		if (c->flags & CONN_SEQADJ) {
+		if ((c->flags & CONN_SEQADJ) && (t->nat_mask & (1ull << i))) {
+			/* only a packet that crosses the translation here: one that has crossed
+			 * already (a second ct(nat) in the zone) has its shift */
 			ct_seqadj_of(t->ct, c, reply, p->tcp_seq, p->tcp_ack, &ed->seq_add, &ed->ack_add);
 			t->edit_mask |= 1ull << i;
 		}
@@ -681,8 +697,14 @@ static __attribute__((noinline)) uint32_t conn_extras(const struct burst_env *e,
  * are shifted back first */
 static __attribute__((noinline)) enum ct_update tcp_update_seqadj(struct ferry_ct_thread *t, struct ct_conn *c,
 								  const struct ct_pktctx *p, bool reply,
-								  bool *refresh)
+								  bool via_rev, bool *refresh)
 {
+	/* a segment as its sender sent it is O or T turned round; seen past the
+	 * translation (T, O turned round) its numbers are already the receiver's */
+	const struct ct_nat *n = &t->ct->nat[c - t->ct->conns];
+	bool as_sent = via_rev ? p->swapped == n->r_swapped : p->swapped == c->orig_b;
+	if (!as_sent)
+		return l4_ops(p->key.proto)->update(t, c, p, reply, refresh);
 	struct ct_pktctx q = *p;
 	int32_t seq_add, ack_add;
 	ct_seqadj_of(t->ct, c, reply, p->tcp_seq, p->tcp_ack, &seq_add, &ack_add);
@@ -691,11 +713,11 @@ static __attribute__((noinline)) enum ct_update tcp_update_seqadj(struct ferry_c
 }
 
 static inline enum ct_update tcp_update(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p,
-					bool reply, bool *refresh)
+					bool reply, bool via_rev, bool *refresh)
 {
 	if (likely(!(c->flags & CONN_SEQADJ)))
 		return l4_ops(p->key.proto)->update(t, c, p, reply, refresh);
-	return tcp_update_seqadj(t, c, p, reply, refresh);
+	return tcp_update_seqadj(t, c, p, reply, via_rev, refresh);
 }
 
 /* process_one's outcomes */
@@ -729,7 +751,7 @@ static __attribute__((always_inline)) inline void process_found(const struct bur
 	if (likely(proto != IPPROTO_TCP_ && !is_icmp(proto)))
 		u = ct_other_update(c, reply);
 	else
-		u = tcp_update(t, c, p, reply, &refresh);
+		u = tcp_update(t, c, p, reply, via_rev, &refresh);
 	if (unlikely(u != CT_UPDATE_VALID && u != CT_UPDATE_VALID_NEW)) {
 		if (u == CT_UPDATE_NEW) {
 			process_slow(t, b, p, c, via_rev, a, now, r, NAT_OUT(e, i));
@@ -766,6 +788,7 @@ static __attribute__((noinline)) void process_rev(const struct burst_env *e, str
 	struct ferry_ct_thread *t = e->t;
 	struct ct_conn *c = &e->conns[(uint32_t)(node - e->conns) - e->capacity];
 	if (unlikely(ct_expired(c, e->now))) {
+dead:
 		/* the entry is dead, its node not yet unlinked: another node further on
 		 * may hold the key (a live entry's own) */
 		c = NULL;
@@ -802,6 +825,15 @@ static __attribute__((noinline)) void process_rev(const struct burst_env *e, str
 	}
 	if (second == 2)
 		t->held2 = home;
+	if (unlikely(ct_expired(c, e->now))) {
+		/* killed while its bucket was awaited (a flush or a replacement that could
+		 * not unlink it): dead, not to be revived */
+		if (second == 2) {
+			pthread_mutex_unlock(&t->ct->buckets[home].lock);
+			t->held2 = CT_NIL;
+		}
+		goto dead;
+	}
 	if (p->related)
 		process_slow(t, b, p, c, true, a, e->now, r, NAT_OUT(e, i));
 	else

@@ -130,6 +130,12 @@ static void exp_add(struct ferry_ct_thread *t, struct ct_conn *c, uint8_t alg, u
 		struct ct_exp *y = &x->e[i];
 		if (y->zone == c->key.zone && y->proto == proto && y->dport == dport && memcmp(y->dst, dst, 16) == 0 &&
 		    memcmp(y->src, src, 16) == 0) {
+			if (y->parent != parent) {
+				/* another connection expects the same (two clients behind one
+				 * SNAT address naming one port): the first keeps it */
+				pthread_mutex_unlock(&x->lock);
+				return;
+			}
 			e = y; /* announced again: renewed */
 			break;
 		}
@@ -438,7 +444,7 @@ void ct_seqadj_of(const struct ferry_ct *ct, const struct ct_conn *c, bool dir, 
 	const struct ct_seqadj *theirs = &ct->nat[c - ct->conns].seq[!dir];
 	*seq_add = (int32_t)(seq - mine->pos) > 0 ? mine->after : mine->before;
 	/* an ack counts the other side's bytes as they arrived: shifted */
-	*ack_add = -((int32_t)(ack - theirs->after - theirs->pos) > 0 ? theirs->after : theirs->before);
+	*ack_add = -((int32_t)(ack - theirs->before - theirs->pos) > 0 ? theirs->after : theirs->before);
 }
 
 /* Reads one segment of an FTP control connection. Without NAT, an announcement sets
@@ -524,7 +530,9 @@ static void ftp_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const stru
 void ct_alg_inspect(struct ferry_ct_thread *t, struct ct_conn *c, const struct ct_pktctx *p, bool reply,
 		    const struct ferry_ct_pkt *pkt, uint64_t now, struct ferry_nat_tcp_edit *edit)
 {
-	if (c->alg == FERRY_CT_ALG_FTP && c->key.proto == IPPROTO_TCP_ && p->l4_payload > 0 && pkt != NULL)
+	/* a reassembled datagram's fragments go on as they came: no edit could reach them */
+	if (c->alg == FERRY_CT_ALG_FTP && c->key.proto == IPPROTO_TCP_ && p->l4_payload > 0 && pkt != NULL &&
+	    !((c->flags & CONN_NAT) && (pkt->flags & FERRY_CT_PKT_REASSEMBLED)))
 		ftp_inspect(t, c, p, reply, pkt, now, edit);
 }
 

@@ -178,8 +178,12 @@ static void link_reply(struct ferry_ct *ct, uint32_t idx, struct ct_nat *n)
 
 /* Tries T = O with (addr, port) in place of the translated endpoint: true when it is
  * free and the reply node is linked. */
-static bool try_tuple(struct ferry_ct_thread *t, uint32_t home, struct ct_conn *c, struct ct_nat *n,
-		      const struct tuple *o, const uint8_t *addr, uint16_t port, uint64_t now)
+#define TRY_TAKEN 0
+#define TRY_OK 1
+#define TRY_BUSY 2 /* its bucket is below one held and was busy: not known */
+
+static int try_tuple(struct ferry_ct_thread *t, uint32_t home, struct ct_conn *c, struct ct_nat *n,
+		     const struct tuple *o, const uint8_t *addr, uint16_t port, uint64_t now, uint32_t *busy)
 {
 	struct ferry_ct *ct = t->ct;
 	memcpy(n->addr, addr, 16);
@@ -189,7 +193,7 @@ static bool try_tuple(struct ferry_ct_thread *t, uint32_t home, struct ct_conn *
 	if (memcmp(&tt, o, sizeof(tt)) == 0) {
 		/* no change: nothing to link, and O is the entry's own key */
 		n->linked = 0;
-		return true;
+		return TRY_OK;
 	}
 	reverse(&tt, &rt);
 	bool sw;
@@ -198,13 +202,15 @@ static bool try_tuple(struct ferry_ct_thread *t, uint32_t home, struct ct_conn *
 	n->rhash = ct_key_hash(&n->rkey);
 	uint32_t rb = ct_bucket_of(ct, n->rhash);
 	int how = ct_lock_second(t, home, rb);
-	if (how == 0)
-		return false;
+	if (how == 0) {
+		*busy = rb;
+		return TRY_BUSY;
+	}
 	bool ok = !key_taken(ct, &n->rkey, n->rhash, now);
 	if (ok)
 		link_reply(ct, (uint32_t)(c - ct->conns), n);
 	unlock_second(ct, rb, how);
-	return ok;
+	return ok ? TRY_OK : TRY_TAKEN;
 }
 
 static void log_exhausted(struct ferry_ct *ct, const struct ct_conn *c, uint64_t now)
@@ -220,9 +226,10 @@ static void log_exhausted(struct ferry_ct *ct, const struct ct_conn *c, uint64_t
 		c->key.zone, c->key.proto);
 }
 
-bool ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, const struct ferry_ct_action *a,
-		  uint64_t now)
+int ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, const struct ferry_ct_action *a,
+		 uint64_t now, uint32_t *busy_bucket)
 {
+	uint32_t busy = CT_NIL;
 	struct ferry_ct *ct = t->ct;
 	uint32_t idx = (uint32_t)(c - ct->conns);
 	uint32_t home = (uint32_t)(b - ct->buckets);
@@ -294,7 +301,7 @@ bool ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn
 		uint64_t tries = n_addr < NAT_ADDR_FIRST_TRIES ? n_addr : NAT_ADDR_FIRST_TRIES;
 		for (uint64_t i = 0; i < tries; i++) {
 			num_addr(amin + (unsigned __int128)((a0 + i) % n_addr), alen, addr);
-			if (try_tuple(t, home, c, n, &o, addr, oport, now))
+			if (try_tuple(t, home, c, n, &o, addr, oport, now, &busy) == TRY_OK)
 				goto done;
 		}
 	}
@@ -313,18 +320,24 @@ bool ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn
 			uint64_t ai = (a0 + i / run) % n_addr;
 			num_addr(amin + (unsigned __int128)ai, alen, addr);
 			uint16_t port = (uint16_t)(pmin + (start + i % run) % n_port);
-			if (try_tuple(t, home, c, n, &o, addr, port, now))
+			if (try_tuple(t, home, c, n, &o, addr, port, now, &busy) == TRY_OK)
 				goto done;
 		}
+	}
+	if (busy != CT_NIL) {
+		/* a candidate could not be checked without breaking the lock order:
+		 * not exhausted, only not knowable now (done again in order) */
+		*busy_bucket = busy;
+		return CT_NAT_SETUP_BUSY;
 	}
 exhausted:
 	(*t->nat_exhausted)++;
 	log_exhausted(ct, c, now);
-	return false;
+	return CT_NAT_SETUP_EXHAUSTED;
 done:
 	c->flags |= CONN_NAT;
 	(*t->nat_created)++;
-	return true;
+	return CT_NAT_SETUP_OK;
 }
 
 bool ct_nat_unlink(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c)

@@ -378,10 +378,14 @@ uint32_t ct_exp_expire(struct ferry_ct *ct, uint64_t now);
 /* ---- ct_nat.c ---- */
 
 /* Sets up c's translation as a asks (c is committed and linked, its bucket b held):
- * chooses a free tuple and links the reply node. false: no tuple was free (counted);
- * c stays untranslated. */
-bool ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, const struct ferry_ct_action *a,
-		  uint64_t now);
+ * chooses a free tuple and links the reply node. EXHAUSTED: no tuple was free
+ * (counted); BUSY: a candidate's bucket (*busy_bucket) could not be taken in lock
+ * order; either way c stays untranslated. */
+#define CT_NAT_SETUP_OK 0
+#define CT_NAT_SETUP_EXHAUSTED 1
+#define CT_NAT_SETUP_BUSY 2
+int ct_nat_setup(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c, const struct ferry_ct_action *a,
+		 uint64_t now, uint32_t *busy_bucket);
 /* Unlinks c's reply node; needs its bucket's lock, which it takes if the ordering
  * allows. false: not possible now (c must stay in the table, dead, for the sweep). */
 bool ct_nat_unlink(struct ferry_ct_thread *t, struct ct_bucket *b, struct ct_conn *c);

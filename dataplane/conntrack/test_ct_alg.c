@@ -430,6 +430,49 @@ static void test_tftp_through_snat(void)
 	teardown();
 }
 
+/* An edit that shortens the text (a long private address to a short public one): a
+ * late ack of the bytes before the edited segment is not shifted; one past it is.
+ * A second ct(nat) pass in the zone leaves the numbers as the first set them. */
+static void test_ftp_shrinking_edit_and_second_pass(void)
+{
+	setup();
+	const uint32_t hc = IP4(192, 168, 100, 100), hx = IP4(1, 2, 3, 4);
+	struct ferry_ct_action sn = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC,
+				      .alg = FERRY_CT_ALG_FTP };
+	tp_w32(sn.nat_addr_min, hx);
+	struct tpkt syn = tcp4(hc, HS, 40000, 21, TH_SYN, 1000, 0, 65535, 0, NO_WS);
+	gorw(&syn, &sn, T0);
+	struct tpkt sa = tcp4(HS, hx, 21, 40000, TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS);
+	gorw(&sa, &ct_nat_only, T0);
+	struct tpkt ack = tcp4(hc, HS, 40000, 21, TH_ACK, 1001, 5001, 65535, 0, NO_WS);
+	gorw(&ack, &ct_nat_only, T0);
+	/* "TYPE I\r\n" (8 bytes, seq 1001), then PORT at 1009: 192,168,100,100 (15) -> 1,2,3,4 (7) */
+	struct tpkt type = tcp4_text(hc, HS, 40000, 21, 1001, 5001, "TYPE I\r\n");
+	gorw(&type, &ct_nat_only, T0);
+	struct tpkt port = tcp4_text(hc, HS, 40000, 21, 1009, 5001, "PORT 192,168,100,100,156,66\r\n");
+	gorw(&port, &ct_nat_only, T0);
+	CHECK(strncmp(text_of(&port), "PORT 1,2,3,4,156,66\r\n", 21) == 0);
+	CHECK_EQ(seq_of(&port), 1009);
+	/* the server's late ack of TYPE I only (1009) reaches the client as 1009 */
+	struct tpkt late = tcp4(HS, hx, 21, 40000, TH_ACK, 5001, 1009, 65535, 0, NO_WS);
+	CHECK(!(gorw(&late, &ct_nat_only, T0) & ST(INV)));
+	CHECK_EQ(ack_of(&late), 1009);
+	/* its ack of PORT (1009 + 21) is the client's 1009 + 29 */
+	struct tpkt full = tcp4(HS, hx, 21, 40000, TH_ACK, 5001, 1030, 65535, 0, NO_WS);
+	CHECK(!(gorw(&full, &ct_nat_only, T0) & ST(INV)));
+	CHECK_EQ(ack_of(&full), 1038);
+	/* the next client segment goes out 8 earlier; a second ct(nat) pass keeps it */
+	struct tpkt next = tcp4_text(hc, HS, 40000, 21, 1038, 5001, "RETR f\r\n");
+	gorw(&next, &ct_nat_only, T0);
+	CHECK_EQ(seq_of(&next), 1030);
+	CHECK_EQ(src4(&next), hx);
+	CHECK(!(gorw(&next, &ct_nat_only, T0) & ST(INV)));
+	CHECK_EQ(seq_of(&next), 1030);
+	CHECK_EQ(src4(&next), hx);
+	CHECK(valid(&next));
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_ftp_passive);
@@ -441,5 +484,6 @@ int main(void)
 	RUN(test_ftp_active_through_snat);
 	RUN(test_ftp_passive_through_dnat);
 	RUN(test_tftp_through_snat);
+	RUN(test_ftp_shrinking_edit_and_second_pass);
 	return ftest_finish();
 }

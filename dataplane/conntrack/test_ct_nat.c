@@ -584,6 +584,46 @@ static void test_nat_reply_waits_in_order(void)
 	teardown();
 }
 
+/* A commit whose only candidate tuple's bucket is below its own and busy is not
+ * "exhausted": it is done again with both buckets taken in order */
+static void test_nat_busy_candidate_is_not_exhaustion(void)
+{
+	setup_n(20000, 1024);
+	struct ferry_ct_action dn = nat4(FERRY_CT_FLAG_NAT_DST, HS, 0, 8080, 8080); /* one candidate */
+	uint16_t port = 0;
+	uint32_t rb = 0;
+	for (uint16_t sp = 2000; sp < 3000 && !port; sp++) {
+		struct tpkt q = tcp4(HA, HV, sp, 80, TH_SYN, 1, 0, 65535, 0, NO_WS);
+		go(&q, &dn, T0);
+		for (uint32_t k = 0; k < 64; k++) { /* entries come from the thread's cache of 32 */
+			const struct ct_conn *c = &ct->conns[k];
+			if (!(c->flags & CONN_NAT) || ct_expired(c, T0))
+				continue;
+			uint32_t home = ct_bucket_of(ct, c->hash), r = ct_bucket_of(ct, ct->nat[k].rhash);
+			if (ct->nat[k].linked && r < home) {
+				port = sp;
+				rb = r;
+			}
+		}
+		ferry_ct_flush(&th, NULL, T0);
+	}
+	CHECK(port != 0);
+	struct holder h = { .lock = &ct->buckets[rb].lock };
+	pthread_t tid;
+	pthread_create(&tid, NULL, hold_lock, &h);
+	while (!h.held)
+		usleep(100);
+	struct tpkt q = tcp4(HA, HV, port, 80, TH_SYN, 1, 0, 65535, 0, NO_WS);
+	struct out o = go(&q, &dn, T0 + 1);
+	pthread_join(tid, NULL);
+	CHECK_EQ(o.r.state, ST(TRK) | ST(NEW) | ST(DNAT));
+	CHECK_EQ(dst4(&q), HS);
+	CHECK_EQ(dport(&q), 8080);
+	CHECK_EQ(*th.nat_exhausted, 0);
+	CHECK_EQ(ferry_ct_count(ct), 1);
+	teardown();
+}
+
 /* Two threads on one table: each sends originals and replies of its own translated
  * connections and opens new ones, in bursts, while a third sweeps and flushes; no
  * deadlock, and every reply that met its entry was translated back. */
@@ -693,6 +733,7 @@ int main(void)
 	RUN(test_nat_replies_across_buckets);
 	RUN(test_nat_reply_checked);
 	RUN(test_nat_reply_waits_in_order);
+	RUN(test_nat_busy_candidate_is_not_exhaustion);
 	RUN(test_nat_threads);
 	return ftest_finish();
 }

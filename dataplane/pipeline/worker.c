@@ -286,11 +286,9 @@ static bool ct_nat_rewrite_mbuf(struct ferry_worker *w, struct rte_mbuf *m, cons
 		tx |= FERRY_NAT_TX_IP_CKSUM;
 	/* the tracker read it contiguous (ct_pkt_of linearized it) */
 	uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
-	if ((t->nat_mask >> i) & 1) {
-		if (ferry_nat_rewrite(d, rte_pktmbuf_data_len(m), lay->l3_off, lay->l4_off, tx, &t->rw[i]) != 0)
-			goto fail;
-		w->stats->ct_nat_rewrites++;
-	}
+	/* the stream edit first: it checks all it needs before writing, so a refusal
+	 * leaves the packet as it was; the header rewrite then adjusts the checksum it
+	 * computed, for the addresses */
 	if ((t->edit_mask >> i) & 1) {
 		uint32_t len = rte_pktmbuf_data_len(m), was = len;
 		if (ferry_nat_tcp_edit(d, &len, len + rte_pktmbuf_tailroom(m), lay->l3_off, lay->l4_off,
@@ -298,6 +296,11 @@ static bool ct_nat_rewrite_mbuf(struct ferry_worker *w, struct rte_mbuf *m, cons
 			goto fail;
 		m->data_len = (uint16_t)len;
 		m->pkt_len = m->pkt_len - was + len;
+	}
+	if ((t->nat_mask >> i) & 1) {
+		if (ferry_nat_rewrite(d, rte_pktmbuf_data_len(m), lay->l3_off, lay->l4_off, tx, &t->rw[i]) != 0)
+			goto fail;
+		w->stats->ct_nat_rewrites++;
 	}
 	/* what the NIC or the tracker verified was of the old headers */
 	m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);

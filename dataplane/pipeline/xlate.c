@@ -236,7 +236,9 @@ void ferry_xlate(const struct tss *tss, uint64_t version, struct ferry_flow_key 
 		}
 		/* a recirculation rewrites too: the next pass may change the same mbuf before
 		 * this burst's output is sent */
-		if (ferry_op_rewrites(op->type) || (op->type == FERRY_OP_CT && op->port))
+		if (ferry_op_rewrites(op->type) ||
+		    (op->type == FERRY_OP_CT &&
+		     (op->port || (((const struct ferry_act_ct *)op->act)->flags & FERRY_CT_FLAG_NAT))))
 			rewrite_after = 1;
 	}
 	if (!seen_last && prog->drop_reason == FERRY_NO_DROP)
