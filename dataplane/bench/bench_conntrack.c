@@ -51,6 +51,20 @@ static void ovs_frame(uint8_t *f, uint16_t sport, uint16_t dport)
 	f[37] = (uint8_t)dport;
 }
 
+/* the frame's IPv4 header checksum, computed again after a change */
+static void ip4_csum_fix(uint8_t *f)
+{
+	uint32_t s = 0;
+	f[24] = f[25] = 0;
+	for (int k = 14; k < 34; k += 2)
+		s += (uint32_t)(f[k] << 8 | f[k + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	s = ~s & 0xffff;
+	f[24] = (uint8_t)(s >> 8);
+	f[25] = (uint8_t)s;
+}
+
 static void pkt_of(struct ferry_ct_pkt *p, const uint8_t *f)
 {
 	p->data = f;
@@ -139,15 +153,7 @@ static uint8_t *flow_frames(uint32_t nc)
 		 * only for i == 0 mod 65536 collisions, with the checksum fixed */
 		if (i && (i & 0xffff) == 0) {
 			f[29] = (uint8_t)(1 + (i >> 16));
-			uint32_t s = 0;
-			f[24] = f[25] = 0;
-			for (int k = 14; k < 34; k += 2)
-				s += (uint32_t)(f[k] << 8 | f[k + 1]);
-			while (s >> 16)
-				s = (s & 0xffff) + (s >> 16);
-			s = ~s & 0xffff;
-			f[24] = (uint8_t)(s >> 8);
-			f[25] = (uint8_t)s;
+			ip4_csum_fix(f);
 		}
 	}
 	return fr;
@@ -196,15 +202,7 @@ static void frame4(uint8_t *f, const uint8_t *src, const uint8_t *dst, uint16_t 
 	ovs_frame(f, sport, dport);
 	memcpy(f + 26, src, 4);
 	memcpy(f + 30, dst, 4);
-	uint32_t s = 0;
-	f[24] = f[25] = 0;
-	for (int k = 14; k < 34; k += 2)
-		s += (uint32_t)(f[k] << 8 | f[k + 1]);
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	s = ~s & 0xffff;
-	f[24] = (uint8_t)(s >> 8);
-	f[25] = (uint8_t)s;
+	ip4_csum_fix(f);
 }
 
 struct reply_frames { uint8_t *fr; uint32_t n; };

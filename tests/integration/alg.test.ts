@@ -25,7 +25,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Ferry, root, sh, waitFor } from './harness';
+import { Ferry, root, sh, waitFor, metricSum } from './harness';
 
 const FERRYCTL = path.join(root, 'control/bin/ferryctl.js');
 
@@ -187,20 +187,7 @@ describe('ALGs (ftp, tftp) through ferryd', () => {
   }
 
   /** the sum of a counter over all workers */
-  async function total(name: string): Promise<number> {
-    const text = await (await fetch(`${ferry.api}/metrics`)).text();
-    let sum = 0;
-    let seen = false;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name) {
-        sum += Number(m[3]);
-        seen = true;
-      }
-    }
-    assert.ok(seen, `${name} not in /metrics`);
-    return sum;
-  }
+  const total = (name: string): Promise<number> => metricSum(ferry.api, name);
 
   async function counters(): Promise<{ created: number; matched: number }> {
     return { created: await total('ferry_ct_expectations_created_total'), matched: await total('ferry_ct_expectations_matched_total') };

@@ -191,6 +191,22 @@ export function stopProc(p: ChildProcess, sig: NodeJS.Signals = 'SIGINT'): Promi
   });
 }
 
+/** The sum of a metric's samples (over all label sets, e.g. every worker) at api's /metrics; throws when absent. */
+export async function metricSum(api: string, name: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m && m[1] === name) {
+      sum += Number(m[3]);
+      seen = true;
+    }
+  }
+  if (!seen) throw new Error(`${name} not in /metrics`);
+  return sum;
+}
+
 export interface NullFerry {
   api: string;
   /** host:port of ferry-control, for a scrape target */

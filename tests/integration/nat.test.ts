@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { Ferry, root, sh, stopProc, waitFor } from './harness';
+import { Ferry, root, sh, stopProc, waitFor, metricSum } from './harness';
 
 const FERRYCTL = path.join(root, 'control/bin/ferryctl.js');
 
@@ -121,20 +121,7 @@ describe('NAT through ferryd', () => {
   }
 
   /** the sum of a worker counter over all workers */
-  async function total(name: string): Promise<number> {
-    const text = await (await fetch(`${ferry.api}/metrics`)).text();
-    let sum = 0;
-    let seen = false;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name) {
-        sum += Number(m[3]);
-        seen = true;
-      }
-    }
-    assert.ok(seen, `${name} not in /metrics`);
-    return sum;
-  }
+  const total = (name: string): Promise<number> => metricSum(ferry.api, name);
 
   /** waits until a counter has moved by delta since base, then checks it moved by no more */
   async function expectDelta(name: string, base: number, delta: number): Promise<void> {
