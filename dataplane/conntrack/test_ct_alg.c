@@ -473,6 +473,58 @@ static void test_ftp_shrinking_edit_and_second_pass(void)
 	teardown();
 }
 
+/* An expectation is used up by the commit that creates its connection, not by one a
+ * limit refuses: the retransmitted SYN, once there is room, is still related */
+static void test_expectation_survives_a_refused_commit(void)
+{
+	setup();
+	control_open();
+	go(tcp4_text(HC, HS, 40000, 21, 1001, 5001, "PORT 10,0,0,1,156,66\r\n"), &ftp_commit, T0);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	/* zone 3 full: the control connection is all it may hold */
+	struct ferry_ct_limit_req q = { .target = FERRY_CT_LIMIT_TARGET_ZONE, .zone = 3, .limit = 1 };
+	CHECK_EQ(ferry_ct_set_limit(ct, &q), 0);
+	CHECK_EQ(go(tcp4(HS, HC, 20, 40002, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	q.clear = true;
+	CHECK_EQ(ferry_ct_set_limit(ct, &q), 0);
+	CHECK_EQ(go(tcp4(HS, HC, 20, 40002, TH_SYN, 1, 0, 65535, 0, NO_WS), &commit, T0), ST(TRK) | ST(NEW) | ST(REL));
+	CHECK_EQ(ferry_ct_exp_count(ct), 0);
+	teardown();
+}
+
+/* Two clients behind one SNAT address announce the same port to one server: the
+ * first keeps the expectation, and the server's data connection reaches it */
+static void test_two_clients_one_port_behind_snat(void)
+{
+	setup();
+	struct ferry_ct_action sn = { .zone = 3, .flags = FERRY_CT_FLAG_COMMIT | FERRY_CT_FLAG_NAT | FERRY_CT_FLAG_NAT_SRC,
+				      .alg = FERRY_CT_ALG_FTP };
+	tp_w32(sn.nat_addr_min, HX);
+	const uint32_t c1 = IP4(10, 0, 0, 1), c2 = IP4(10, 0, 0, 2);
+	const uint32_t cl[2] = { c1, c2 };
+	uint16_t cport[2] = { 0 };
+	for (unsigned k = 0; k < 2; k++) {
+		struct tpkt syn = tcp4(cl[k], HS, 40000, 21, TH_SYN, 1000, 0, 65535, 0, NO_WS);
+		gorw(&syn, &sn, T0);
+		cport[k] = tp_r16(syn.b + syn.l4_ofs); /* the second client's port moved */
+		struct tpkt sa = tcp4(HS, HX, 21, cport[k], TH_SYN | TH_ACK, 5000, 1001, 65535, 0, NO_WS);
+		gorw(&sa, &ct_nat_only, T0);
+		struct tpkt ack = tcp4(cl[k], HS, 40000, 21, TH_ACK, 1001, 5001, 65535, 0, NO_WS);
+		gorw(&ack, &ct_nat_only, T0);
+		char cmd[64];
+		snprintf(cmd, sizeof(cmd), "PORT 10,0,0,%u,156,66\r\n", k + 1);
+		struct tpkt port = tcp4_text(cl[k], HS, 40000, 21, 1001, 5001, cmd);
+		gorw(&port, &ct_nat_only, T0);
+	}
+	CHECK(cport[0] != cport[1]);
+	CHECK_EQ(ferry_ct_exp_count(ct), 1);
+	struct tpkt data = tcp4(HS, HX, 20, 40002, TH_SYN, 7, 0, 65535, 0, NO_WS);
+	CHECK_EQ(gorw(&data, &commit_nat, T0), ST(TRK) | ST(NEW) | ST(REL) | ST(DNAT));
+	CHECK_EQ(dst4(&data), c1);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_ftp_passive);
@@ -485,5 +537,7 @@ int main(void)
 	RUN(test_ftp_passive_through_dnat);
 	RUN(test_tftp_through_snat);
 	RUN(test_ftp_shrinking_edit_and_second_pass);
+	RUN(test_expectation_survives_a_refused_commit);
+	RUN(test_two_clients_one_port_behind_snat);
 	return ftest_finish();
 }
