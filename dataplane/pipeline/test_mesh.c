@@ -18,6 +18,7 @@
 #include <rte_ring.h>
 #include "../common/eal_test.h"
 #include "../common/ftest.h"
+#include "test_ring_ports.h"
 #include "../common/mbuf_bytes.h"
 #include "../ports/ports.h"
 #include "actions.h"
@@ -573,22 +574,8 @@ static void test_no_tunnels_floods_as_before(void)
 int main(void)
 {
 	ferry_test_eal_init("mesh", NULL, 0);
-	for (int p = 0; p < N_ETH; p++) {
-		char n[32];
-		snprintf(n, sizeof(n), "rx%d", p);
-		rx_ring[p] = rte_ring_create(n, RING, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		snprintf(n, sizeof(n), "tx%d", p);
-		tx_ring[p] = rte_ring_create(n, RING, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		snprintf(n, sizeof(n), "ferry_mring%d", p);
-		if (!rx_ring[p] || !tx_ring[p] || rte_eth_from_rings(n, &rx_ring[p], 1, &tx_ring[p], 1, 0) != p)
-			return 1;
-	}
-	char err[256];
-	struct ferry_ports_config cfg = { .n_workers = 1, .nb_rxd = 64, .nb_txd = 64, .extra_mbufs = 4096 };
-	if (ferry_ports_setup(&ports, &cfg, err, sizeof(err)) != 0 || ferry_ports_start(&ports, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s\n", err);
+	if (ferry_test_ring_ports("m", N_ETH, RING, rx_ring, tx_ring, &ports) != 0)
 		return 1;
-	}
 	mbufs_at_start = ferry_ports_mbufs_available(&ports);
 	for (unsigned i = 0; i < N_NODES; i++)
 		node_init(&nodes[i], i);

@@ -12,6 +12,7 @@
 #include <rte_ring.h>
 #include "../common/eal_test.h"
 #include "../common/ftest.h"
+#include "test_ring_ports.h"
 #include "../common/mbuf_bytes.h"
 #include "../ports/ports.h"
 #include "../underlay/arp.h"
@@ -521,22 +522,8 @@ static void test_no_mbuf_leaked(void)
 int main(void)
 {
 	ferry_test_eal_init("tunnel", NULL, 0);
-	for (int p = 0; p < N_PORTS; p++) {
-		char n[32];
-		snprintf(n, sizeof(n), "rx%d", p);
-		rx_ring[p] = rte_ring_create(n, RING, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		snprintf(n, sizeof(n), "tx%d", p);
-		tx_ring[p] = rte_ring_create(n, RING, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		snprintf(n, sizeof(n), "ferry_tring%d", p);
-		if (!rx_ring[p] || !tx_ring[p] || rte_eth_from_rings(n, &rx_ring[p], 1, &tx_ring[p], 1, 0) != p)
-			return 1;
-	}
-	char err[256];
-	struct ferry_ports_config cfg = { .n_workers = 1, .nb_rxd = 64, .nb_txd = 64, .extra_mbufs = 4096 };
-	if (ferry_ports_setup(&ports, &cfg, err, sizeof(err)) != 0 || ferry_ports_start(&ports, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s\n", err);
+	if (ferry_test_ring_ports("t", N_PORTS, RING, rx_ring, tx_ring, &ports) != 0)
 		return 1;
-	}
 	mbufs_at_start = ferry_ports_mbufs_available(&ports);
 	node_init(&A, 0, 0, 1);
 	node_init(&B, 1, 2, 3);
