@@ -6,6 +6,7 @@
  * not a sum (and not over the addresses, so only a port change needs it), and an ICMP
  * error's own checksum, over a small message whose quoted packet has just changed. */
 #include "nat_rewrite.h"
+#include "nat_bytes.h"
 #include "../common/crc32c.h"
 
 #include <stdbool.h>
@@ -93,17 +94,6 @@ static inline void store16(uint8_t *p, uint16_t v)
 	memcpy(p, &v, 2);
 }
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
 
 /* Overwrites an even number of bytes and returns d plus ~m + m' for each word that
  * changed from m to m': what every sum covering the field must be adjusted by. The

@@ -4,6 +4,7 @@
  * an incremental checksum update; a payload edit changes the length, so the TCP
  * checksum is computed again over the (short) segment. */
 #include "nat_rewrite.h"
+#include "nat_bytes.h"
 
 #include <string.h>
 #include <rte_ip.h>
@@ -21,17 +22,10 @@
 #define TCP_CSUM_OFF 16
 #define IPPROTO_TCP_ 6
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)rd16(p) << 16 | rd16(p + 2); }
 static inline void wr32(uint8_t *p, uint32_t v) { wr16(p, (uint16_t)(v >> 16)); wr16(p + 2, (uint16_t)v); }
 
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
 
 /* RFC 1624 over one 32-bit field, values in host order: the checksum at csum */
 static void csum_replace32(uint8_t *csum, uint32_t old, uint32_t new)
