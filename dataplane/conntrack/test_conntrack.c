@@ -894,6 +894,57 @@ static void test_burst_equals_one_by_one(void)
 	ferry_ct_destroy(ct1); ferry_ct_destroy(ct2);
 }
 
+/* The burst's packets are grouped by bucket through a table of 64 groups indexed by
+ * the bucket's low bits: buckets 64 apart meet in one group, and the later one's
+ * packets wait for a second round. Two flows in such buckets (and a third elsewhere),
+ * interleaved: each packet's result is the one it gets alone, in order. */
+static void test_burst_buckets_sharing_a_group(void)
+{
+	setup_n(1000, 128);
+	uint16_t port[3] = { 0 };
+	uint32_t bkt[3] = { 0 };
+	for (uint16_t sp = 1000, found = 0; found < 3 && sp < 60000; sp++) {
+		struct tpkt tp = udp4(HA, HB, sp, 53, 0);
+		struct ferry_ct_pkt k = ctpkt(&tp);
+		const struct ferry_ct_action *a = &CM;
+		struct ct_pktctx cx;
+		CHECK_EQ(ct_extract_burst(ct, &k, &a, 1, &cx), 1);
+		uint32_t b = ct_bucket_of(ct, cx.hash);
+		bool ok = found == 0 || (found == 1 && b != bkt[0] && (b & 63) == (bkt[0] & 63)) ||
+			  (found == 2 && (b & 63) != (bkt[0] & 63));
+		if (ok) {
+			port[found] = sp; bkt[found++] = b;
+		}
+	}
+	CHECK(port[2] != 0);
+	/* forward, forward, forward, reply, reply, forward, reply, forward... */
+	static const uint8_t flow[12] = { 0, 1, 2, 1, 0, 1, 2, 0, 0, 2, 1, 1 };
+	static const uint8_t rev[12] = { 0, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0 };
+	static struct tpkt tp[12];
+	struct ferry_ct_pkt k[12]; const struct ferry_ct_action *acts[12]; struct ferry_ct_result rb[12], rs[12];
+	memset(rb, 0, sizeof(rb)); memset(rs, 0, sizeof(rs));
+	for (unsigned i = 0; i < 12; i++) {
+		tp[i] = rev[i] ? udp4(HB, HA, 53, port[flow[i]], 0) : udp4(HA, HB, port[flow[i]], 53, 0);
+		k[i] = ctpkt(&tp[i]); acts[i] = &CM;
+	}
+	ferry_ct_execute(&th, k, acts, 12, T0, rb);
+	struct ferry_ct *ct1 = ferry_ct_create(&(struct ferry_ct_config){ .max_conns = 1000, .n_buckets = 128 });
+	struct ferry_ct_thread t1; ferry_ct_thread_init(ct1, &t1);
+	for (unsigned i = 0; i < 12; i++) {
+		struct ferry_ct_pkt one = ctpkt(&tp[i]); ferry_ct_execute(&t1, &one, &acts[i], 1, T0, &rs[i]);
+	}
+	unsigned same = 0;
+	for (unsigned i = 0; i < 12; i++)
+		same += memcmp(&rb[i], &rs[i], sizeof(rb[i])) == 0;
+	CHECK_EQ(same, 12);
+	/* flow 1's first packet opened it, its reply (4th) made it est|rpl, the rest est */
+	CHECK_EQ(rb[1].state, NEW | TRK); CHECK_EQ(rb[3].state, EST | RPL | TRK | SRPL);
+	CHECK_EQ(rb[5].state, EST | TRK | SRPL); CHECK_EQ(rb[4].state, EST | RPL | TRK | SRPL);
+	CHECK_EQ(ferry_ct_count(ct), 3); CHECK_EQ(*th.packets, 12);
+	ferry_ct_thread_fini(&t1); ferry_ct_destroy(ct1);
+	teardown();
+}
+
 /* ================= dump, flush, stats ================= */
 
 /* seven entries, told apart by (proto, ip version, original source port):
@@ -1185,6 +1236,7 @@ int main(void)
 	RUN(test_checks_skipped_when_verified);
 	RUN(test_burst_same_call);
 	RUN(test_burst_equals_one_by_one);
+	RUN(test_burst_buckets_sharing_a_group);
 	RUN(test_dump_filters_and_paging);
 	RUN(test_dump_stop_and_resume);
 	RUN(test_flush_and_stats);
