@@ -136,6 +136,7 @@ struct ferry_ct *ferry_ct_create(const struct ferry_ct_config *cfg)
 		pthread_mutex_init(&ct->buckets[b].lock, &ma);
 		ct->buckets[b].exp_head = ct->buckets[b].exp_tail = ct->buckets[b].cursor = CT_NIL;
 		ct->buckets[b].exp_len = 0;
+		atomic_init(&ct->buckets[b].waiting, 0);
 	}
 	pthread_mutexattr_destroy(&ma);
 	for (uint32_t z = 0; z < FERRY_CT_ZONES; z++)
@@ -213,6 +214,24 @@ void ferry_ct_thread_fini(struct ferry_ct_thread *t)
 	while (t->n_free)
 		ct->free_stack[ct->n_free++] = t->free_idx[--t->n_free];
 	pthread_mutex_unlock(&ct->free_lock);
+}
+
+/* A bucket lock another thread holds. A hold is short (a burst's packets of one
+ * bucket, or CT_SWEEP_BUDGET entries of the sweep), so trying again for a while
+ * costs less than sleeping. */
+#define CT_LOCK_TRIES 4096u
+
+void ct_bucket_lock_contended(struct ct_bucket *b)
+{
+	atomic_fetch_add_explicit(&b->waiting, 1, memory_order_relaxed);
+	for (unsigned i = 0; i < CT_LOCK_TRIES; i++) {
+		rte_pause();
+		if (pthread_mutex_trylock(&b->lock) == 0)
+			goto taken;
+	}
+	pthread_mutex_lock(&b->lock);
+taken:
+	atomic_fetch_sub_explicit(&b->waiting, 1, memory_order_relaxed);
 }
 
 static uint32_t entry_alloc(struct ferry_ct_thread *t)
@@ -891,9 +910,9 @@ static __attribute__((noinline)) void process_later(const struct burst_env *e, u
 	struct ferry_ct *ct = t->ct;
 	for (unsigned round = 0; round < LATER_ROUNDS; round++) {
 		uint32_t lo = bi < other ? bi : other, hi = bi < other ? other : bi;
-		pthread_mutex_lock(&ct->buckets[lo].lock);
+		ct_bucket_lock(&ct->buckets[lo]);
 		if (hi != lo)
-			pthread_mutex_lock(&ct->buckets[hi].lock);
+			ct_bucket_lock(&ct->buckets[hi]);
 		t->held1 = bi;
 		t->held2 = other;
 		*e->later &= ~(1ull << i);
@@ -921,7 +940,7 @@ static __attribute__((always_inline)) inline void lock_group(const struct burst_
 {
 	struct ferry_ct_thread *t = e->t;
 	struct ct_bucket *b = &t->ct->buckets[bi];
-	pthread_mutex_lock(&b->lock);
+	ct_bucket_lock(b);
 	t->held1 = bi;
 	for (; group; group &= group - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(group);
@@ -1009,10 +1028,11 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 		bkt[i] = slot & bucket_mask;
 		differ |= bkt[i] ^ first_bkt;
 		if (head != CT_NIL) {
-			/* the key's line, and the line the packet's update writes (a reply
-			 * node's entry is fetched when met: the direct path stays lean) */
+			/* the key's line, and the line the packet's update writes, asked
+			 * for to be written (a reply node's entry is fetched when met: the
+			 * direct path stays lean) */
 			rte_prefetch0(&e.conns[head]);
-			rte_prefetch0(&e.conns[head].peer);
+			rte_prefetch0_write(&e.conns[head].peer);
 		}
 	}
 	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */
@@ -1124,6 +1144,8 @@ void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out)
 	out->sweeps = atomic_load(&ct->sweeps);
 	out->events_dropped = atomic_load(&ct->events_dropped);
 	out->sweep_max_hold_ns = atomic_load(&ct->sweep_max_hold_ns);
+	out->sweep_holds = atomic_load(&ct->sweep_holds);
+	out->sweep_long_holds = atomic_load(&ct->sweep_long_holds);
 	out->exp_expired = atomic_load(&ct->exp_expired);
 }
 

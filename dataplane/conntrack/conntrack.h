@@ -190,6 +190,8 @@ struct ferry_ct_counters {
 	uint64_t sweeps;
 	uint64_t events_dropped;
 	uint64_t sweep_max_hold_ns; /* the longest a sweep held one bucket lock */
+	uint64_t sweep_holds;       /* the sweep's lock holds, and those over 50 us */
+	uint64_t sweep_long_holds;
 	uint64_t exp_expired;       /* expectations that timed out unused */
 };
 void ferry_ct_counters(const struct ferry_ct *ct, struct ferry_ct_counters *out);

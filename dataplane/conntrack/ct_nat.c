@@ -116,12 +116,12 @@ int ct_lock_second(struct ferry_ct_thread *t, uint32_t held, uint32_t bi)
 		top = t->held1;
 	if (t->held2 != CT_NIL && t->held2 > top)
 		top = t->held2;
-	pthread_mutex_t *l = &t->ct->buckets[bi].lock;
+	struct ct_bucket *b = &t->ct->buckets[bi];
 	if (bi > top) {
-		pthread_mutex_lock(l);
+		ct_bucket_lock(b);
 		return 2;
 	}
-	return pthread_mutex_trylock(l) == 0 ? 2 : 0;
+	return pthread_mutex_trylock(&b->lock) == 0 ? 2 : 0;
 }
 
 static inline void unlock_second(struct ferry_ct *ct, uint32_t bi, int how)

@@ -17,6 +17,8 @@
 #define CT_MAX_POLICIES 1024u       /* zones with a timeout policy of their own, at once */
 #define CT_EARLY_DROP_SCAN 8u       /* entries of a bucket's list looked at for an unreplied victim */
 #define NS_PER_SEC 1000000000ull
+#define CT_SWEEP_YIELD_SPINS 100000u /* the most a sweep step waits for waiting workers to take a lock */
+#define CT_LONG_HOLD_NS 50000u      /* a sweep's lock hold past this is counted (the burst bound) */
 
 /* A connection's key, canonical: endpoint a is the lower (address, port) of the two,
  * so both directions of a connection have the same key and one lookup finds it. */
@@ -101,7 +103,9 @@ struct ct_bucket {
 	uint32_t exp_head, exp_tail;
 	uint32_t exp_len;
 	uint32_t cursor;
+	_Atomic uint32_t waiting;   /* workers waiting for the lock: the sweep lets them in */
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct ct_bucket) == 64, "a bucket is one line");
 
 /* A translated connection (CONN_NAT), beside its entry at the same index. The
  * original direction's tuple O is the entry's key (with orig_b); the translation T
@@ -160,6 +164,18 @@ enum ct_update {
 };
 
 struct ferry_ct;
+
+/* A worker's lock of a bucket. Tried first; when another thread holds it, the worker
+ * says it waits (the sweep, between two of its bounded steps, lets waiting workers
+ * in before it takes the lock again) and tries for a while before it sleeps in the
+ * mutex: a worker that slept would wait out a wake-up, and the sweep would take the
+ * lock back before it ran. */
+void ct_bucket_lock_contended(struct ct_bucket *b);
+static inline void ct_bucket_lock(struct ct_bucket *b)
+{
+	if (__builtin_expect(pthread_mutex_trylock(&b->lock) != 0, 0))
+		ct_bucket_lock_contended(b);
+}
 
 /* One protocol's machine: OVS's ct_l4_proto. */
 struct ct_l4_ops {
@@ -229,6 +245,7 @@ struct ferry_ct {
 
 	_Atomic uint64_t expired, flushed, sweeps, events_dropped;
 	_Atomic uint64_t sweep_max_hold_ns;   /* longest a sweep held one bucket lock */
+	_Atomic uint64_t sweep_holds, sweep_long_holds; /* all of them, those over CT_LONG_HOLD_NS */
 	_Atomic uint64_t nat_log_ns;          /* when exhaustion was last logged */
 	struct ct_exp_table *exp;             /* ALG expectations (ct_alg.c) */
 	_Atomic uint32_t n_exp;               /* how many: 0 spares new connections the lookup */

@@ -286,9 +286,15 @@ static uint64_t sweep_bucket(struct ferry_ct_thread *t, struct ct_bucket *b, uin
 		held = hold_clock() - held;
 		if (held > atomic_load_explicit(&ct->sweep_max_hold_ns, memory_order_relaxed))
 			atomic_store_explicit(&ct->sweep_max_hold_ns, held, memory_order_relaxed);
-		/* let a waiting worker in; the cursor survives removals made meanwhile */
+		atomic_fetch_add_explicit(&ct->sweep_holds, 1, memory_order_relaxed);
+		if (held > CT_LONG_HOLD_NS)
+			atomic_fetch_add_explicit(&ct->sweep_long_holds, 1, memory_order_relaxed);
+		/* let waiting workers in (they try the lock in a loop: the sweep waits
+		 * until they have it, else it would take it back first, step after step);
+		 * the cursor survives removals made meanwhile */
 		pthread_mutex_unlock(&b->lock);
-		for (int i = 0; i < 16; i++)
+		for (unsigned i = 0; i < CT_SWEEP_YIELD_SPINS &&
+				    atomic_load_explicit(&b->waiting, memory_order_relaxed) != 0; i++)
 			rte_pause();
 		pthread_mutex_lock(&b->lock);
 	}
