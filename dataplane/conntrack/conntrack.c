@@ -1032,7 +1032,7 @@ void ferry_ct_execute(struct ferry_ct_thread *t, struct ferry_ct_pkt *pkts, cons
 			 * for to be written (a reply node's entry is fetched when met: the
 			 * direct path stays lean) */
 			rte_prefetch0(&e.conns[head]);
-			rte_prefetch0_write(&e.conns[head].peer);
+			__builtin_prefetch(&e.conns[head].peer, 1, 3); /* rte_prefetch0_write is experimental in 22.11 */
 		}
 	}
 	/* 3. each bucket's lock once, for all the burst's packets in it, in burst order */
