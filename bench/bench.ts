@@ -402,7 +402,11 @@ function sttCodecRows(): Row[] {
   ];
 }
 
-async function main(): Promise<void> {
+/** FERRY_BENCH_ONLY=forwarding,classifier,conntrack,programming,stt runs only those
+ * parts (all by default): for working on one figure. */
+const ONLY = new Set((process.env.FERRY_BENCH_ONLY ?? 'forwarding,classifier,conntrack,programming,stt').split(','));
+
+async function forwardingRows(): Promise<Row[]> {
   const ferry: number[] = [];
   const pipe: number[] = [];
   const base: number[] = [];
@@ -421,21 +425,27 @@ async function main(): Promise<void> {
     pipeRatios.push(median(p) / median(b));
   }
   process.stderr.write(`bench: samples (Mpps) testpmd ${base.map((v) => (v / 1e6).toFixed(1)).join(' ')}; ferryd ${ferry.map((v) => (v / 1e6).toFixed(1)).join(' ')}; per-round ratios ${ratios.map((v) => v.toFixed(2)).join(' ')}\n`);
-  const rows: Row[] = [{
+  return [{
     metric: 'forwarding 2x net_null, 64 B, 1 worker core',
     ferry: median(ferry) / 1e6, baseline: median(base) / 1e6, baselineName: 'testpmd io', unit: 'Mpps',
     ratio: median(ratios),
-  }];
-  rows.push({
+  }, {
     metric: 'pipeline parse+classify+forward, 64 B, 1,001 flows / 10 masks, 1 core',
     ferry: median(pipe) / 1e6, baseline: median(base) / 1e6, baselineName: 'testpmd io', unit: 'Mpps',
     ratio: median(pipeRatios),
-  });
-  rows.push(...classifierRows());
-  rows.push(...conntrackRows());
-  process.stderr.write('bench: flow programming over REST\n');
-  rows.push(...(await programming()));
-  rows.push(...sttCodecRows(), ...(await sttTunnelRows()));
+  }];
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  if (ONLY.has('forwarding')) rows.push(...(await forwardingRows()));
+  if (ONLY.has('classifier')) rows.push(...classifierRows());
+  if (ONLY.has('conntrack')) rows.push(...conntrackRows());
+  if (ONLY.has('programming')) {
+    process.stderr.write('bench: flow programming over REST\n');
+    rows.push(...(await programming()));
+  }
+  if (ONLY.has('stt')) rows.push(...sttCodecRows(), ...(await sttTunnelRows()));
   printTable(rows);
 }
 

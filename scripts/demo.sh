@@ -22,7 +22,7 @@ cleanup() {
   wait 2>/dev/null || true
   scripts/topology2.sh down "$P"
   for k in 1 2; do
-    rm -f "/dev/shm/ferry-demo-hv$k"
+    rm -f "/dev/shm/ferry-demo-hv$k" "/dev/shm/ferry-demo-hv$k.doorbell"
     rm -rf "/var/run/dpdk/ferry-demo-hv$k"
   done
   echo "demo: processes, namespaces, veths and shared memory removed"

@@ -6,6 +6,9 @@ import type { Segment } from './shm/segment';
 import type { RingConsumer, RingProducer } from './shm/ring';
 import type { BodyWriter } from './messages';
 import { FerryEvent, decodeEvent } from './events';
+import type { Doorbell } from './doorbell';
+
+const DOORBELL_FALLBACK_MS = 5;
 
 export type { BodyWriter } from './messages';
 
@@ -58,6 +61,8 @@ export interface ChannelOptions {
   timeoutMs?: number;
   /** How long after the last activity polling uses setImmediate before dropping to setTimeout(1). */
   spinMs?: number;
+  /** With a live doorbell, how often the response ring is read anyway (a lost ring, deadlines). */
+  doorbellFallbackMs?: number;
 }
 
 export interface ChannelStats {
@@ -96,12 +101,16 @@ function nextReqId(): number {
 export class ControlChannel {
   readonly timeoutMs: number;
   private readonly spinMs: number;
+  private readonly fallbackMs: number;
   private readonly req: RingProducer;
   private readonly resp: RingConsumer;
   private readonly events: RingConsumer;
   private readonly maxBody: number;
   private readonly pending = new Map<number, Pending>();
   private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private bell: Doorbell | null = null;
   private lastActivity = 0;
   private nextDeadline = Infinity;
   private closedWith: Error | null = null;
@@ -110,6 +119,7 @@ export class ControlChannel {
   constructor(readonly segment: Segment, opts: ChannelOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.spinMs = opts.spinMs ?? 2;
+    this.fallbackMs = opts.doorbellFallbackMs ?? DOORBELL_FALLBACK_MS;
     this.req = segment.requestRing();
     this.resp = segment.responseRing();
     this.events = segment.eventRing();
@@ -189,8 +199,7 @@ export class ControlChannel {
     this.stats.requests++;
     const now = performance.now();
     const p = this.track(reqId, spec, now, onPart);
-    this.lastActivity = now;
-    this.schedule();
+    this.afterSend(now);
     return p;
   }
 
@@ -219,8 +228,7 @@ export class ControlChannel {
     const now = performance.now();
     const responses = ids.map((id, i) => this.track(id, specs[i]!, now));
     if (submitted > 0) {
-      this.lastActivity = now;
-      this.schedule();
+      this.afterSend(now);
     }
     return { submitted, responses };
   }
@@ -277,8 +285,7 @@ export class ControlChannel {
         });
       });
     });
-    this.lastActivity = now;
-    this.schedule();
+    this.afterSend(now);
     return { submitted, done };
   }
 
@@ -360,6 +367,8 @@ export class ControlChannel {
 
   private readonly tick = (): void => {
     this.scheduled = false;
+    this.timer = null;
+    this.immediate = null;
     try {
       this.poll();
     } catch (e) {
@@ -370,11 +379,39 @@ export class ControlChannel {
     this.schedule();
   };
 
+  /** Requests are on the ring: wake ferryd, and watch for the answers. */
+  private afterSend(now: number): void {
+    this.lastActivity = now;
+    this.bell?.ring();
+    this.schedule();
+  }
+
+  /**
+   * With a live doorbell ferryd says when answers are out (wake()): a timer only catches a
+   * lost ring and deadlines. Without one, the ring is polled: every turn of the event loop
+   * for spinMs after activity, then every millisecond.
+   */
   private schedule(): void {
     if (this.scheduled || this.pending.size === 0) return;
     this.scheduled = true;
-    if (performance.now() - this.lastActivity < this.spinMs) setImmediate(this.tick);
-    else setTimeout(this.tick, 1);
+    if (this.bell?.live) this.timer = setTimeout(this.tick, this.fallbackMs);
+    else if (performance.now() - this.lastActivity < this.spinMs) this.immediate = setImmediate(this.tick);
+    else this.timer = setTimeout(this.tick, 1);
+  }
+
+  /** Uses bell to wake ferryd after requests, and to be woken when answers are out. */
+  useDoorbell(bell: Doorbell): void {
+    this.bell = bell;
+  }
+
+  /** ferryd rang: read the response ring now. */
+  wake(): void {
+    if (this.closedWith) return;
+    if (this.scheduled) {
+      if (this.timer) clearTimeout(this.timer);
+      if (this.immediate) clearImmediate(this.immediate);
+    }
+    this.tick();
   }
 
   /** Rejects every pending request with err (the channel stays usable). */

@@ -4,6 +4,7 @@ import { ABI_VERSION, DpState, DpStateName } from './gen/proto';
 import { AttachError, FerrydDownError } from './errors';
 import { ControlChannel, ChannelResponse, MultiPartResult, PartHandler } from './channel';
 import { Segment, attachSegment } from './shm/segment';
+import { Doorbell, doorbellPath } from './doorbell';
 import { shmStat } from './shm/libc';
 import type { BodyWriter } from './messages';
 
@@ -63,6 +64,9 @@ export class FerrydConnection extends EventEmitter {
   log: Log;
   private seg: Segment | null = null;
   private chan: ControlChannel | null = null;
+  private bell: Doorbell | null = null;
+  private bellConnecting = false;
+  private bellWarned = false;
   private replayed = false;
   private replaying: Promise<void> | null = null;
   private replayHandler: ReplayHandler | null = null;
@@ -115,6 +119,13 @@ export class FerrydConnection extends EventEmitter {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.chan?.close(new FerrydDownError('ferry-control is shutting down'));
+    this.bell?.close();
+    this.bell = null;
+  }
+
+  /** The doorbell to the attached ferryd (doorbell.ts), or null while detached. */
+  get doorbell(): Pick<Doorbell, 'live' | 'sent' | 'heard'> | null {
+    return this.bell;
   }
 
   /** The attached segment (possibly of a ferryd that is not healthy), or null. */
@@ -199,12 +210,25 @@ export class FerrydConnection extends EventEmitter {
     });
   }
 
+  /** Connects bell (again); tells once when ferryd has none (its channel is then polled). */
+  private ringBell(bell: Doorbell): void {
+    if (this.bellConnecting) return;
+    this.bellConnecting = true;
+    void bell.connect().then((up) => {
+      this.bellConnecting = false;
+      if (up || this.bell !== bell || this.bellWarned) return;
+      this.bellWarned = true;
+      this.log.warn(`ferryd on /${this.shmName} has no doorbell (yet): its channel is polled`);
+    });
+  }
+
   /** One watch step: attach, notice restarts and deaths, replay. Called by the timer. */
   check(): void {
     if (this.stopped) return;
     if (!this.seg) {
       if (!this.tryAttach()) return;
     }
+    if (this.bell && !this.bell.live) this.ringBell(this.bell); // ferryd may have opened it since
     const seg = this.seg!;
     let st;
     try {
@@ -268,7 +292,14 @@ export class FerrydConnection extends EventEmitter {
       return false;
     }
     this.seg = seg;
-    this.chan = new ControlChannel(seg, { timeoutMs: this.opts.requestTimeoutMs });
+    const chan = new ControlChannel(seg, { timeoutMs: this.opts.requestTimeoutMs });
+    this.chan = chan;
+    // this ferryd's doorbell: requests wake it, and it says when answers are out
+    this.bell?.close();
+    const bell = new Doorbell(doorbellPath(this.shmName), () => chan.wake());
+    this.bell = bell;
+    chan.useDoorbell(bell);
+    this.ringBell(bell);
     this.replayed = false;
     this.replaying = null;
     this.replayError = null;
@@ -287,6 +318,8 @@ export class FerrydConnection extends EventEmitter {
     if (!this.seg) return;
     this.log.warn(`detaching from /${this.shmName}: ${reason}`);
     this.chan?.close(new FerrydDownError(`ferryd is not running: ${reason}`));
+    this.bell?.close();
+    this.bell = null;
     this.seg = null; // the mapping itself stays: never munmap
     this.chan = null;
     this.replayed = false;

@@ -102,6 +102,21 @@ export class FerryMetrics {
       },
     });
 
+    const bellUp: Gauge = new Gauge({
+      name: 'ferry_control_doorbell_up', help: '1 while ferry-control and ferryd wake each other through the doorbell (else the rings are polled)', registers,
+      collect: () => bellUp.set(this.ferryd.doorbell?.live ? 1 : 0),
+    });
+    const rings: Counter<'direction'> = new Counter({
+      name: 'ferry_control_doorbell_rings_total', help: 'Doorbell rings: sent to ferryd after requests, heard from it after answers (since attaching)',
+      labelNames: ['direction'], registers,
+      collect: () => {
+        rings.reset();
+        const b = this.ferryd.doorbell;
+        rings.inc({ direction: 'sent' }, b?.sent ?? 0);
+        rings.inc({ direction: 'heard' }, b?.heard ?? 0);
+      },
+    });
+
     const depth: Gauge<'ring'> = new Gauge({
       name: 'ferry_ring_depth', help: 'Records waiting in a ring', labelNames: ['ring'], registers,
       collect: () => {

@@ -21,6 +21,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../ctl/ctl.h"
+#include "../ctl/doorbell.h"
 #include "../ctl/shm.h"
 #include "../classifier/flow_table.h"
 #include "../ports/ports.h"
@@ -175,12 +176,6 @@ static void housekeeping(struct ferry_shm *shm, const struct ferry_ports *ports)
 	__atomic_store_n(&shm->hdr->heartbeat, shm->hdr->heartbeat + 1, __ATOMIC_RELEASE);
 }
 
-static void nap_us(uint32_t us)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)us * 1000 };
-	nanosleep(&ts, NULL);
-}
-
 int main(int argc, char **argv)
 {
 	static struct ferry_ports ports;
@@ -231,8 +226,17 @@ int main(int argc, char **argv)
 	struct ferry_shm_geometry geo = {
 		.n_ports = ports.n_ports, .n_workers = n_workers, .max_flows = opt.max_flows,
 	};
-	if (ferry_shm_create(&shm, opt.shm_name, &geo, err, sizeof(err)) != 0)
+	/* ferry-control rings when it has put requests on the ring, and is rung when
+	 * their answers are out: neither side waits out a nap (doorbell.h). Open before
+	 * the segment exists, so a control that attaches finds it. (Without it, ferryd
+	 * works on: the control channel is polled.) */
+	struct ferry_doorbell bell;
+	if (ferry_doorbell_open(&bell, NULL, opt.shm_name, err, sizeof(err)) != 0)
+		FERRY_LOG(WARNING, "%s: requests are noticed at the next poll only", err);
+	if (ferry_shm_create(&shm, opt.shm_name, &geo, err, sizeof(err)) != 0) {
+		ferry_doorbell_close(&bell);
 		goto fail_ports;
+	}
 	shm.hdr->tsc_hz = rte_get_tsc_hz();
 	shm.hdr->start_ns = ferry_monotonic_ns();
 	shm.hdr->housekeeping_us = opt.housekeeping_us;
@@ -358,6 +362,8 @@ int main(int argc, char **argv)
 	uint32_t idle_us = opt.ctl_idle_min_us;
 	while (!quit) {
 		uint32_t handled = ferry_ctl_poll(&ctl, UINT32_MAX);
+		if (handled != 0)
+			ferry_doorbell_ring(&bell);
 		uint64_t now = ferry_monotonic_ns();
 		handled += ferry_ctl_drain_punts(&ctl, now);
 		handled += ferry_ctl_drain_ct(&ctl, now);
@@ -377,8 +383,10 @@ int main(int argc, char **argv)
 			idle_us = opt.ctl_idle_min_us;
 			continue;
 		}
-		nap_us(idle_us);
-		idle_us = idle_us * 2 > opt.ctl_idle_max_us ? opt.ctl_idle_max_us : idle_us * 2;
+		if (ferry_doorbell_wait(&bell, idle_us))
+			idle_us = opt.ctl_idle_min_us;
+		else
+			idle_us = idle_us * 2 > opt.ctl_idle_max_us ? opt.ctl_idle_max_us : idle_us * 2;
 	}
 
 	printf("ferryd: stopping\n");
@@ -401,6 +409,7 @@ fail_flows:
 fail_rcu:
 	rte_free(qsv);
 fail_shm:
+	ferry_doorbell_close(&bell);
 	ferry_shm_destroy(&shm);
 fail_ports:
 	if (rc != 0) {

@@ -98,6 +98,7 @@ export class MeshNode {
     } finally {
       if (this.ferryd) await stopProc(this.ferryd, 'SIGTERM');
       rmSync(`/dev/shm/${this.shm}`, { force: true });
+      rmSync(`/dev/shm/${this.shm}.doorbell`, { force: true }); // ferryd removes it, unless killed
       rmSync(`/var/run/dpdk/${this.shm}`, { recursive: true, force: true });
     }
   }

@@ -173,6 +173,7 @@ export class Ferry {
     clearTimeout(t);
     this.topologyDown();
     rmSync(`/dev/shm/${this.shm}`, { force: true });
+      rmSync(`/dev/shm/${this.shm}.doorbell`, { force: true }); // ferryd removes it, unless killed
     rmSync(`/var/run/dpdk/${this.shm}`, { recursive: true, force: true });
     rmSync(this.stateDir, { recursive: true, force: true });
   }
@@ -233,6 +234,7 @@ export async function startNullFerry(opts: { tag: string; memMb?: number; extra?
     await stopProc(fd);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(`/dev/shm/${shm}`, { force: true });
+    rmSync(`/dev/shm/${shm}.doorbell`, { force: true }); // ferryd removes it, unless killed
     rmSync(`/var/run/dpdk/${shm}`, { recursive: true, force: true });
   };
   try {

@@ -135,6 +135,7 @@ export class HvNode {
     } finally {
       if (this.ferryd) await stopProc(this.ferryd, 'SIGTERM');
       rmSync(`/dev/shm/${this.shm}`, { force: true });
+      rmSync(`/dev/shm/${this.shm}.doorbell`, { force: true }); // ferryd removes it, unless killed
       rmSync(`/var/run/dpdk/${this.shm}`, { recursive: true, force: true });
       rmSync(this.stateDir, { recursive: true, force: true });
     }

@@ -46,6 +46,10 @@ describe('restarts lose nothing', () => {
   test('kill -9 of ferryd under traffic: unhealthy within a second, then the new ferryd gets every flow and tunnel and traffic passes', async () => {
     const before = await desiredOf(hv1);
     assert.ok(before.flows.length >= 12 && before.tunnels.length === 1);
+    // ferry-control and ferryd wake each other through the doorbell (the replay rang both ways)
+    assert.equal(await hv1.metric('ferry_control_doorbell_up'), 1, 'the doorbell is up');
+    assert.ok(await hv1.metric('ferry_control_doorbell_rings_total', { direction: 'sent' }) > 0);
+    assert.ok(await hv1.metric('ferry_control_doorbell_rings_total', { direction: 'heard' }) > 0);
     // traffic while it dies
     const ping = spawn('ip', ['netns', 'exec', hv1.vmNs, 'ping', '-n', '-i', '0.05', '-w', '6', '10.251.0.2'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 500));
@@ -59,6 +63,9 @@ describe('restarts lose nothing', () => {
     await hv1.waitHealthy();
     assert.deepEqual(await desiredOf(hv1), before, 'the desired state is unchanged');
     assert.equal(await hv1.metric('ferry_flows'), before.flows.length, 'the new ferryd holds every flow');
+    // the new ferryd's doorbell: rung by the replay, ringing back
+    await waitFor('the doorbell to the new ferryd', async () => ((await hv1.metric('ferry_control_doorbell_up')) === 1 ? true : undefined), 5000);
+    assert.ok(await hv1.metric('ferry_control_doorbell_rings_total', { direction: 'heard' }) > 0);
     const tun = (await hv1.json('GET', '/v1/tunnels/stt0')).body;
     assert.ok(tun.stats, 'the tunnel port exists in the new ferryd (it has counters)');
     await new Promise((r) => ping.on('exit', r));
