@@ -212,6 +212,8 @@ export interface NullFerry {
   api: string;
   /** host:port of ferry-control, for a scrape target */
   target: string;
+  /** ferryd's segment name */
+  shm: string;
   stop(): Promise<void>;
 }
 
@@ -250,6 +252,6 @@ export async function startNullFerry(opts: { tag: string; memMb?: number; extra?
     await stop();
     throw e;
   }
-  return { api, target, stop };
+  return { api, target, shm, stop };
 }
 
