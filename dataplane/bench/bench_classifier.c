@@ -7,6 +7,7 @@
  * The baseline, run in the same process on the same keys, is DPDK's rte_hash (one
  * exact-match probe per key): what a single hash table costs on this machine. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <rte_cycles.h>
 #include <rte_hash.h>
@@ -191,6 +192,14 @@ int main(void)
 	for (unsigned i = 0; i < N_KEYS; i++)
 		random_key(&keys[i]);
 	static const unsigned flows[] = { 10, 1000, 100000 }, masks[] = { 1, 10, 50 };
+	/* FERRY_BENCH_CLS=FLOWS:MASKS runs that one table only (for profiling) */
+	unsigned only_f = 0, only_m = 0;
+	const char *only = getenv("FERRY_BENCH_CLS");
+	if (only != NULL && sscanf(only, "%u:%u", &only_f, &only_m) == 2 && only_f && only_m) {
+		run(only_f, only_m);
+		rte_eal_cleanup();
+		return 0;
+	}
 	for (unsigned f = 0; f < 3; f++)
 		for (unsigned m = 0; m < 3; m++)
 			if (masks[m] <= flows[f])

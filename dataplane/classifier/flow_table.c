@@ -22,17 +22,25 @@ static int grow_array(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 	return 0;
 }
 
-static void retire(void *ctx, void *ptr)
+static void release(void *ptr, struct ferry_obj_pool *pool)
+{
+	if (pool != NULL)
+		ferry_obj_pool_put(pool, ptr);
+	else
+		rte_free(ptr);
+}
+
+static void retire(void *ctx, void *ptr, struct ferry_obj_pool *pool)
 {
 	struct ferry_flow_table *ft = ctx;
-	if (grow_array((void **)&ft->limbo, &ft->cap_limbo, ft->n_limbo + 1, sizeof(void *)) != 0) {
+	if (grow_array((void **)&ft->limbo, &ft->cap_limbo, ft->n_limbo + 1, sizeof(ft->limbo[0])) != 0) {
 		/* cannot defer: wait for the workers now, then free */
 		if (ft->qsv)
 			rte_rcu_qsbr_synchronize(ft->qsv, RTE_QSBR_THRID_INVALID);
-		rte_free(ptr);
+		release(ptr, pool);
 		return;
 	}
-	ft->limbo[ft->n_limbo++] = ptr;
+	ft->limbo[ft->n_limbo++] = (struct ferry_limbo){ ptr, pool };
 }
 
 int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint16_t n_ports,
@@ -49,6 +57,7 @@ int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint1
 	ft->reset_arg = reset_arg;
 	ft->visible_version = 1;
 	tss_init(&ft->tss, retire, ft);
+	ferry_obj_pool_init(&ft->rule_pool, sizeof(struct ferry_rule), RTE_CACHE_LINE_SIZE);
 	ft->slot_rule = rte_zmalloc("ferry_slots", (size_t)max_flows * sizeof(ft->slot_rule[0]), 0);
 	ft->free_slots = rte_malloc("ferry_free", (size_t)max_flows * sizeof(uint32_t), 0);
 	ft->dead_slots = rte_malloc("ferry_dead", (size_t)max_flows * sizeof(uint32_t), 0);
@@ -73,15 +82,12 @@ int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint1
 
 void ferry_flow_table_fini(struct ferry_flow_table *ft)
 {
-	if (ft->slot_rule) {
-		for (uint32_t s = 0; s < ft->max_flows; s++)
-			rte_free(ft->slot_rule[s]);
-	}
-	for (uint32_t i = 0; i < ft->n_dead; i++)
-		rte_free(ft->dead[i]);
+	/* rules (in slots, dead or in limbo) and nodes go with their pools */
 	tss_fini(&ft->tss);
 	for (uint32_t i = 0; i < ft->n_limbo; i++)
-		rte_free(ft->limbo[i]);
+		if (ft->limbo[i].pool == NULL)
+			rte_free(ft->limbo[i].ptr);
+	ferry_obj_pool_fini(&ft->rule_pool);
 	rte_free(ft->limbo);
 	rte_free(ft->dead);
 	rte_free(ft->batch.ops);
@@ -217,10 +223,10 @@ int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *t
 			 (unsigned long long)tie->id, tmpl->priority, tmpl->table_id);
 		return FERRY_STATUS_EEXIST;
 	}
-	struct ferry_rule *r = rte_malloc("ferry_rule", sizeof(*r), RTE_CACHE_LINE_SIZE);
+	struct ferry_rule *r = ferry_obj_pool_get(&ft->rule_pool);
 	struct ferry_flow_op *op = r ? push_op(st) : NULL;
 	if (op == NULL) {
-		rte_free(r);
+		ferry_obj_pool_put(&ft->rule_pool, r);
 		snprintf(why, whylen, "out of memory");
 		return FERRY_STATUS_EINTERNAL;
 	}
@@ -244,7 +250,7 @@ int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *t
 	} else {
 		if (ft->n_free == 0) {
 			st->n_ops--;
-			rte_free(r);
+			ferry_obj_pool_put(&ft->rule_pool, r);
 			snprintf(why, whylen, "flow table full (--max-flows %u)", ft->max_flows);
 			return FERRY_STATUS_ENOSPC;
 		}
@@ -269,7 +275,7 @@ int ferry_flow_table_add(struct ferry_flow_table *ft, const struct ferry_rule *t
 			ft->n_active--;
 		}
 		st->n_ops--;
-		rte_free(r);
+		ferry_obj_pool_put(&ft->rule_pool, r);
 		snprintf(why, whylen, "out of memory linking the flow");
 		return FERRY_STATUS_EINTERNAL;
 	}
@@ -368,7 +374,7 @@ void ferry_flow_table_reclaim(struct ferry_flow_table *ft)
 		__atomic_store_n(&ft->headers_needed, 0, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < ft->n_dead; i++) {
 		tss_remove(&ft->tss, ft->dead[i]); /* retires its node */
-		retire(ft, ft->dead[i]);
+		retire(ft, ft->dead[i], &ft->rule_pool);
 	}
 	ft->n_dead = 0;
 	while (ft->n_dead_slots > 0)
@@ -376,7 +382,7 @@ void ferry_flow_table_reclaim(struct ferry_flow_table *ft)
 	/* 2: no worker still walks a chain through what was just unlinked */
 	synchronize(ft);
 	for (uint32_t i = 0; i < ft->n_limbo; i++)
-		rte_free(ft->limbo[i]);
+		release(ft->limbo[i].ptr, ft->limbo[i].pool);
 	ft->n_limbo = 0;
 }
 
@@ -423,7 +429,7 @@ static void rollback(struct ferry_flow_table *ft, struct ferry_staging *st)
 		struct ferry_flow_op *op = &st->ops[i];
 		if (op->added) {
 			tss_remove(&ft->tss, op->added);
-			retire(ft, op->added);
+			retire(ft, op->added, &ft->rule_pool);
 		}
 		if (op->removed)
 			op->removed->staged_delete = false;

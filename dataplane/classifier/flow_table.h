@@ -37,6 +37,12 @@ struct ferry_staging {
 	char why[FERRY_ERR_MSG_LEN];
 };
 
+/* an object waiting out a grace period: then back to pool, or rte_free'd when NULL */
+struct ferry_limbo {
+	void *ptr;
+	struct ferry_obj_pool *pool;
+};
+
 struct ferry_flow_table {
 	/* read by workers */
 	uint64_t visible_version __rte_cache_aligned;
@@ -59,8 +65,10 @@ struct ferry_flow_table {
 	struct rte_rcu_qsbr *qsv;   /* NULL: no workers (tests) */
 	ferry_slot_reset_fn reset_slot;
 	void *reset_arg;
-	/* retirement: pointers freed, rules unlinked, slots released after grace periods */
-	void **limbo;
+	/* rules (every one, live or retired) come from here */
+	struct ferry_obj_pool rule_pool;
+	/* retirement: objects freed, rules unlinked, slots released after grace periods */
+	struct ferry_limbo *limbo;
 	uint32_t n_limbo, cap_limbo;
 	struct ferry_rule **dead;
 	uint32_t n_dead, cap_dead;

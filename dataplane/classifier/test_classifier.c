@@ -161,6 +161,16 @@ static void test_random_against_linear_scan(void)
 			cases++;
 		}
 	}
+	/* every rule and node of those 1000 tables went back to its pool */
+	CHECK(ft.rule_pool.in_use > 0 && ft.rule_pool.n_chunks > 0);
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	ferry_flow_table_reclaim(&ft);
+	CHECK_EQ(ft.rule_pool.in_use, 0);
+	uint64_t nodes = 0;
+	for (unsigned w = 0; w <= FERRY_KEY_WORDS; w++)
+		nodes += ft.tss.node_pool[w].in_use;
+	CHECK_EQ(nodes, 0);
 	CHECK_EQ(cases, SETS * PACKETS);
 	CHECK_EQ(mismatches, 0);
 	CHECK_EQ(wrong_ties, 0);

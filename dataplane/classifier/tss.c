@@ -46,6 +46,19 @@ void tss_init(struct tss *t, tss_retire_fn retire, void *ctx)
 	memset(t, 0, sizeof(*t));
 	t->retire = retire;
 	t->retire_ctx = ctx;
+	for (unsigned w = 0; w <= FERRY_KEY_WORDS; w++)
+		ferry_obj_pool_init(&t->node_pool[w], sizeof(struct tss_node) + w * sizeof(uint64_t), 8);
+}
+
+/* a node for subtable s (its n_words), from the pool of that size */
+static inline struct tss_node *node_get(struct tss *t, const struct tss_subtable *s)
+{
+	return ferry_obj_pool_get(&t->node_pool[s->n_words]);
+}
+
+static inline struct ferry_obj_pool *node_pool(struct tss *t, const struct tss_subtable *s)
+{
+	return &t->node_pool[s->n_words];
 }
 
 void tss_fini(struct tss *t)
@@ -56,20 +69,14 @@ void tss_fini(struct tss *t)
 			continue;
 		for (uint32_t i = 0; i < l->n; i++) {
 			struct tss_subtable *s = l->s[i];
-			for (uint32_t b = 0; b <= s->buckets->mask; b++) {
-				struct tss_node *n = s->buckets->head[b];
-				while (n) {
-					struct tss_node *next = n->next;
-					rte_free(n);
-					n = next;
-				}
-			}
-			rte_free(s->buckets);
+			rte_free(s->buckets); /* its nodes go with their pools below */
 			rte_free(s);
 		}
 		rte_free(l);
 		t->table[ti].list = NULL;
 	}
+	for (unsigned w = 0; w <= FERRY_KEY_WORDS; w++)
+		ferry_obj_pool_fini(&t->node_pool[w]);
 }
 
 uint32_t tss_n_subtables(const struct tss *t, uint8_t table)
@@ -144,7 +151,7 @@ static int republish(struct tss *t, uint8_t table, struct tss_subtable *add, str
 	}
 	__atomic_store_n(&t->table[table].list, l, __ATOMIC_RELEASE);
 	if (old)
-		t->retire(t->retire_ctx, old);
+		t->retire(t->retire_ctx, old, NULL);
 	return 0;
 }
 
@@ -188,7 +195,7 @@ static int grow(struct tss *t, struct tss_subtable *s)
 	b->mask = n - 1;
 	for (uint32_t i = 0; i <= old->mask; i++) {
 		for (struct tss_node *o = old->head[i]; o; o = o->next) {
-			struct tss_node *c = rte_malloc("tss_node", node_size(s), 0);
+			struct tss_node *c = node_get(t, s);
 			if (c == NULL)
 				goto nomem;
 			memcpy(c, o, node_size(s));
@@ -201,18 +208,18 @@ static int grow(struct tss *t, struct tss_subtable *s)
 		struct tss_node *o = old->head[i];
 		while (o) {
 			struct tss_node *next = o->next;
-			t->retire(t->retire_ctx, o);
+			t->retire(t->retire_ctx, o, node_pool(t, s));
 			o = next;
 		}
 	}
-	t->retire(t->retire_ctx, old);
+	t->retire(t->retire_ctx, old, NULL);
 	return 0;
 nomem:
 	for (uint32_t i = 0; i <= b->mask; i++) {
 		struct tss_node *c = b->head[i];
 		while (c) {
 			struct tss_node *next = c->next;
-			rte_free(c);
+			ferry_obj_pool_put(node_pool(t, s), c);
 			c = next;
 		}
 	}
@@ -233,7 +240,7 @@ int tss_insert(struct tss *t, struct ferry_rule *r)
 		s->min_priority = r->priority;
 		created = 1;
 	}
-	struct tss_node *n = rte_malloc("tss_node", node_size(s), 0);
+	struct tss_node *n = node_get(t, s);
 	if (n == NULL)
 		goto nomem;
 	n->rule = r;
@@ -255,7 +262,7 @@ int tss_insert(struct tss *t, struct ferry_rule *r)
 	if (created) {
 		if (republish(t, table, s, NULL) != 0) {
 			s->n_rules = 0; /* unwind: never published */
-			rte_free(n);
+			ferry_obj_pool_put(node_pool(t, s), n);
 			r->linked = false;
 			goto nomem;
 		}
@@ -286,7 +293,7 @@ void tss_remove(struct tss *t, struct ferry_rule *r)
 		if (n->rule != r)
 			continue;
 		__atomic_store_n(pp, n->next, __ATOMIC_RELEASE);
-		t->retire(t->retire_ctx, n);
+		t->retire(t->retire_ctx, n, node_pool(t, s));
 		s->n_nodes--;
 		break;
 	}
@@ -295,8 +302,8 @@ void tss_remove(struct tss *t, struct ferry_rule *r)
 	if (--s->n_rules == 0) {
 		uint8_t table = r->table_id;
 		if (republish(t, table, NULL, s) == 0) {
-			t->retire(t->retire_ctx, s->buckets);
-			t->retire(t->retire_ctx, s);
+			t->retire(t->retire_ctx, s->buckets, NULL);
+			t->retire(t->retire_ctx, s, NULL);
 		}
 	}
 }

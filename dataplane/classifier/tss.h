@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include "rule.h"
+#include "obj_pool.h"
 
 /* A rule in a subtable. The masked key words the subtable compares, and the priority,
  * are kept in the node so a visit reads one node, not node -> rule -> key. */
@@ -50,13 +51,15 @@ struct tss_table {
 	struct tss_sublist *list; /* published, sorted by max_priority, best first */
 };
 
-/* Deferred frees: the caller frees these after a grace period. */
-typedef void (*tss_retire_fn)(void *ctx, void *ptr);
+/* Deferred frees: after a grace period the caller gives ptr back to pool, or
+ * rte_frees it when pool is NULL. */
+typedef void (*tss_retire_fn)(void *ctx, void *ptr, struct ferry_obj_pool *pool);
 
 struct tss {
 	struct tss_table table[FERRY_N_TABLES];
 	tss_retire_fn retire;
 	void *retire_ctx;
+	struct ferry_obj_pool node_pool[FERRY_KEY_WORDS + 1]; /* by the subtable's n_words */
 	uint64_t lookups_subtables; /* writer-side stat for tests: last lookup's visits */
 };
 

@@ -1,0 +1,33 @@
+/* Fixed-size objects for the flow table's writer (the main lcore): rules and the
+ * classifier's nodes. They are carved from chunks and recycled through a free list,
+ * instead of one rte_malloc each: DPDK's heap walks its free lists on every call, which
+ * cost microseconds an object at 10^5 flows (most of an insert). Chunks come from
+ * rte_malloc, so objects sit in the same (huge page) memory as before; they go back to
+ * the heap only at ferry_obj_pool_fini. Not thread-safe: one writer. */
+#ifndef FERRY_OBJ_POOL_H
+#define FERRY_OBJ_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ferry_obj_pool {
+	uint32_t size;          /* of an object, a multiple of align */
+	uint32_t align;
+	uint32_t per_chunk;
+	uint32_t carve_left;    /* objects not yet handed out in the newest chunk */
+	uint8_t *carve;         /* the next of them */
+	void *free;             /* recycled objects, linked through their first word */
+	void **chunks;
+	uint32_t n_chunks, cap_chunks;
+	uint64_t in_use;
+};
+
+/* size and align (a power of two, at least 8) of the objects */
+void ferry_obj_pool_init(struct ferry_obj_pool *p, size_t size, size_t align);
+/* every chunk back to the heap: every object handed out is gone */
+void ferry_obj_pool_fini(struct ferry_obj_pool *p);
+/* an object (contents undefined), or NULL when the heap has no chunk left */
+void *ferry_obj_pool_get(struct ferry_obj_pool *p);
+void ferry_obj_pool_put(struct ferry_obj_pool *p, void *obj);
+
+#endif
