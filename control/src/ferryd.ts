@@ -65,7 +65,6 @@ export class FerrydConnection extends EventEmitter {
   private seg: Segment | null = null;
   private chan: ControlChannel | null = null;
   private bell: Doorbell | null = null;
-  private bellConnecting = false;
   private bellWarned = false;
   private replayed = false;
   private replaying: Promise<void> | null = null;
@@ -210,15 +209,13 @@ export class FerrydConnection extends EventEmitter {
     });
   }
 
-  /** Connects bell (again); tells once when ferryd has none (its channel is then polled). */
+  /** Connects bell (again); tells once per attach when ferryd has none (its channel is then polled). */
   private ringBell(bell: Doorbell): void {
-    if (this.bellConnecting) return;
-    this.bellConnecting = true;
+    if (bell.connecting) return;
     void bell.connect().then((up) => {
-      this.bellConnecting = false;
       if (up || this.bell !== bell || this.bellWarned) return;
       this.bellWarned = true;
-      this.log.warn(`ferryd on /${this.shmName} has no doorbell (yet): its channel is polled`);
+      this.log.warn(`no doorbell to ferryd on /${this.shmName} (${bell.problem ?? 'refused'}): its channel is polled`);
     });
   }
 
@@ -296,8 +293,9 @@ export class FerrydConnection extends EventEmitter {
     this.chan = chan;
     // this ferryd's doorbell: requests wake it, and it says when answers are out
     this.bell?.close();
-    const bell = new Doorbell(doorbellPath(this.shmName), () => chan.wake());
+    const bell = new Doorbell(doorbellPath(this.shmName), () => chan.wake(), seg.identity.uid);
     this.bell = bell;
+    this.bellWarned = false;
     chan.useDoorbell(bell);
     this.ringBell(bell);
     this.replayed = false;

@@ -1,6 +1,6 @@
 // The channel's doorbell (src/doorbell.ts) against a stand-in for ferryd's socket: requests
 // ring it, its ring makes the channel read the response ring at once, and without it (none,
-// or gone) the channel polls as before. The channel's fallback timer is set to a minute, so
+// gone, never taken in, or not ferryd's) the channel polls as before. The channel's fallback timer is set to a minute, so
 // an answer read within the test's few seconds was read because of a ring.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { FakeFerryd, uniqueName } from './fake-ferryd';
 import { attachSegment } from '../src/shm/segment';
 import { ControlChannel } from '../src/channel';
 import { Doorbell, doorbellPath } from '../src/doorbell';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MsgType, Status } from '../src/gen/proto';
@@ -20,9 +20,10 @@ class BellServer {
   heard = 0;
   peers: net.Socket[] = [];
   private readonly srv: net.Server;
-  constructor(name: string) {
+  constructor(name: string, greet = true) {
     this.srv = net.createServer((s) => {
       this.peers.push(s);
+      if (greet) s.write(Buffer.from([1])); // ferryd's first ring: taken in
       s.on('data', (d) => (this.heard += d.length));
       s.on('error', () => undefined);
     });
@@ -132,4 +133,42 @@ test('without a doorbell, and after it goes away, the channel polls', async () =
     bell.close();
     await fake.stop();
   }
+});
+
+test('a doorbell ferryd never takes in, or a socket file that is not ferryd\'s, is not used', async () => {
+  const { fake, chan, bell } = await setup('squat');
+  const silent = new BellServer(fake.name, false); // accepts, never rings
+  try {
+    assert.equal(await bell.connect(), false, 'no first ring within the timeout');
+    assert.match(bell.problem ?? '', /did not take/);
+    assert.equal(bell.live, false);
+    const p = chan.request(MsgType.PING);
+    await until(() => (fake.serve(), fake.received.length === 1), 3000, 'the request');
+    fake.respond(fake.received[0]!.reqId, Status.OK, 3);
+    assert.equal((await within(p, 5000, 'the answer, polled')).aux, 3);
+  } finally {
+    bell.close();
+    await silent.close();
+  }
+  // the segment's owner is root here; a socket of another uid, or a plain file, is refused
+  if (process.getuid?.() === 0) {
+    const name = `${fake.name}-2`;
+    const srv = new BellServer(name);
+    try {
+      chownSync(bellPath(name), 65534, 65534);
+      const b = new Doorbell(bellPath(name), () => undefined, 0);
+      assert.equal(await b.connect(), false);
+      assert.match(b.problem ?? '', /not a socket of uid 0/);
+      assert.equal(srv.peers.length, 0, 'not even connected');
+      b.close();
+    } finally {
+      await srv.close();
+    }
+    const file = bellPath(`${fake.name}-3`);
+    writeFileSync(file, '');
+    const b = new Doorbell(file, () => undefined, 0);
+    assert.equal(await b.connect(), false);
+    b.close();
+  }
+  await fake.stop();
 });

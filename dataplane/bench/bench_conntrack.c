@@ -430,6 +430,8 @@ static void burst_add(struct burst_stats *s, uint64_t d)
 static double burst_quantile(const struct burst_stats *s, double q)
 {
 	uint64_t want = (uint64_t)((double)s->bursts * q), seen = 0;
+	if (s->bursts == 0)
+		return 0;
 	for (unsigned b = 0; b < BURST_BINS; b++) {
 		seen += s->bin[b];
 		if (seen >= want && seen > 0)
@@ -445,6 +447,7 @@ struct worker_arg {
 	uint32_t n_live;
 	volatile int stop;
 	volatile int phase;            /* 0: before the sweep (the baseline), 1: sweeping */
+	volatile int reset;            /* set by the bench: the worker clears phase 0's figures */
 	struct burst_stats st[2];
 };
 
@@ -465,6 +468,10 @@ static void *cleanup_worker(void *arg)
 			pkt_of(&pkts[j], a->fr + (size_t)at * FRAME_LEN);
 			at = at + 1 == a->n_live ? 0 : at + 1;
 		}
+		if (a->reset) {
+			memset(&a->st[0], 0, sizeof(a->st[0]));
+			a->reset = 0;
+		}
 		int phase = a->phase;
 		uint64_t t0 = now_ns();
 		ferry_ct_execute(&t, pkts, ap, 32, t0 + a->clk->offset, res);
@@ -480,8 +487,9 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The cleanup thread's loop (conntrack.c's cleanup_main) started when the bench says:
- * sweeps at the shifted clock until only the worker's entries are left. */
+/* The cleanup thread's work (conntrack.c's cleanup_main calls ferry_ct_sweep the same
+ * way), started when the bench says: sweeps at the shifted clock, back to back rather
+ * than every sweep_interval_ms, until only the worker's entries are left. */
 struct sweeper_arg {
 	struct ferry_ct *ct;
 	struct clock_ctl *clk;
@@ -514,6 +522,13 @@ static int mode_cleanup(uint32_t nc)
 		return 1;
 	struct ferry_ct_thread t;
 	ferry_ct_thread_init(ct, &t);
+	/* the worker's zone 2 outlives the clock's jump (an hour for every state), so both
+	 * phases of its bursts are lookups of its live entries: only zone 1 expires */
+	struct ferry_ct_timeout_policy_req tp = { .zone = 2 };
+	for (unsigned i = 0; i < sizeof(tp.seconds) / sizeof(tp.seconds[0]); i++)
+		tp.seconds[i] = 3600;
+	if (ferry_ct_set_timeout_policy(ct, &tp) != 0)
+		return 1;
 	uint8_t *fr = flow_frames(nc > live ? nc : live);
 	uint64_t now = now_ns();
 	run_flows(&t, fr, NULL, nc, 32, FERRY_CT_FLAG_COMMIT, now); /* zone 1: to be expired */
@@ -522,13 +537,14 @@ static int mode_cleanup(uint32_t nc)
 	pthread_t w;
 	pthread_create(&w, NULL, cleanup_worker, wa);
 	sleep_ms(200); /* its entries made, its caches warm */
-	memset(&wa->st[0], 0, sizeof(wa->st[0]));
+	wa->reset = 1; /* the worker clears its figures itself: it is writing them */
+	while (wa->reset)
+		sleep_ms(1);
 	sleep_ms(2000);
 	uint64_t base_s = 2;
 	struct ferry_ct_counters c0;
 	ferry_ct_counters(ct, &c0);
-	/* a minute later for the cleanup thread: every UDP entry of zone 1 is over, the
-	 * worker's zone-2 entries are refreshed by its own (real-time) packets */
+	/* a minute later: every UDP entry of zone 1 is over, the worker's zone 2 is not */
 	wa->phase = 1;
 	uint64_t t0 = now_ns();
 	clk.offset = 61ull * 1000000000ull;
@@ -555,10 +571,12 @@ static int mode_cleanup(uint32_t nc)
 	printf("ct worst worker burst with no cleanup thread (baseline, just before)\t%.1f\tus\t(%llu bursts of 32 in %llu s, %llu over 50 us; p99.9 %.0f us, p99.99 %.0f us)\n",
 	       (double)b->worst_ns / 1000.0, (unsigned long long)b->bursts, (unsigned long long)base_s,
 	       (unsigned long long)b->over_50us, burst_quantile(b, 0.999), burst_quantile(b, 0.9999));
-	printf("ct worker bursts over 50 us per million, sweeping\t%.1f\tper M\n",
-	       s->bursts ? 1e6 * (double)s->over_50us / (double)s->bursts : 0);
-	printf("ct worker bursts over 50 us per million, baseline\t%.1f\tper M\n",
-	       b->bursts ? 1e6 * (double)b->over_50us / (double)b->bursts : 0);
+	/* per million, at least one burst's worth (a ratio of two zeros says nothing) */
+	double floor_s = s->bursts ? 1e6 / (double)s->bursts : 0, floor_b = b->bursts ? 1e6 / (double)b->bursts : 0;
+	double per_s = s->bursts ? 1e6 * (double)s->over_50us / (double)s->bursts : 0;
+	double per_b = b->bursts ? 1e6 * (double)b->over_50us / (double)b->bursts : 0;
+	printf("ct worker bursts over 50 us per million, sweeping\t%.1f\tper M\n", per_s > floor_s ? per_s : floor_s);
+	printf("ct worker bursts over 50 us per million, baseline\t%.1f\tper M\n", per_b > floor_b ? per_b : floor_b);
 	ferry_ct_thread_fini(&t);
 	ferry_ct_destroy(ct);
 	free(wa);

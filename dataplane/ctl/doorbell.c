@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include "doorbell.h"
 
@@ -56,6 +57,11 @@ int ferry_doorbell_open(struct ferry_doorbell *d, const char *dir, const char *s
 		close(fd);
 		return -1;
 	}
+	struct stat st;
+	if (stat(a.sun_path, &st) == 0) {
+		d->dev = st.st_dev;
+		d->ino = st.st_ino;
+	}
 	memcpy(d->path, a.sun_path, (size_t)n + 1);
 	d->listen_fd = fd;
 	return 0;
@@ -69,8 +75,11 @@ void ferry_doorbell_close(struct ferry_doorbell *d)
 			d->peer_fd[i] = -1;
 		}
 	if (d->listen_fd >= 0) {
+		/* only our own socket file: a successor may have bound the name since */
+		struct stat st;
+		if (stat(d->path, &st) == 0 && st.st_dev == d->dev && st.st_ino == d->ino)
+			(void)unlink(d->path);
 		close(d->listen_fd);
-		(void)unlink(d->path);
 	}
 	d->listen_fd = -1;
 }
@@ -79,8 +88,13 @@ static void accept_peers(struct ferry_doorbell *d)
 {
 	for (;;) {
 		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return; /* EAGAIN: no more; anything else: the next wait tries again */
+		if (fd < 0) {
+			/* EAGAIN: no more. Anything else (out of descriptors): the listening
+			 * socket stays readable; nap rather than spin on it */
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				nap(1000);
+			return;
+		}
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
 		unsigned slot = FERRY_DOORBELL_MAX_PEERS;
@@ -94,6 +108,10 @@ static void accept_peers(struct ferry_doorbell *d)
 			continue;
 		}
 		d->peer_fd[slot] = fd;
+		/* a first ring: the peer knows it was taken in (until then it polls) */
+		static const char hello = 1;
+		if (send(fd, &hello, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+			d->rings_sent++;
 	}
 }
 

@@ -27,6 +27,7 @@
 struct ferry_doorbell {
 	int listen_fd;                          /* -1: no doorbell (naps only) */
 	char path[108];                         /* the socket file, unlinked at close */
+	unsigned long dev, ino;                 /* ... if it is still the one bound here */
 	int peer_fd[FERRY_DOORBELL_MAX_PEERS];  /* -1: free */
 	uint64_t rings_sent, wakes, peers_refused;
 };
@@ -36,8 +37,9 @@ struct ferry_doorbell {
 int ferry_doorbell_open(struct ferry_doorbell *d, const char *dir, const char *shm_name, char *err, size_t errlen);
 void ferry_doorbell_close(struct ferry_doorbell *d);
 
-/* Naps up to timeout_us, less when a peer rings (or connects); drains what they wrote.
- * Returns true when woken by a ring. */
+/* Naps up to timeout_us, less when a peer rings (or connects); takes in new peers (each
+ * gets a first ring, so it knows it will hear from ferryd) and drains what peers wrote.
+ * 0: only looks. Returns true when woken by a ring. */
 bool ferry_doorbell_wait(struct ferry_doorbell *d, uint32_t timeout_us);
 
 /* Tells every peer there is something on the rings for it. Never blocks: a peer that

@@ -62,6 +62,9 @@ static void test_ring_both_ways(void)
 	CHECK(p >= 0);
 	CHECK(!ferry_doorbell_wait(&d, 20000)); /* accepts it: a connection is not a ring */
 	CHECK_EQ(peers(&d), 1);
+	char hello = 0;
+	CHECK_EQ(read(p, &hello, 1), 1); /* taken in: the first ring says so */
+	CHECK_EQ(d.rings_sent, 1);
 	CHECK_EQ(write(p, "\1\1\1", 3), 3);     /* three rings before ferryd looks: one wake */
 	CHECK(rung(&d));
 	CHECK(!ferry_doorbell_wait(&d, 1000));  /* all of them drained */
@@ -71,14 +74,14 @@ static void test_ring_both_ways(void)
 	char b = 0;
 	CHECK_EQ(read(p, &b, 1), 1);
 	CHECK_EQ(b, 1);
-	CHECK_EQ(d.rings_sent, 1);
+	CHECK_EQ(d.rings_sent, 2);
 
 	close(p); /* the peer leaves: its place is free again */
 	for (int i = 0; i < 50 && peers(&d) > 0; i++)
 		ferry_doorbell_wait(&d, 20000);
 	CHECK_EQ(peers(&d), 0);
 	ferry_doorbell_ring(&d); /* to nobody: nothing happens */
-	CHECK_EQ(d.rings_sent, 1);
+	CHECK_EQ(d.rings_sent, 2);
 	ferry_doorbell_close(&d);
 	CHECK(peer_connect() < 0); /* gone with its ferryd */
 }
@@ -149,9 +152,16 @@ static void test_name_taken_and_no_doorbell(void)
 	CHECK((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) >= 2000000L);
 	ferry_doorbell_ring(&b); /* no peers, no socket: nothing */
 	ferry_doorbell_close(&b);
-	ferry_doorbell_close(&a);
+	/* a ferryd stopping while its successor already has the name: the successor's
+	 * socket file stays */
 	struct sockaddr_un sa;
 	sock_addr(&sa);
+	CHECK_EQ(unlink(sa.sun_path), 0);
+	CHECK_EQ(ferry_doorbell_open(&b, dir, name, err, sizeof(err)), 0);
+	ferry_doorbell_close(&a);
+	CHECK(access(sa.sun_path, F_OK) == 0);
+	CHECK(peer_connect() >= 0);
+	ferry_doorbell_close(&b);
 	CHECK(access(sa.sun_path, F_OK) != 0); /* unlinked at close */
 
 	/* a dead ferryd's socket file: bound, never unlinked, nobody listening */

@@ -31,7 +31,8 @@
 #include "../underlay/neigh.h"
 
 #define FERRY_VERSION "0.2.0"
-#define EXPIRY_PERIOD_NS 100000000ull /* idle/hard timeouts are checked every 100 ms */
+#define EXPIRY_PERIOD_NS 100000000ull
+#define DOORBELL_SERVICE_NS 1000000ull /* a busy main loop still serves the doorbell this often */ /* idle/hard timeouts are checked every 100 ms */
 #define NEIGH_AGE_PERIOD_NS 1000000000ull
 /* mbufs a worker may hold outside the rings: STT reassembly (its memory cap in
  * mbufs), frames waiting for a neighbour, and fragments in its two reassemblers */
@@ -360,11 +361,22 @@ int main(int argc, char **argv)
 	 * are flowing, up to ctl_idle_max_us when the channel is quiet, so an idle control
 	 * plane does not keep waking the core a worker may share with it. */
 	uint32_t idle_us = opt.ctl_idle_min_us;
+	uint64_t next_bell = 0;
 	while (!quit) {
 		uint32_t handled = ferry_ctl_poll(&ctl, UINT32_MAX);
 		if (handled != 0)
 			ferry_doorbell_ring(&bell);
 		uint64_t now = ferry_monotonic_ns();
+		if (now >= next_bell) {
+			/* a busy loop never naps: peers are taken in and heard here too; a
+			 * doorbell that could not be opened (a predecessor still held it) is
+			 * tried again */
+			if (bell.listen_fd < 0)
+				(void)ferry_doorbell_open(&bell, NULL, opt.shm_name, err, sizeof(err));
+			else if (handled != 0)
+				(void)ferry_doorbell_wait(&bell, 0);
+			next_bell = now + DOORBELL_SERVICE_NS;
+		}
 		handled += ferry_ctl_drain_punts(&ctl, now);
 		handled += ferry_ctl_drain_ct(&ctl, now);
 		if (now >= next_hk) {
@@ -390,6 +402,8 @@ int main(int argc, char **argv)
 	}
 
 	printf("ferryd: stopping\n");
+	/* first: a successor starting now finds the doorbell's name free */
+	ferry_doorbell_close(&bell);
 	__atomic_store_n(&shm.hdr->state, FERRY_DP_STATE_STOPPING, __ATOMIC_RELEASE);
 	rte_eal_mp_wait_lcore();
 	ferry_ctl_drain_punts(&ctl, ferry_monotonic_ns()); /* give back punted mbufs */
