@@ -32,7 +32,8 @@
 
 #define FERRY_VERSION "0.2.0"
 #define EXPIRY_PERIOD_NS 100000000ull
-#define DOORBELL_SERVICE_NS 1000000ull /* a busy main loop still serves the doorbell this often */ /* idle/hard timeouts are checked every 100 ms */
+#define DOORBELL_SERVICE_NS 1000000ull /* a busy main loop still serves the doorbell this often */
+#define DOORBELL_RETRY_NS 1000000000ull /* and tries to open one it could not, this often */ /* idle/hard timeouts are checked every 100 ms */
 #define NEIGH_AGE_PERIOD_NS 1000000000ull
 /* mbufs a worker may hold outside the rings: STT reassembly (its memory cap in
  * mbufs), frames waiting for a neighbour, and fragments in its two reassemblers */
@@ -370,12 +371,16 @@ int main(int argc, char **argv)
 		if (now >= next_bell) {
 			/* a busy loop never naps: peers are taken in and heard here too; a
 			 * doorbell that could not be opened (a predecessor still held it) is
-			 * tried again */
-			if (bell.listen_fd < 0)
-				(void)ferry_doorbell_open(&bell, NULL, opt.shm_name, err, sizeof(err));
-			else if (handled != 0)
-				(void)ferry_doorbell_wait(&bell, 0);
-			next_bell = now + DOORBELL_SERVICE_NS;
+			 * tried again, once a second */
+			if (bell.listen_fd >= 0) {
+				if (handled != 0)
+					(void)ferry_doorbell_wait(&bell, 0);
+				next_bell = now + DOORBELL_SERVICE_NS;
+			} else {
+				if (ferry_doorbell_open(&bell, NULL, opt.shm_name, err, sizeof(err)) == 0)
+					FERRY_LOG(INFO, "doorbell %s open", bell.path);
+				next_bell = now + DOORBELL_RETRY_NS;
+			}
 		}
 		handled += ferry_ctl_drain_punts(&ctl, now);
 		handled += ferry_ctl_drain_ct(&ctl, now);
