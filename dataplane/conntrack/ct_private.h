@@ -17,7 +17,7 @@
 #define CT_MAX_POLICIES 1024u       /* zones with a timeout policy of their own, at once */
 #define CT_EARLY_DROP_SCAN 8u       /* entries of a bucket's list looked at for an unreplied victim */
 #define NS_PER_SEC 1000000000ull
-#define CT_SWEEP_YIELD_SPINS 100000u /* the most a sweep step waits for waiting workers to take a lock */
+#define CT_SWEEP_YIELD_SPINS 20000u  /* the most a sweep step waits for waiting workers to take a lock (a worker queued behind another worker keeps it waiting for nothing: bounded) */
 #define CT_LONG_HOLD_NS 50000u      /* a sweep's lock hold past this is counted (the burst bound) */
 
 /* A connection's key, canonical: endpoint a is the lower (address, port) of the two,
