@@ -151,6 +151,54 @@ static bool rule_live(const struct ferry_rule *r)
 	return r->remove_version == FERRY_VERSION_NEVER && !r->staged_delete;
 }
 
+/* a tie with template t among rules whose keys already agree with t's on all t and they
+ * both match (tss_subtable_find's pick) */
+static bool ties_with(const struct ferry_rule *r, const void *arg)
+{
+	const struct ferry_rule *t = arg;
+	return r->priority == t->priority && r->id != t->id && rule_live(r);
+}
+
+/* A subtable's rules that could tie with t are found by hash lookups rather than a
+ * scan when there are fewer keys to try than rules: a rule of s overlaps t exactly when
+ * its key is t's on the bits both masks hold, whatever it is on the bits only s's mask
+ * holds (k of them): 2^k keys, each one hash chain. A /32 beside /24s: one lookup; a /24
+ * beside /32s: 256. */
+#define TIE_PROBE_MAX_BITS 16u
+
+static const struct ferry_rule *tie_by_probes(const struct tss_subtable *s, const struct ferry_rule *t, bool *done)
+{
+	const uint64_t *sw = ferry_key_words(&s->mask), *mw = ferry_key_words(&t->mask);
+	uint8_t word[TIE_PROBE_MAX_BITS];
+	uint64_t bit[TIE_PROBE_MAX_BITS];
+	unsigned k = 0;
+	*done = false;
+	for (unsigned i = 0; i < s->n_words; i++) {
+		unsigned w = s->words[i];
+		for (uint64_t d = sw[w] & ~mw[w]; d != 0; d &= d - 1) {
+			if (k == TIE_PROBE_MAX_BITS)
+				return NULL; /* too many keys to try: scan */
+			word[k] = (uint8_t)w;
+			bit[k++] = d & -d;
+		}
+	}
+	if ((1ull << k) > s->n_nodes)
+		return NULL; /* fewer rules than keys: scan */
+	*done = true;
+	struct ferry_flow_key probe;
+	for (uint32_t c = 0; c < (1u << k); c++) {
+		probe = t->key; /* masked by t's mask: zero on the k bits */
+		uint64_t *pw = (uint64_t *)(void *)&probe;
+		for (unsigned j = 0; j < k; j++)
+			if (c & (1u << j))
+				pw[word[j]] |= bit[j];
+		const struct ferry_rule *r = tss_subtable_find(s, &probe, ties_with, t);
+		if (r != NULL)
+			return r;
+	}
+	return NULL;
+}
+
 /* A live rule other than id, same table and priority, that some packet could match
  * together with the template: OpenFlow leaves such ties undefined, Ferry refuses them. */
 static const struct ferry_rule *find_tie(const struct ferry_flow_table *ft, const struct ferry_rule *t)
@@ -166,6 +214,13 @@ static const struct ferry_rule *find_tie(const struct ferry_flow_table *ft, cons
 			/* same mask: overlap means the same match, hence the same id (a replace) */
 			continue;
 		}
+		bool done;
+		const struct ferry_rule *r = tie_by_probes(s, t, &done);
+		if (r != NULL)
+			return r;
+		if (done)
+			continue;
+		/* otherwise every rule of s is a candidate */
 		const struct tss_buckets *b = s->buckets;
 		for (uint32_t j = 0; j <= b->mask; j++)
 			for (const struct tss_node *n = b->head[j]; n; n = n->next) {

@@ -365,6 +365,68 @@ static void test_subtables_visited_in_priority_order(void)
 	CHECK_EQ(tss_n_subtables(&ft.tss, 0), 0); /* empty subtables go away */
 }
 
+/* A rule at nw_src a.b.c.d/len, priority 100, table 0 */
+static struct ferry_rule prefix_rule(uint64_t id, uint8_t a, uint8_t b, uint8_t c, uint8_t d, unsigned len)
+{
+	struct ferry_rule r;
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.priority = 100;
+	r.key.eth_type = 0x0800;
+	r.mask.eth_type = 0xffff;
+	for (unsigned bit = 0; bit < len; bit++)
+		r.mask.nw_src[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+	const uint8_t addr[4] = { a, b, c, d };
+	for (unsigned i = 0; i < 4; i++)
+		r.key.nw_src[i] = addr[i] & r.mask.nw_src[i];
+	return r;
+}
+
+/* Ties between nested masks are found by hash probes when there are fewer keys to try
+ * than rules (flow_table.c, tie_by_probes): a /32 beside /24s (one probe), a /24 beside
+ * 300 /32s (256 probes), a /31 beside them (two), and the scan otherwise. Each refusal
+ * names the rule it overlaps; what overlaps nothing goes in. */
+static void test_ties_between_nested_masks(void)
+{
+	char why[128];
+	uint32_t slot;
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+	/* hosts 10.0.0.1-200 and 10.0.1.1-100 (never .0: a probe of the prefix's own key
+	 * alone finds nothing) */
+	for (unsigned i = 0; i < 300; i++) {
+		struct ferry_rule h = prefix_rule(1000 + i, 10, 0, (uint8_t)(i / 200), (uint8_t)(1 + i % 200), 32);
+		CHECK_EQ(ferry_flow_table_add(&ft, &h, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	}
+	struct ferry_rule p = prefix_rule(1, 10, 0, 1, 0, 24); /* holds 10.0.1.0..99 */
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_EEXIST);
+	CHECK(strstr(why, "00000000000004") != NULL); /* a host of 10.0.1.x: ids 1200..1299 (0x4b0..) */
+	p = prefix_rule(2, 10, 0, 2, 0, 24);            /* no host in it */
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	p = prefix_rule(3, 10, 0, 0, 0, 31);            /* 10.0.0.0-1: host .1 */
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_EEXIST);
+	CHECK(strstr(why, "00000000000003e8") != NULL); /* id 1000 */
+	p = prefix_rule(4, 10, 0, 0, 202, 31);          /* 10.0.0.202-203: none */
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	p = prefix_rule(5, 10, 0, 0, 0, 16);            /* 2^16 keys, more than rules: the scan */
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_EEXIST);
+	struct ferry_rule h = prefix_rule(6, 10, 0, 2, 7, 32); /* inside rule 2's /24 */
+	CHECK_EQ(ferry_flow_table_add(&ft, &h, false, &slot, why, sizeof(why)), FERRY_STATUS_EEXIST);
+	CHECK(strstr(why, "0000000000000002") != NULL);
+	h = prefix_rule(7, 10, 0, 3, 7, 32);
+	CHECK_EQ(ferry_flow_table_add(&ft, &h, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	/* a rule at another priority never ties */
+	p = prefix_rule(8, 10, 0, 1, 0, 24);
+	p.priority = 101;
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	/* the host deleted (staged): the /31 goes in */
+	CHECK_EQ(ferry_flow_table_del(&ft, 1000, false), FERRY_STATUS_OK);
+	p = prefix_rule(3, 10, 0, 0, 0, 31);
+	CHECK_EQ(ferry_flow_table_add(&ft, &p, false, &slot, why, sizeof(why)), FERRY_STATUS_OK);
+	ferry_flow_table_clear(&ft);
+	ferry_flow_table_commit_batch(&ft);
+}
+
 int main(void)
 {
 	ferry_test_eal_init("classifier", NULL, 0);
@@ -377,6 +439,7 @@ int main(void)
 	RUN(test_slots_and_capacity);
 	RUN(test_timed_rules_are_counted);
 	RUN(test_subtables_visited_in_priority_order);
+	RUN(test_ties_between_nested_masks); /* clears the table */
 	ferry_flow_table_fini(&ft);
 	rte_eal_cleanup();
 	return ftest_finish();

@@ -119,6 +119,17 @@ out:
 
 /* ---- writer side ---- */
 
+const struct ferry_rule *tss_subtable_find(const struct tss_subtable *s, const struct ferry_flow_key *key,
+					   bool (*pick)(const struct ferry_rule *r, const void *arg), const void *arg)
+{
+	uint32_t h = tss_hash_masked(s, key);
+	const struct tss_buckets *b = s->buckets;
+	for (const struct tss_node *n = b->head[h & b->mask]; n != NULL; n = n->next)
+		if (n->hash == h && masked_equal(s, key, n) && pick(n->rule, arg))
+			return n->rule;
+	return NULL;
+}
+
 static int mask_equal(const struct ferry_flow_key *a, const struct ferry_flow_key *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;

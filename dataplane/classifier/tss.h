@@ -10,6 +10,7 @@
 #ifndef FERRY_TSS_H
 #define FERRY_TSS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "rule.h"
 #include "obj_pool.h"
@@ -78,6 +79,11 @@ const struct ferry_rule *tss_lookup(const struct tss *t, uint8_t table, const st
 
 /* Hash of the words a subtable's mask selects, over a key. */
 uint32_t tss_hash_masked(const struct tss_subtable *s, const struct ferry_flow_key *key);
+
+/* Writer side: the rules of subtable s whose key equals key on s's mask (one hash
+ * chain), each given to pick until it returns true; that rule, or NULL. */
+const struct ferry_rule *tss_subtable_find(const struct tss_subtable *s, const struct ferry_flow_key *key,
+					   bool (*pick)(const struct ferry_rule *r, const void *arg), const void *arg);
 
 /* Subtables of a table (reader view). */
 uint32_t tss_n_subtables(const struct tss *t, uint8_t table);
