@@ -9,6 +9,7 @@ import type { FerrydConnection, Log } from '../ferryd';
 import type { CtEntry, CtExpEntry } from '../gen/proto';
 import { badRequest } from '../problem';
 import { DesiredStateStore, MemoryStateStore, StateMirror, StateOrigin } from '../state/store';
+import { ChangeQueue } from '../state/change-queue';
 import { CtEventHub, CtEventHubOptions, CtEventStream } from './events';
 import { CtFilterSpec } from './filter';
 import { LimitsBody, OptionsBody, TIMEOUT_ATTRS, TimeoutPolicyBody } from './schema';
@@ -90,7 +91,7 @@ export class ConntrackService {
   readonly pageEntries: number;
   readonly events: CtEventHub;
   private readonly log?: Log;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly changes = new ChangeQueue((origin) => this.mirror.sync(this.desired(), origin));
   /** desired settings */
   private maxConns: number | null = null;
   private defaultZoneLimit: number | null = null;
@@ -128,18 +129,7 @@ export class ConntrackService {
 
   /** Runs fn after every earlier change, then makes what it changed durable before the caller hears back. */
   private serial<T>(fn: () => Promise<T>, origin: StateOrigin = 'request'): Promise<T> {
-    const run = this.queue.then(fn, fn).then(
-      async (v) => {
-        await this.mirror.sync(this.desired(), origin);
-        return v;
-      },
-      async (e: unknown) => {
-        await this.mirror.sync(this.desired(), origin);
-        throw e;
-      },
-    );
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.changes.run(fn, origin);
   }
 
   /** The desired settings as the store keeps them. */

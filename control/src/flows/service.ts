@@ -16,6 +16,7 @@ import {
 import { checkFlowBody, FlowSelector } from './schema';
 import { FlowStore, StoredFlow, compareFlows } from './store';
 import { DesiredStateStore, MemoryStateStore, StateOrigin } from '../state/store';
+import { ChangeQueue } from '../state/change-queue';
 import { FLOWS_NS, FlowRecord, flowFromRecord, flowRecord } from './persist';
 import { validationErrors } from '../problem';
 
@@ -79,7 +80,7 @@ function installed(f: CompiledFlow, slot: number, now: bigint): StoredFlow {
 
 export class FlowService {
   /** Every change to ferryd goes through here, one at a time (ferryd keeps one open bundle). */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly changes = new ChangeQueue((origin) => this.persist(origin));
   readonly counters = { flowsRemoved: 0, bundles: 0, bundleFailures: 0, reconcileRefused: 0 };
 
   constructor(
@@ -113,18 +114,7 @@ export class FlowService {
    * timed out). A change is acknowledged only once it would survive a crash.
    */
   private serial<T>(fn: () => Promise<T>, origin: StateOrigin = 'request'): Promise<T> {
-    const run = this.queue.then(fn, fn).then(
-      async (v) => {
-        await this.persist(origin);
-        return v;
-      },
-      async (e: unknown) => {
-        await this.persist(origin);
-        throw e;
-      },
-    );
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.changes.run(fn, origin);
   }
 
   private async persist(origin: StateOrigin): Promise<void> {

@@ -13,6 +13,7 @@ import {
 import { DEFAULTS, OPTION_DEFAULTS, SttOptionsBody, TunnelBody, TunnelPutBody } from './schema';
 import { readTunnelPort } from './stats';
 import { DesiredStateStore, MemoryStateStore, StateMirror, StateOrigin } from '../state/store';
+import { ChangeQueue } from '../state/change-queue';
 import { NeighPage, neighBody, neighDumpBody, readNeighPart, sttOptionsBody, tunnelDelBody, tunnelSetBody } from './wire';
 
 export interface TunnelServiceOptions {
@@ -101,7 +102,7 @@ export function tunnelConfig(t: Tunnel): TunnelConfig {
 
 export class TunnelService {
   private readonly log?: Log;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly changes = new ChangeQueue((origin) => this.mirror.sync(this.desired(), origin));
   private readonly tunnels = new Map<string, Tunnel>();
   private readonly statics = new Map<string, StaticNeighbour>();
   private readonly opts: SttOptionsView = { ...OPTION_DEFAULTS };
@@ -125,18 +126,7 @@ export class TunnelService {
 
   /** Runs fn after every earlier change, then makes what it changed durable before the caller hears back. */
   private serial<T>(fn: () => Promise<T>, origin: StateOrigin = 'request'): Promise<T> {
-    const run = this.queue.then(fn, fn).then(
-      async (v) => {
-        await this.mirror.sync(this.desired(), origin);
-        return v;
-      },
-      async (e: unknown) => {
-        await this.mirror.sync(this.desired(), origin);
-        throw e;
-      },
-    );
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.changes.run(fn, origin);
   }
 
   /** The desired state as the store keeps it. */
