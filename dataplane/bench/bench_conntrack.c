@@ -178,6 +178,16 @@ static double run_flows(struct ferry_ct_thread *t, const uint8_t *fr, const uint
 	return (double)nc / ((double)(now_ns() - t0) / 1e9) / 1e6;
 }
 
+/* The burst of up to 32 frames from order[i] on, copied into the receive buffer rx;
+ * returns how many. */
+static unsigned receive(uint8_t (*rx)[64], const uint8_t *fr, const uint32_t *order, uint32_t i, uint32_t nc)
+{
+	unsigned k = nc - i < 32 ? nc - i : 32;
+	for (unsigned j = 0; j < k; j++)
+		memcpy(rx[j], fr + (size_t)order[i + j] * FRAME_LEN, FRAME_LEN);
+	return k;
+}
+
 /* Established lookups, bursts of 32 in 'order': M/s of the tracker's own time. In
  * the worker a packet reaches ct() in an mbuf the parser has just read, hot in the
  * cache, so each burst's frames are copied into a receive buffer first (as a NIC
@@ -197,9 +207,7 @@ static double run_lookups(struct ferry_ct_thread *t, const uint8_t *fr, const ui
 	}
 	uint64_t spent = 0;
 	for (uint32_t i = 0; i < nc; i += 32) {
-		unsigned k = nc - i < 32 ? nc - i : 32;
-		for (unsigned j = 0; j < k; j++)
-			memcpy(rx[j], fr + (size_t)order[i + j] * FRAME_LEN, FRAME_LEN);
+		unsigned k = receive(rx, fr, order, i, nc);
 		uint64_t t0 = now_ns();
 		ferry_ct_execute(t, pkts, ap, k, now, res);
 		spent += now_ns() - t0;
@@ -208,12 +216,8 @@ static double run_lookups(struct ferry_ct_thread *t, const uint8_t *fr, const ui
 	 * would grow, and the figure above would not be of established lookups */
 	uint64_t before = ferry_ct_count(t->ct);
 	act.flags = FERRY_CT_FLAG_COMMIT;
-	for (uint32_t i = 0; i < nc; i += 32) {
-		unsigned k = nc - i < 32 ? nc - i : 32;
-		for (unsigned j = 0; j < k; j++)
-			memcpy(rx[j], fr + (size_t)order[i + j] * FRAME_LEN, FRAME_LEN);
-		ferry_ct_execute(t, pkts, ap, k, now, res);
-	}
+	for (uint32_t i = 0; i < nc; i += 32)
+		ferry_ct_execute(t, pkts, ap, receive(rx, fr, order, i, nc), now, res);
 	if (ferry_ct_count(t->ct) != before) {
 		fprintf(stderr, "ferry-bench-conntrack: %llu lookups met no entry\n",
 			(unsigned long long)(ferry_ct_count(t->ct) - before));

@@ -185,13 +185,12 @@ static const struct ferry_rule *tie_by_probes(const struct tss_subtable *s, cons
 	if ((1ull << k) > s->n_nodes)
 		return NULL; /* fewer rules than keys: scan */
 	*done = true;
-	struct ferry_flow_key probe;
+	struct ferry_flow_key probe = t->key; /* masked by t's mask: zero on the k bits */
+	uint64_t *pw = (uint64_t *)(void *)&probe;
 	for (uint32_t c = 0; c < (1u << k); c++) {
-		probe = t->key; /* masked by t's mask: zero on the k bits */
-		uint64_t *pw = (uint64_t *)(void *)&probe;
+		/* the k bits of probe are c's (the rest stays t's key) */
 		for (unsigned j = 0; j < k; j++)
-			if (c & (1u << j))
-				pw[word[j]] |= bit[j];
+			pw[word[j]] = (c & (1u << j)) ? pw[word[j]] | bit[j] : pw[word[j]] & ~bit[j];
 		const struct ferry_rule *r = tss_subtable_find(s, &probe, ties_with, t);
 		if (r != NULL)
 			return r;
