@@ -12,7 +12,6 @@
 #include <rte_ring.h>
 #include "../common/eal_test.h"
 #include "../common/ftest.h"
-#include "test_ring_ports.h"
 #include "../common/mbuf_bytes.h"
 #include "../ports/ports.h"
 #include "../underlay/arp.h"
@@ -28,31 +27,12 @@
 #define UNDERLAY_A IP4(192, 168, 1, 1)
 #define UNDERLAY_B IP4(192, 168, 1, 2)
 #define SILENT_PEER IP4(192, 168, 1, 9)
+#include "test_node.h"
 
-static struct rte_ring *rx_ring[N_PORTS], *tx_ring[N_PORTS];
-static struct ferry_ports ports;
-static uint64_t now = 1000000000000ull;
 static uint64_t next_id;
 static unsigned mbufs_at_start;
 
-struct node {
-	uint16_t vm_port, underlay_port;
-	struct ferry_flow_table ft;
-	struct ferry_tunnel_table tt;
-	struct ferry_neigh_table *neigh;
-	struct ferry_worker w;
-	struct ferry_worker_stats ws __rte_cache_aligned;
-	struct ferry_flow_stats fs[MAX_FLOWS];
-	struct ferry_table_stats ts[FERRY_N_TABLES];
-};
 static struct node A, B;
-
-/* ring ports have no address of their own: the nodes give each port one, as
- * ferryd takes a NIC's */
-static void port_mac(uint16_t port, struct rte_ether_addr *mac)
-{
-	*mac = (struct rte_ether_addr){ { 0x02, 0xf0, 0, 0, 0, (uint8_t)(port + 1) } };
-}
 
 static const uint8_t VM_MAC1[6] = { 2, 0xfe, 0, 0, 0, 1 }, VM_MAC2[6] = { 2, 0xfe, 0, 0, 0, 2 };
 
@@ -155,24 +135,6 @@ static int tunnel(struct node *n, uint32_t local, uint32_t remote, uint32_t flag
 	return st;
 }
 
-static void run(struct node *n, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n_pkts)
-{
-	n->w.now_ns = now;
-	n->w.version = ferry_flow_table_version(&n->ft);
-	n->w.headers_needed = n->ft.headers_needed;
-	n->w.tn = ferry_tunnels_read(&n->tt);
-	for (uint16_t i = 0; i < n_pkts; i += FERRY_BURST)
-		ferry_worker_process_burst(&n->w, in_port, pkts + i, (uint16_t)RTE_MIN(FERRY_BURST, n_pkts - i));
-	ferry_tunnel_io_poll(&n->w);
-}
-
-static void poll_node(struct node *n)
-{
-	n->w.now_ns = now;
-	n->w.tn = ferry_tunnels_read(&n->tt);
-	ferry_tunnel_io_poll(&n->w);
-}
-
 /* Everything from's underlay sent, received by to's underlay (the wire). Returns
  * how many packets crossed. */
 static unsigned carry(struct node *from, struct node *to)
@@ -192,14 +154,6 @@ static unsigned carry(struct node *from, struct node *to)
 	return n;
 }
 
-static unsigned drain(uint16_t port)
-{
-	struct rte_mbuf *m[RING];
-	unsigned n = rte_ring_dequeue_burst(tx_ring[port], (void **)m, RING, NULL);
-	rte_pktmbuf_free_bulk(m, n);
-	return n;
-}
-
 /* The frames port sent, each compared with ref (len bytes); returns how many were equal. */
 static unsigned received(uint16_t port, const uint8_t *ref, unsigned len, unsigned *total)
 {
@@ -214,37 +168,6 @@ static unsigned received(uint16_t port, const uint8_t *ref, unsigned len, unsign
 	if (total)
 		*total = n;
 	return same;
-}
-
-static void node_init(struct node *n, uint16_t id, uint16_t vm_port, uint16_t underlay_port)
-{
-	n->vm_port = vm_port;
-	n->underlay_port = underlay_port;
-	if (ferry_flow_table_init(&n->ft, MAX_FLOWS, N_PORTS, NULL, NULL, NULL) != 0 ||
-	    ferry_tunnel_table_init(&n->tt, N_PORTS, NULL) != 0 || (n->neigh = ferry_neigh_create(0)) == NULL)
-		exit(1);
-	for (uint16_t p = 0; p < N_PORTS; p++)
-		port_mac(p, &n->tt.underlay[p].mac);
-	struct ferry_worker *w = &n->w;
-	w->id = id, w->txq = 0, w->n_ports = N_PORTS, w->qsv = NULL;
-	w->stats = &n->ws, w->flow_stats = n->fs, w->table_stats = n->ts;
-	w->flows = &n->ft, w->version = ferry_flow_table_version(&n->ft);
-	w->pool = ports.pool[0];
-	w->tunnels = &n->tt;
-	w->neigh = n->neigh;
-	w->l2 = rte_zmalloc("test_l2", sizeof(struct ferry_l2), RTE_CACHE_LINE_SIZE);
-	if (w->l2 == NULL || ferry_worker_init(w, 0) != 0)
-		exit(1);
-	w->tn = ferry_tunnels_read(&n->tt);
-}
-
-static void node_fini(struct node *n)
-{
-	ferry_worker_fini(&n->w);
-	rte_free(n->w.l2);
-	ferry_tunnel_table_fini(&n->tt);
-	ferry_neigh_destroy(n->neigh);
-	ferry_flow_table_fini(&n->ft);
 }
 
 /* A fresh pair: A's VM traffic goes into its tunnel with VNI, B delivers tunnel
@@ -525,8 +448,8 @@ int main(void)
 	if (ferry_test_ring_ports("t", N_PORTS, RING, rx_ring, tx_ring, &ports) != 0)
 		return 1;
 	mbufs_at_start = ferry_ports_mbufs_available(&ports);
-	node_init(&A, 0, 0, 1);
-	node_init(&B, 1, 2, 3);
+	node_init(&A, 0, 0, 1, NULL);
+	node_init(&B, 1, 2, 3, NULL);
 
 	RUN(test_arp_then_encap_decap);
 	RUN(test_segmented_frames);
