@@ -9,12 +9,15 @@
 #include <stdlib.h>
 #include <rte_malloc.h>
 #include <rte_ring.h>
+#include "../common/ftest.h"
+#include "../stt/stt.h"
 #include "test_ring_ports.h"
 #include "worker.h"
 
 static struct rte_ring *rx_ring[N_PORTS], *tx_ring[N_PORTS];
 static struct ferry_ports ports;
 static uint64_t now = 1000000000000ull;
+static unsigned mbufs_at_start; /* ferry_ports_mbufs_available once the ports are up */
 
 struct node {
 	uint16_t vm_port, underlay_port;
@@ -100,6 +103,17 @@ static inline unsigned drain(uint16_t port)
 	unsigned n = rte_ring_dequeue_burst(tx_ring[port], (void **)m, RING, NULL);
 	rte_pktmbuf_free_bulk(m, n);
 	return n;
+}
+
+/* After the tests: nothing left on any port, held by a worker or in reassembly, and
+ * every mbuf back where it was at the start. */
+static inline void check_no_mbuf_leaked(const struct node *a, const struct node *b)
+{
+	for (uint16_t p = 0; p < N_PORTS; p++)
+		drain(p);
+	CHECK_EQ(a->w.n_held + b->w.n_held, 0);
+	CHECK_EQ(ferry_stt_reasm_frames(a->w.reasm) + ferry_stt_reasm_frames(b->w.reasm), 0);
+	CHECK_EQ(ferry_ports_mbufs_available(&ports), mbufs_at_start);
 }
 
 #endif
