@@ -1,6 +1,6 @@
 // The request/response channel to ferryd over the segment's rings.
 import { performance } from 'node:perf_hooks';
-import { MSG_HDR, RESPONSE, MsgFlag, MsgType, MsgTypeName, StatusName, readCString } from './gen/proto';
+import { MSG_HDR, RESPONSE, MsgFlag, MsgType, MsgTypeName, Status, StatusName, readCString } from './gen/proto';
 import { FerrydDownError, RingFullError, TimeoutError } from './errors';
 import type { Segment } from './shm/segment';
 import type { RingConsumer, RingProducer } from './shm/ring';
@@ -85,10 +85,41 @@ interface Pending {
   /** A multi-part request: every part goes here, and each one restarts the deadline. */
   onPart?: PartHandler;
   parts?: number;
+  /** A request of a batch: answered in place, no response object (only refusals get one). */
+  answer?: (reqId: number, status: number, aux: number, dv: DataView, respOff: number) => void;
+}
+
+/** The answers to a batch, by the index of each request in it. */
+export interface BatchAnswers {
+  status: Uint32Array;
+  /** FLOW_ADD: the flow's stats slot */
+  aux: Uint32Array;
+  /** the whole response of every request not answered OK */
+  refused: Map<number, ChannelResponse>;
+}
+
+/** A batch's request i: its type, flags, and the body written at bodyOff (returns its length). */
+export interface BatchSpec {
+  type(i: number): number;
+  flags?: number;
+  write(i: number, dv: DataView, bodyOff: number): number;
 }
 
 const HDR = MSG_HDR.fields;
 const RESP = RESPONSE.fields;
+
+/** The RESPONSE struct at b, as an object. */
+function responseAt(dv: DataView, b: number, reqId: number): ChannelResponse {
+  const status = dv.getUint32(b + RESP.status.offset, true);
+  return {
+    reqId,
+    status,
+    statusName: StatusName[status] ?? `STATUS_${status}`,
+    aux: dv.getUint32(b + RESP.aux.offset, true),
+    value: dv.getBigUint64(b + RESP.value.offset, true),
+    message: dv.getUint8(b + RESP.message.offset) === 0 ? '' : readCString(dv, b + RESP.message.offset, RESP.message.size),
+  };
+}
 const MAX_SAFE_ID = Number.MAX_SAFE_INTEGER;
 
 // Request ids are unique within the process, across channels (a reattach gets a new channel).
@@ -289,6 +320,96 @@ export class ControlChannel {
     return { submitted, done };
   }
 
+  /**
+   * Sends count requests (bulk loads: 10^5 FLOW_ADDs) as fast as the ring takes them, waiting for
+   * ferryd's answers to make room, and resolves once every one is answered (whatever its status).
+   * Nothing is made per request but its pending entry: answers land in typed arrays, and only
+   * refusals are kept whole. Rejects on the first timeout or channel failure, or a body that does
+   * not fit; what was sent by then may still be applied (the caller aborts its bundle).
+   */
+  requestBatch(count: number, spec: BatchSpec, opts: { timeoutMs?: number } = {}): Promise<BatchAnswers> {
+    const answers: BatchAnswers = { status: new Uint32Array(count), aux: new Uint32Array(count), refused: new Map() };
+    if (count === 0) return Promise.resolve(answers);
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const flags = spec.flags ?? 0;
+    const maxBody = this.maxBody;
+    return new Promise<BatchAnswers>((resolve, reject) => {
+      let sent = 0;
+      let answered = 0;
+      let settled = false;
+      let waiting = false;
+      /** [first request id, index of its request, how many] of each write */
+      const runs: [number, number, number][] = [];
+      const indexOf = (reqId: number): number => {
+        for (let r = runs.length - 1; r >= 0; r--) {
+          const [lo, first, n] = runs[r]!;
+          if (reqId >= lo && reqId < lo + n) return first + (reqId - lo);
+        }
+        return -1;
+      };
+      const fail = (e: Error): void => {
+        if (settled) return;
+        settled = true;
+        for (const [lo, , n] of runs) for (let id = lo; id < lo + n; id++) this.pending.delete(id);
+        reject(e);
+      };
+      const answer = (reqId: number, status: number, aux: number, dv: DataView, b: number): void => {
+        const i = indexOf(reqId);
+        if (settled || i < 0) return;
+        answers.status[i] = status;
+        answers.aux[i] = aux;
+        if (status !== Status.OK) answers.refused.set(i, responseAt(dv, b, reqId));
+        answered++;
+        if (answered === count) {
+          settled = true;
+          resolve(answers);
+        } else if (waiting && sent - answered <= this.req.slots >> 1) {
+          // the ring has room again: send more once this poll is over
+          waiting = false;
+          queueMicrotask(send);
+        }
+      };
+      const entry = (): Pending => ({ type: spec.type(0), deadline: performance.now() + timeoutMs, timeoutMs, resolve: () => undefined, reject: fail, answer });
+      const send = (): void => {
+        if (settled) return;
+        if (this.closedWith) return fail(this.closedWith);
+        if (lastReqId + (count - sent) >= MAX_SAFE_ID) lastReqId = 0; // ids of one write stay consecutive
+        const lo = lastReqId + 1;
+        let k: number;
+        try {
+          k = this.req.writeBatch(count - sent, (j, dv, off) => {
+            const i = sent + j;
+            const len = spec.write(i, dv, off + MSG_HDR.size);
+            if (len < 0 || len > maxBody) throw new Error(`request body of ${len} bytes does not fit a ${this.req.slotSize}-byte slot`);
+            dv.setUint16(off + HDR.type.offset, spec.type(i), true);
+            dv.setUint16(off + HDR.flags.offset, flags, true);
+            dv.setUint32(off + HDR.len.offset, len, true);
+            dv.setBigUint64(off + HDR.req_id.offset, BigInt(nextReqId()), true);
+          });
+        } catch (e) {
+          return fail(e as Error); // nothing of this write was published
+        }
+        if (k > 0) {
+          runs.push([lo, sent, k]);
+          const p = entry();
+          if (p.deadline < this.nextDeadline) this.nextDeadline = p.deadline;
+          for (let id = lo; id < lo + k; id++) this.pending.set(id, p);
+          sent += k;
+          this.stats.requests += k;
+          this.afterSend(performance.now());
+        }
+        if (sent < count) {
+          this.stats.ringFull++;
+          // our answers to come will make room; if few of ours are out, others' records fill it
+          if (sent - answered > this.req.slots >> 1) waiting = true;
+          else setTimeout(send, 1);
+        }
+      };
+      send();
+    });
+  }
+
   /** Drains the response ring now, settling matching requests. Returns the records consumed. */
   poll(): number {
     let now = 0;
@@ -302,14 +423,12 @@ export class ControlChannel {
       }
       const b = off + MSG_HDR.size;
       const status = dv.getUint32(b + RESP.status.offset, true);
-      const r: ChannelResponse = {
-        reqId,
-        status,
-        statusName: StatusName[status] ?? `STATUS_${status}`,
-        aux: dv.getUint32(b + RESP.aux.offset, true),
-        value: dv.getBigUint64(b + RESP.value.offset, true),
-        message: dv.getUint8(b + RESP.message.offset) === 0 ? '' : readCString(dv, b + RESP.message.offset, RESP.message.size),
-      };
+      if (p.answer) {
+        this.pending.delete(reqId);
+        p.answer(reqId, status, dv.getUint32(b + RESP.aux.offset, true), dv, b);
+        return;
+      }
+      const r = responseAt(dv, b, reqId);
       if (!p.onPart) {
         this.pending.delete(reqId); // a plain request: the first record settles it (a stray MORE included)
         p.resolve(r);

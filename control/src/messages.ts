@@ -23,28 +23,38 @@ export interface FlowAddBody {
 const FA = FLOW_ADD.fields;
 const FD = FLOW_DEL.fields;
 
+/** The ring's bytes as a Uint8Array, one per DataView (not one per record). */
+const bytesOf = new WeakMap<DataView, Uint8Array>();
+
+/** Writes f's FLOW_ADD body at off; returns its length. */
+export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number {
+  let all = bytesOf.get(dv);
+  if (!all) bytesOf.set(dv, all = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength));
+  all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too
+  dv.setBigUint64(off + FA.id.offset, f.id, true);
+  dv.setBigUint64(off + FA.cookie.offset, f.cookie, true);
+  dv.setUint16(off + FA.priority.offset, f.priority, true);
+  dv.setUint8(off + FA.table_id.offset, f.table);
+  dv.setUint8(off + FA.flags.offset, f.flagBits);
+  dv.setUint16(off + FA.idle_timeout.offset, f.idleTimeout, true);
+  dv.setUint16(off + FA.hard_timeout.offset, f.hardTimeout, true);
+  dv.setUint16(off + FA.actions_len.offset, f.tlv.length, true);
+  all.set(f.key, off + FA.key.offset);
+  all.set(f.mask, off + FA.mask.offset);
+  all.set(f.tlv, off + FA.actions.offset);
+  return FLOW_ADD.size;
+}
+
 export function flowAddBody(f: FlowAddBody): BodyWriter {
-  return (dv, off) => {
-    const bytes = new Uint8Array(dv.buffer, dv.byteOffset + off, FLOW_ADD.size);
-    bytes.fill(0); // padding and unused action bytes too
-    dv.setBigUint64(off + FA.id.offset, f.id, true);
-    dv.setBigUint64(off + FA.cookie.offset, f.cookie, true);
-    dv.setUint16(off + FA.priority.offset, f.priority, true);
-    dv.setUint8(off + FA.table_id.offset, f.table);
-    dv.setUint8(off + FA.flags.offset, f.flagBits);
-    dv.setUint16(off + FA.idle_timeout.offset, f.idleTimeout, true);
-    dv.setUint16(off + FA.hard_timeout.offset, f.hardTimeout, true);
-    dv.setUint16(off + FA.actions_len.offset, f.tlv.length, true);
-    bytes.set(f.key, FA.key.offset);
-    bytes.set(f.mask, FA.mask.offset);
-    bytes.set(f.tlv, FA.actions.offset);
-    return FLOW_ADD.size;
-  };
+  return (dv, off) => writeFlowAdd(dv, off, f);
+}
+
+/** Writes a FLOW_DEL body for id at off; returns its length. */
+export function writeFlowDel(dv: DataView, off: number, id: bigint): number {
+  dv.setBigUint64(off + FD.id.offset, id, true);
+  return FLOW_DEL.size;
 }
 
 export function flowDelBody(id: bigint): BodyWriter {
-  return (dv, off) => {
-    dv.setBigUint64(off + FD.id.offset, id, true);
-    return FLOW_DEL.size;
-  };
+  return (dv, off) => writeFlowDel(dv, off, id);
 }

@@ -119,3 +119,65 @@ test('close() fails pending and later requests', async () => {
     await fake.stop();
   }
 });
+
+test('a batch larger than the ring goes out as ferryd makes room; answers land by index, refusals kept whole', async () => {
+  const { fake, chan } = await setup('batch', 'manual');
+  try {
+    const n = REQ_RING_SLOTS * 2 + 7;
+    const p = chan.requestBatch(n, {
+      type: (i) => (i % 2 ? MsgType.PING : MsgType.FLOW_DEL),
+      flags: MsgFlag.IN_BUNDLE,
+      write: (i, dv, off) => {
+        if (i % 2) return 0;
+        dv.setBigUint64(off, BigInt(i), true);
+        return 8;
+      },
+    });
+    // ferryd takes what the ring holds; nothing more is sent until answers come back
+    await until(() => (fake.serve(), fake.received.length === REQ_RING_SLOTS));
+    await new Promise((r) => setTimeout(r, 20));
+    fake.serve();
+    assert.equal(fake.received.length, REQ_RING_SLOTS, 'the batch waits for room');
+    let answered = 0;
+    const answerAll = (): void => {
+      for (; answered < fake.received.length; answered++) {
+        const r = fake.received[answered]!;
+        // request 5 is refused: its index comes from the order the requests were sent in
+        if (answered === 5) fake.respond(r.reqId, Status.EEXIST, 0, 'flow 5 refused');
+        else fake.respond(r.reqId, Status.OK, 1000 + answered);
+      }
+    };
+    await until(() => (fake.serve(), answerAll(), fake.received.length === n));
+    const a = await p;
+    assert.equal(a.status.length, n);
+    for (let i = 0; i < n; i++) {
+      const r = fake.received[i]!;
+      assert.equal(r.type, i % 2 ? MsgType.PING : MsgType.FLOW_DEL, `type of ${i}`);
+      assert.equal(r.flags, MsgFlag.IN_BUNDLE);
+      if (i % 2 === 0) assert.equal(r.body!.readBigUInt64LE(0), BigInt(i), `body of ${i}`);
+      if (i === 5) continue;
+      assert.equal(a.status[i], Status.OK);
+      assert.equal(a.aux[i], 1000 + i, `aux of ${i}`);
+    }
+    assert.equal(a.status[5], Status.EEXIST);
+    assert.deepEqual([...a.refused.keys()], [5]);
+    assert.equal(a.refused.get(5)!.message, 'flow 5 refused');
+    assert.equal(chan.pendingCount, 0);
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('a batch rejects on a timeout and on a body too big for a slot, and leaves nothing pending', async () => {
+  const { fake, chan } = await setup('batch-fail', 'manual');
+  try {
+    await assert.rejects(chan.requestBatch(3, { type: () => MsgType.PING, write: () => 0 }, { timeoutMs: 80 }), TimeoutError);
+    assert.equal(chan.pendingCount, 0, 'the timed-out batch left no entries');
+    await assert.rejects(chan.requestBatch(2, { type: () => MsgType.PING, write: (i) => (i === 1 ? 1 << 20 : 0) }), /does not fit/);
+    assert.equal(chan.pendingCount, 0, 'nothing of the failed write was published');
+    const empty = await chan.requestBatch(0, { type: () => MsgType.PING, write: () => 0 });
+    assert.equal(empty.status.length, 0);
+  } finally {
+    await fake.stop();
+  }
+});

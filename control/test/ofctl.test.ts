@@ -5,10 +5,11 @@ import {
   ACT_CT, ACT_HDR, ACT_OUTPUT, ACT_SET_FIELD, ACTIONS_MAX, ActionType, CtFlag, FieldId, FLOW_KEY, PORT_IN_PORT, TABLE_NONE,
 } from '../src/gen/proto';
 import {
-  CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, flowJson, formatFlow, jsonFlowInput, parseFlowText,
+  CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, eachFlowLine, flowJson, formatFlow, jsonFlowInput, parseFlowText,
 } from '../src/flows/ofctl';
 import { fnv1a64, fnv1a64Fast, flowId } from '../src/flows/flow-id';
 import { syntaxProblem } from '../src/flows/service';
+import { FlowRecord, flowFromRecord, flowKey, flowRecord, flowRecordText } from '../src/flows/persist';
 
 const PORTS = ['eth0', 'eth1', 'tap0'];
 const ports: PortResolver = (ref, path, token) => {
@@ -417,4 +418,23 @@ test('text lines: comments, blank lines, stats words and tokens split by commas 
   const b = compile('priority=5 tcp tp_dst=1 actions=drop');
   assert.equal(a.id, b.id);
   assert.throws(() => compile('priority=5'), /actions: is required/);
+});
+
+test('the journal text of every corpus flow is JSON.stringify of its record, and reads back to the same flow', () => {
+  for (const line of CORPUS) {
+    const f = compile(line);
+    const text = flowRecordText(f);
+    assert.equal(text, JSON.stringify(flowRecord(f)), line);
+    same(f, flowFromRecord(flowKey(f.id), JSON.parse(text) as FlowRecord), line);
+  }
+});
+
+test('bulk text: each flow line with its 1-based number; comments, blank lines and CRs dropped', () => {
+  const got: [number, string][] = [];
+  eachFlowLine('# header\r\npriority=1,actions=drop\r\n\n  \t\npriority=2,actions=drop # why\n#\npriority=3,actions=drop', (n, l) => got.push([n, l]));
+  assert.deepEqual(got, [[2, 'priority=1,actions=drop'], [5, 'priority=2,actions=drop'], [7, 'priority=3,actions=drop']]);
+  const none: number[] = [];
+  eachFlowLine('', (n) => none.push(n));
+  eachFlowLine('\n\n# only comments\n', (n) => none.push(n));
+  assert.deepEqual(none, []);
 });

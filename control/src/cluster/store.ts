@@ -42,22 +42,23 @@ export class ClusterStore implements DesiredStateStore {
     const scope = requestScope.getStore() ?? 'all';
     const puts: { k: string; v: string; was?: string }[] = [];
     const dels: { k: string; was: string }[] = [];
-    const plan = (ns: string, key: string, value: StateValue | null): void => {
+    /** text: the value's JSON, null for a delete */
+    const plan = (ns: string, key: string, text: string | null): void => {
       // a key a node-scoped entry already holds stays node-scoped; a delete goes wherever it is
       const atNode = this.view.get('node', ns, key);
       const atAll = this.view.get('all', ns, key);
-      if (value === null) {
+      if (text === null) {
         for (const [s, e] of [['node', atNode], ['all', atAll]] as const) if (e) dels.push({ k: this.keys.desired(s, ns, key), was: e.modRevision });
         return;
       }
       const s: Scope = atNode ? 'node' : scope;
-      puts.push({ k: this.keys.desired(s, ns, key), v: JSON.stringify(value), was: (s === 'node' ? atNode : atAll)?.modRevision });
+      puts.push({ k: this.keys.desired(s, ns, key), v: text, was: (s === 'node' ? atNode : atAll)?.modRevision });
     };
     for (const c of changes) {
       if (c.key === null) {
         for (const s of ['node', 'all'] as const) for (const key of this.view.keysOf(s, c.ns)) plan(c.ns, key, null);
       } else {
-        plan(c.ns, c.key, c.value);
+        plan(c.ns, c.key, c.text ?? (c.value === null ? null : JSON.stringify(c.value)));
       }
     }
     // the last change of a key wins (a bundle may add then delete the same flow)

@@ -46,9 +46,8 @@ function partsOf(f: CompiledFlow): { json: string; b64: string } {
   return p;
 }
 
-export function flowRecord(f: CompiledFlow): FlowRecord {
-  const r: [number, string, string][] = [];
-  const { key, mask } = f;
+/** Calls fn(start, end) for each run of bytes where key or mask is not zero. */
+function eachRun(key: Uint8Array, mask: Uint8Array, fn: (start: number, end: number) => void): void {
   let i = 0;
   while (i < key.length) {
     if (key[i] === 0 && mask[i] === 0) {
@@ -57,18 +56,33 @@ export function flowRecord(f: CompiledFlow): FlowRecord {
     }
     const start = i;
     while (i < key.length && (key[i] !== 0 || mask[i] !== 0)) i++;
-    r.push([start, hex(key, start, i), hex(mask, start, i)]);
+    fn(start, i);
   }
+}
+
+export function flowRecord(f: CompiledFlow): FlowRecord {
+  const r: [number, string, string][] = [];
+  const { key, mask } = f;
+  eachRun(key, mask, (start, end) => r.push([start, hex(key, start, end), hex(mask, start, end)]));
   return {
     t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
     c: f.cookie.toString(16), r, n: key.length, a: f.actions, v: partsOf(f).b64,
   };
 }
 
-/** JSON.stringify(flowRecord(f)) without serializing the shared parts again (the bulk path's cost). */
-export function flowRecordText(f: CompiledFlow, rec: FlowRecord = flowRecord(f)): string {
-  const runs = rec.r.map(([o, k, m]) => `[${o},"${k}","${m}"]`).join(',');
-  return `{"t":${rec.t},"p":${rec.p},"i":${rec.i},"h":${rec.h},"fb":${rec.fb},"f":${JSON.stringify(rec.f)},"c":"${rec.c}","r":[${runs}],"n":${rec.n},"a":${partsOf(f).json},"v":"${rec.v}"}`;
+/**
+ * JSON.stringify(flowRecord(f)), made straight from the flow: no record object, and the shared
+ * parts (actions) serialized once per actions array. The bulk path makes one per flow.
+ */
+export function flowRecordText(f: CompiledFlow): string {
+  const { key, mask } = f;
+  let runs = '';
+  eachRun(key, mask, (start, end) => {
+    runs += `${runs ? ',' : ''}[${start},"${hex(key, start, end)}","${hex(mask, start, end)}"]`;
+  });
+  const parts = partsOf(f);
+  const flags = f.flags.length === 0 ? '[]' : JSON.stringify(f.flags);
+  return `{"t":${f.table},"p":${f.priority},"i":${f.idleTimeout},"h":${f.hardTimeout},"fb":${f.flagBits},"f":${flags},"c":"${f.cookie.toString(16)}","r":[${runs}],"n":${key.length},"a":${parts.json},"v":"${parts.b64}"}`;
 }
 
 export const flowKey = (id: bigint): string => formatFlowId(id);

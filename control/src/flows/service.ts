@@ -1,23 +1,23 @@
 // Flow operations: compile (ovs-ofctl text or JSON), program ferryd (plain requests or atomic bundles,
 // one at a time), keep the desired state, and show it.
-import { MsgFlag, MsgType, REQ_RING_SLOTS, Status } from '../gen/proto';
+import { MsgFlag, MsgType, Status } from '../gen/proto';
 import { FerrydStatusError } from '../errors';
-import type { ChannelResponse, ControlChannel, RequestSpec } from '../channel';
+import type { BatchAnswers, ChannelResponse, ControlChannel } from '../channel';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { FerryEvent } from '../events';
-import { flowAddBody, flowDelBody } from '../messages';
+import { flowAddBody, flowDelBody, writeFlowAdd, writeFlowDel } from '../messages';
 import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
 import {
   CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson,
-  flowLines, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
+  eachFlowLine, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
 import { FlowStore, StoredFlow, compareFlows } from './store';
 import { DesiredStateStore, MemoryStateStore, StateOrigin } from '../state/store';
 import { ChangeQueue } from '../state/change-queue';
-import { FLOWS_NS, FlowRecord, flowFromRecord, flowRecord } from './persist';
+import { FLOWS_NS, FlowRecord, flowFromRecord, flowRecordText } from './persist';
 import { validationErrors } from '../problem';
 
 /** A flow as the API shows it. 64-bit counters are strings; null while ferryd is unavailable. */
@@ -42,11 +42,15 @@ export interface Selection {
 }
 
 type Where = { pointer: string; where: string };
-type Op = ({ kind: 'add'; flow: CompiledFlow } | { kind: 'del'; id: bigint }) & Where;
+/** Where op i of a change came from in its request (made only when it is refused). */
+type At = (i: number) => Where;
+/** One op of a bundle: a flow to add, or the id of one to delete (no wrapper: bulk loads have 10^5). */
+type Op = CompiledFlow | bigint;
+const NOWHERE: Where = { pointer: '', where: '' };
+const nowhere: At = () => NOWHERE;
 
 export interface BulkResult { added: number; replaced: number; deleted: number }
 
-const CHUNK = REQ_RING_SLOTS;
 const COMMIT_TIMEOUT_MS = 60_000;
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 const esc = (s: string | number): string => String(s).replace(/~/g, '~0').replace(/\//g, '~1');
@@ -142,12 +146,12 @@ export class FlowService {
         }
       }
       const ops: Op[] = [];
-      for (const f of this.store.values()) if (!want.has(f.id)) ops.push({ kind: 'del', id: f.id, pointer: '', where: '' });
+      for (const f of this.store.values()) if (!want.has(f.id)) ops.push(f.id);
       for (const [id, f] of want) {
         const have = this.store.get(id);
-        if (!have || JSON.stringify(flowRecord(have)) !== JSON.stringify(flowRecord(f))) ops.push({ kind: 'add', flow: f, pointer: '', where: '' });
+        if (!have || flowRecordText(have) !== flowRecordText(f)) ops.push(f);
       }
-      return this.commit(this.ferryd.channel(), ops);
+      return this.commit(this.ferryd.channel(), ops, nowhere);
     }, origin);
   }
 
@@ -191,33 +195,36 @@ export class FlowService {
   }
 
   /** ovs-ofctl lines (one flow each; # comments). Errors point at /lines/N/... */
-  compileText(text: string, ports: PortResolver, defaultTable?: number): { flows: CompiledFlow[]; at: Where[] } {
+  compileText(text: string, ports: PortResolver, defaultTable?: number): { flows: CompiledFlow[]; at: At } {
     const flows: CompiledFlow[] = [];
-    const at: Where[] = [];
-    for (const [n, line] of flowLines(text)) {
-      const w = { pointer: `/lines/${n}`, where: `line ${n}: ` };
+    const lineNos: number[] = [];
+    const lineAt = (n: number): Where => ({ pointer: `/lines/${n}`, where: `line ${n}: ` });
+    eachFlowLine(text, (n, line) => {
       try {
         const input = parseFlowText(line);
         if (input.table === undefined && defaultTable !== undefined) input.table = defaultTable;
         flows.push(compileFlow(input, ports));
-        at.push(w);
+        lineNos.push(n);
       } catch (e) {
-        if (e instanceof FlowSyntaxError) throw syntaxProblem(e, w.pointer, w.where);
+        if (e instanceof FlowSyntaxError) {
+          const w = lineAt(n);
+          throw syntaxProblem(e, w.pointer, w.where);
+        }
         throw e;
       }
-    }
-    return { flows, at };
+    });
+    return { flows, at: (i) => lineAt(lineNos[i]!) };
   }
 
   /** A POST/PUT body: one JSON flow, a JSON array, or text. */
-  compileBody(body: unknown, defaultTable?: number): { flows: CompiledFlow[]; at: Where[]; single: boolean } {
+  compileBody(body: unknown, defaultTable?: number): { flows: CompiledFlow[]; at: At; single: boolean } {
     const ports = this.ports();
     if (typeof body === 'string') return { ...this.compileText(body, ports, defaultTable), single: false };
     if (Array.isArray(body)) {
-      const at = body.map((_, i) => ({ pointer: `/${i}`, where: `flows[${i}]: ` }));
-      return { flows: body.map((b, i) => this.compileJson(b, at[i]!.pointer, at[i]!.where, ports, defaultTable)), at, single: false };
+      const at: At = (i) => ({ pointer: `/${i}`, where: `flows[${i}]: ` });
+      return { flows: body.map((b, i) => this.compileJson(b, `/${i}`, `flows[${i}]: `, ports, defaultTable)), at, single: false };
     }
-    return { flows: [this.compileJson(body, '', '', ports, defaultTable)], at: [{ pointer: '', where: '' }], single: true };
+    return { flows: [this.compileJson(body, '', '', ports, defaultTable)], at: nowhere, single: true };
   }
 
   /** A del-flows / dump-flows selection; match may be JSON or ovs-ofctl text (with table=, priority=, cookie=V/M). */
@@ -342,8 +349,8 @@ export class FlowService {
   }
 
   /** Adds (or replaces) all flows in one bundle: all or nothing. */
-  addMany(flows: CompiledFlow[], at: Where[]): Promise<BulkResult> {
-    return this.serial(async () => this.commit(this.ferryd.channel(), flows.map((flow, i) => ({ kind: 'add', flow, ...at[i]! }))));
+  addMany(flows: CompiledFlow[], at: At): Promise<BulkResult> {
+    return this.serial(async () => this.commit(this.ferryd.channel(), flows, at));
   }
 
   async remove(idHex: string): Promise<void> {
@@ -366,22 +373,26 @@ export class FlowService {
         this.store.clear();
         return { added: 0, replaced: 0, deleted: n };
       }
-      const ids = [...this.store.values()].filter((f) => this.selects(f, s)).map((f) => f.id);
-      return this.commit(chan, ids.map((id) => ({ kind: 'del', id, pointer: '', where: '' })));
+      const ids: Op[] = [...this.store.values()].filter((f) => this.selects(f, s)).map((f) => f.id);
+      return this.commit(chan, ids, nowhere);
     });
   }
 
   /** replace-flows for one table: afterwards the table holds exactly flows. */
-  replaceTable(table: number, flows: CompiledFlow[], at: Where[]): Promise<BulkResult> {
+  replaceTable(table: number, flows: CompiledFlow[], at: At): Promise<BulkResult> {
     flows.forEach((f, i) => {
-      if (f.table !== table) throw badRequest(`${at[i]!.pointer}/table`, `must be ${table}, the table being replaced`, `${at[i]!.where}table: must be ${table}, the table being replaced`);
+      if (f.table !== table) {
+        const w = at(i);
+        throw badRequest(`${w.pointer}/table`, `must be ${table}, the table being replaced`, `${w.where}table: must be ${table}, the table being replaced`);
+      }
     });
     return this.serial(async () => {
       const keep = new Set(flows.map((f) => f.id));
       const ops: Op[] = [];
-      for (const f of this.store.values()) if (f.table === table && !keep.has(f.id)) ops.push({ kind: 'del', id: f.id, pointer: '', where: '' });
-      flows.forEach((flow, i) => ops.push({ kind: 'add', flow, ...at[i]! }));
-      return this.commit(this.ferryd.channel(), ops);
+      for (const f of this.store.values()) if (f.table === table && !keep.has(f.id)) ops.push(f.id);
+      const dels = ops.length;
+      for (const f of flows) ops.push(f);
+      return this.commit(this.ferryd.channel(), ops, (i) => (i < dels ? NOWHERE : at(i - dels)));
     });
   }
 
@@ -392,25 +403,29 @@ export class FlowService {
       const working = new Map<bigint, CompiledFlow>();
       for (const f of this.store.values()) working.set(f.id, f);
       const out: Op[] = [];
+      const wheres: Where[] = [];
       for (const op of list) {
         if (op.kind === 'add') {
           working.set(op.flow.id, op.flow);
-          out.push({ kind: 'add', flow: op.flow, ...op.at });
+          out.push(op.flow);
+          wheres.push(op.at);
         } else if (op.kind === 'delete-id') {
           const id = parseFlowId(op.id)!;
           if (!working.has(id)) throw new HttpProblem(404, `${op.at.where}no flow ${op.id}`, [{ pointer: `${op.at.pointer}/id`, message: `no flow ${op.id}` }]);
           working.delete(id);
-          out.push({ kind: 'del', id, ...op.at });
+          out.push(id);
+          wheres.push(op.at);
         } else {
           for (const f of [...working.values()]) {
             if (this.selects(f as StoredFlow, op.sel)) {
               working.delete(f.id);
-              out.push({ kind: 'del', id: f.id, ...op.at });
+              out.push(f.id);
+              wheres.push(op.at);
             }
           }
         }
       }
-      return this.commit(chan, out);
+      return this.commit(chan, out, (i) => wheres[i]!);
     });
   }
 
@@ -419,22 +434,25 @@ export class FlowService {
    * store as they were. Deletes of flows ferryd no longer has (it timed them out meanwhile) are
    * dropped and the bundle retried once.
    */
-  private async commit(chan: ControlChannel, ops: Op[], retry = true): Promise<BulkResult> {
+  private async commit(chan: ControlChannel, ops: Op[], at: At, retry = true): Promise<BulkResult> {
     const res: BulkResult = { added: 0, replaced: 0, deleted: 0 };
     if (ops.length === 0) return res;
     this.counters.bundles++;
-    const rs = await this.stage(chan, ops);
-    const failed = rs.map((r, i) => (r.status === Status.OK ? -1 : i)).filter((i) => i >= 0);
-    if (failed.length) {
+    const answers = await this.stage(chan, ops);
+    if (answers.refused.size) {
+      const failed = [...answers.refused.keys()].sort((a, b) => a - b);
       await this.abort(chan);
       this.counters.bundleFailures++;
-      const onlyGone = failed.every((i) => ops[i]!.kind === 'del' && rs[i]!.status === Status.ENOENT);
+      const onlyGone = failed.every((i) => typeof ops[i] === 'bigint' && answers.status[i] === Status.ENOENT);
       if (onlyGone && retry) {
-        for (const i of failed) this.store.delete((ops[i] as { id: bigint }).id);
-        return this.commit(chan, ops.filter((_, i) => !failed.includes(i)), false);
+        for (const i of failed) this.store.delete(ops[i] as bigint);
+        const gone = new Set(failed);
+        const kept: number[] = [];
+        ops.forEach((_, i) => { if (!gone.has(i)) kept.push(i); });
+        return this.commit(chan, kept.map((i) => ops[i]!), (j) => at(kept[j]!), false);
       }
       const i = failed[0]!;
-      throw statusError(rs[i]!, ops[i]);
+      throw statusError(answers.refused.get(i)!, at(i));
     }
     const c = await chan.request(MsgType.BUNDLE_COMMIT, undefined, { timeoutMs: Math.max(chan.timeoutMs, COMMIT_TIMEOUT_MS) });
     if (c.status !== Status.OK) {
@@ -443,50 +461,42 @@ export class FlowService {
     }
     // the result is the net effect: a flow added then deleted in the same bundle counts for nothing
     const now = process.hrtime.bigint();
-    const touched = new Map<bigint, { existed: boolean; added: boolean }>();
-    ops.forEach((op, i) => {
-      const id = op.kind === 'add' ? op.flow.id : op.id;
-      let t = touched.get(id);
-      if (!t) touched.set(id, t = { existed: this.store.has(id), added: false });
-      if (op.kind === 'add') {
-        this.store.put(installed(op.flow, rs[i]!.aux, now));
-        t.added = true;
+    const EXISTED = 1, ADDED = 2;
+    const touched = new Map<bigint, number>();
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const id = typeof op === 'bigint' ? op : op.id;
+      let t = touched.get(id) ?? (this.store.has(id) ? EXISTED : 0);
+      if (typeof op === 'bigint') {
+        this.store.delete(op);
+        t &= ~ADDED;
       } else {
-        this.store.delete(op.id);
-        t.added = false;
+        this.store.put(installed(op, answers.aux[i]!, now));
+        t |= ADDED;
       }
-    });
+      touched.set(id, t);
+    }
     for (const [id, t] of touched) {
       const exists = this.store.has(id);
-      if (!t.existed && exists) res.added++;
-      else if (t.existed && !exists) res.deleted++;
-      else if (t.existed && exists && t.added) res.replaced++;
+      if (!(t & EXISTED) && exists) res.added++;
+      else if (t & EXISTED && !exists) res.deleted++;
+      else if (t & EXISTED && exists && t & ADDED) res.replaced++;
     }
     return res;
   }
 
-  /** Sends ops with IN_BUNDLE through the ring in ring-sized chunks; resolves with every response. */
-  private async stage(chan: ControlChannel, ops: Op[]): Promise<ChannelResponse[]> {
-    const spec = (op: Op): RequestSpec => op.kind === 'add'
-      ? { type: MsgType.FLOW_ADD, body: flowAddBody(op.flow), flags: MsgFlag.IN_BUNDLE }
-      : { type: MsgType.FLOW_DEL, body: flowDelBody(op.id), flags: MsgFlag.IN_BUNDLE };
-    const groups: Promise<ChannelResponse[]>[] = [];
+  /** Sends ops with IN_BUNDLE through the ring as fast as ferryd takes them; resolves with every answer. */
+  private async stage(chan: ControlChannel, ops: Op[]): Promise<BatchAnswers> {
     try {
-      let i = 0;
-      while (i < ops.length) {
-        const want = ops.slice(i, i + CHUNK).map(spec);
-        const { submitted, done } = chan.requestGroup(want);
-        if (submitted > 0) groups.push(done);
-        i += submitted;
-        if (submitted < want.length) {
-          // ring full: let ferryd catch up (the last group answered means the ring is empty again)
-          if (submitted === 0 && groups.length) await groups.at(-1);
-          else await new Promise((r) => setImmediate(r));
-        }
-      }
-      return (await Promise.all(groups)).flat();
+      return await chan.requestBatch(ops.length, {
+        type: (i) => (typeof ops[i] === 'bigint' ? MsgType.FLOW_DEL : MsgType.FLOW_ADD),
+        flags: MsgFlag.IN_BUNDLE,
+        write: (i, dv, off) => {
+          const op = ops[i]!;
+          return typeof op === 'bigint' ? writeFlowDel(dv, off, op) : writeFlowAdd(dv, off, op);
+        },
+      });
     } catch (e) {
-      await Promise.allSettled(groups);
       await this.abort(chan);
       throw e;
     }
@@ -515,12 +525,11 @@ export class FlowService {
     let committed = false;
     for (let round = 0; round < 3 && !committed; round++) {
       ok(await chan.request(MsgType.FLOW_CLEAR, undefined, { flags: MsgFlag.IN_BUNDLE }));
-      const ops: Op[] = flows.map((flow) => ({ kind: 'add', flow, pointer: '', where: '' }));
-      const rs = await this.stage(chan, ops);
-      const bad = new Set(rs.map((r, i) => (r.status === Status.OK ? -1 : i)).filter((i) => i >= 0));
+      const answers = await this.stage(chan, flows);
+      const bad = answers.refused;
       if (bad.size) {
         await this.abort(chan);
-        for (const i of bad) this.log?.warn(`replay: ferryd refused flow ${formatFlowId(flows[i]!.id)}: ${rs[i]!.statusName} ${rs[i]!.message}`);
+        for (const [i, r] of bad) this.log?.warn(`replay: ferryd refused flow ${formatFlowId(flows[i]!.id)}: ${r.statusName} ${r.message}`);
         flows = flows.filter((_, i) => !bad.has(i));
         continue;
       }
@@ -528,7 +537,7 @@ export class FlowService {
       committed = true;
       const now = process.hrtime.bigint();
       flows.forEach((f, i) => {
-        f.slot = rs[i]!.aux;
+        f.slot = answers.aux[i]!;
         f.installedNs = now;
       });
     }

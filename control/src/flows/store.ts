@@ -2,8 +2,8 @@
 // records its changes for the durable desired-state store (state/store.ts), which the flow
 // service commits before it acknowledges a request.
 import type { CompiledFlow } from './ofctl';
-import type { StateChange } from '../state/store';
-import { FLOWS_NS, flowKey, flowRecord, flowRecordText } from './persist';
+import { StateChange, TextChange } from '../state/store';
+import { FLOWS_NS, flowKey, flowRecordText } from './persist';
 
 export interface StoredFlow extends CompiledFlow {
   /** ferryd's stats slot for the flow (from the FLOW_ADD response); null until installed. */
@@ -39,8 +39,7 @@ export class FlowStore {
     const isNew = !this.flows.has(f.id);
     this.flows.set(f.id, f);
     this.sorted = null;
-    const rec = flowRecord(f);
-    this.changes.push({ ns: FLOWS_NS, key: flowKey(f.id), value: rec, text: flowRecordText(f, rec) });
+    this.changes.push(new TextChange(FLOWS_NS, flowKey(f.id), flowRecordText(f)));
     return isNew;
   }
 

@@ -22,6 +22,17 @@ export type StateValue = unknown;
  */
 export type StateChange = { ns: string; key: string; value: StateValue | null; text?: string } | { ns: string; key: null; value: null; text?: undefined };
 
+/**
+ * A set made from its JSON text alone: the value is parsed only if a store asks for it (the file
+ * store writes the text; a bulk load of 10^5 flows then makes no value object per flow).
+ */
+export class TextChange {
+  constructor(readonly ns: string, readonly key: string, readonly text: string) {}
+  get value(): StateValue {
+    return JSON.parse(this.text) as StateValue;
+  }
+}
+
 export interface DesiredStateStore {
   /** Every entry of the namespace, as loaded and changed since (key -> value). */
   entries(ns: string): ReadonlyMap<string, StateValue>;
@@ -234,7 +245,7 @@ export class FileStateStore implements DesiredStateStore {
     const texts: (string | null)[] = [];
     const parts: string[] = [];
     for (const c of changes) {
-      const text = c.value === null ? null : (c.text ?? JSON.stringify(c.value));
+      const text = c.text ?? (c.value === null ? null : JSON.stringify(c.value)); // a delete has no text
       if (text === undefined) return Promise.reject(new StateStoreError(`${c.ns}/${c.key}: value is not JSON`));
       texts.push(text);
       parts.push(`[${JSON.stringify(c.ns)},${c.key === null ? 'null' : JSON.stringify(c.key)},${text ?? 'null'}]`);
@@ -242,7 +253,7 @@ export class FileStateStore implements DesiredStateStore {
     const line = `{"c":[${parts.join(',')}]}\n`;
     changes.forEach((c, i) => {
       if (c.key === null) this.clearNs(c.ns);
-      else if (c.value === null) this.del(c.ns, c.key);
+      else if (texts[i] === null) this.del(c.ns, c.key);
       else this.set(c.ns, c.key, texts[i]!);
     });
     this.stats.commits++;

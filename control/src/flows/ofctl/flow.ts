@@ -190,10 +190,12 @@ export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlo
   }
   const { actions, tlv } = res;
   const [id, idHi] = flowIdParts(table, priority, key, mask);
-  return {
+  // a stored flow's own fields are there from the start: one object shape from compile to store
+  const flow = {
     id, idHi, table, priority, cookie, idleTimeout, hardTimeout, flags, flagBits,
-    key, mask, actions, tlv,
+    key, mask, actions, tlv, slot: null, installedNs: 0n,
   };
+  return flow;
 }
 
 export function flowJson(f: CompiledFlow): FlowJson {
@@ -209,16 +211,20 @@ export function flowJson(f: CompiledFlow): FlowJson {
   };
 }
 
-/** Text lines of a bulk body: [1-based line number, text], comments and blank lines dropped. */
-export function flowLines(text: string): [number, string][] {
-  const out: [number, string][] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    let l = lines[i]!;
+/**
+ * Calls fn(line number, text) for each flow line of a bulk body (1-based numbers; comments and
+ * blank lines skipped). No array of lines: a bulk load of 10^5 flows keeps none of them.
+ */
+export function eachFlowLine(text: string, fn: (lineNo: number, line: string) => void): void {
+  let pos = 0;
+  for (let n = 1; pos <= text.length; n++) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    let l = text.slice(pos, end);
+    pos = end + 1;
     const hash = l.indexOf('#');
     if (hash >= 0) l = l.slice(0, hash);
     l = l.trim();
-    if (l !== '') out.push([i + 1, l]);
+    if (l !== '') fn(n, l);
   }
-  return out;
 }
