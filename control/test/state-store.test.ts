@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FileStateStore, MemoryStateStore, StateMirror, StateStoreError } from '../src/state/store';
+import { FileStateStore, MemoryStateStore, StateChange, StateMirror, StateStoreError } from '../src/state/store';
 
 function tmpDir(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'ferry-state-test-'));
@@ -130,6 +130,45 @@ test('compaction folds the journal into a snapshot; a crash between rename and t
     expect(r.entries('n'));
     await r.close();
     assert.ok(!existsSync(path.join(dir, 'snapshot.ndjson.tmp')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a commit of thousands of changes (a journal line joined in chunks) reads back, from memory, the journal and a snapshot', async () => {
+  const dir = tmpDir();
+  try {
+    const s = await FileStateStore.open(dir);
+    const n = 2000; // several chunks of the line
+    const changes: StateChange[] = [];
+    const want = new Map<string, unknown>();
+    for (let i = 0; i < n; i++) {
+      // values of different lengths, some not ASCII, some given as ready text; every 7th deleted again
+      const value = { i, s: i % 3 ? 'é€'.repeat(i % 5) : 'x'.repeat(i % 40) };
+      changes.push(i % 2 ? { ns: 'f', key: `k${i}`, value } : { ns: 'f', key: `k${i}`, value, text: JSON.stringify(value) });
+      want.set(`k${i}`, value);
+      if (i % 7 === 0) {
+        changes.push({ ns: 'f', key: `k${i}`, value: null });
+        want.delete(`k${i}`);
+      }
+    }
+    changes.push({ ns: 'g', key: 'one', value: 1 }, { ns: 'g', key: null, value: null }, { ns: 'g', key: 'two', value: 2 });
+    await s.commit(changes);
+    const check = (st: FileStateStore, what: string): void => {
+      assert.deepEqual(asObj(st.entries('f')), Object.fromEntries(want), what);
+      assert.deepEqual(asObj(st.entries('g')), { two: 2 }, what);
+    };
+    check(s, 'in memory');
+    await s.compactNow();
+    await s.close();
+    const r = await FileStateStore.open(dir);
+    check(r, 'from the snapshot');
+    await r.commit([{ ns: 'f', key: 'k1', value: null }]);
+    want.delete('k1');
+    await r.close();
+    const r2 = await FileStateStore.open(dir);
+    check(r2, 'from the snapshot and the journal');
+    await r2.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

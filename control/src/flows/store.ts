@@ -2,7 +2,7 @@
 // records its changes for the durable desired-state store (state/store.ts), which the flow
 // service commits before it acknowledges a request.
 import type { CompiledFlow } from './ofctl';
-import { StateChange, TextChange } from '../state/store';
+import type { StateChange, StateValue } from '../state/store';
 import { FLOWS_NS, flowKey, flowRecordText } from './persist';
 
 export interface StoredFlow extends CompiledFlow {
@@ -15,6 +15,25 @@ export interface StoredFlow extends CompiledFlow {
 /** The listing order: table, then priority descending, then id. */
 export function compareFlows(a: { table: number; priority: number; id: bigint; idHi?: number }, b: { table: number; priority: number; id: bigint; idHi?: number }): number {
   return a.table - b.table || b.priority - a.priority || ((a.idHi ?? 0) - (b.idHi ?? 0)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/**
+ * The desired-state change of a flow added or replaced: its JSON text is made when the store
+ * writes it, and its value only if a store asks (the file store does not), so a bulk load holds
+ * neither for long. The flow itself does not change once compiled (slot and time are not in it).
+ */
+class FlowSet {
+  readonly ns = FLOWS_NS;
+  readonly key: string;
+  constructor(private readonly flow: StoredFlow) {
+    this.key = flowKey(flow.id);
+  }
+  get text(): string {
+    return flowRecordText(this.flow);
+  }
+  get value(): StateValue {
+    return JSON.parse(this.text) as StateValue;
+  }
 }
 
 export class FlowStore {
@@ -39,7 +58,7 @@ export class FlowStore {
     const isNew = !this.flows.has(f.id);
     this.flows.set(f.id, f);
     this.sorted = null;
-    this.changes.push(new TextChange(FLOWS_NS, flowKey(f.id), flowRecordText(f)));
+    this.changes.push(new FlowSet(f));
     return isNew;
   }
 
