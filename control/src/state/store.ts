@@ -91,7 +91,8 @@ export interface FileStateOptions {
 }
 
 interface Pending {
-  line: string;
+  /** the journal line, in pieces (joined only as bytes) */
+  line: string[];
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -268,7 +269,7 @@ export class FileStateStore implements DesiredStateStore {
       else if (chunk < 0) this.del(c.ns, c.key);
       else this.set(c.ns, c.key, chunks[chunk]!.slice(start, start + spans[3 * i + 2]!));
     }
-    const line = `{"c":[${chunks.join('')}]}\n`;
+    const line = ['{"c":[', ...chunks, ']}\n'];
     this.stats.commits++;
     return new Promise((resolve, reject) => {
       this.pending.push({ line, resolve, reject });
@@ -282,7 +283,7 @@ export class FileStateStore implements DesiredStateStore {
       while (this.pending.length) {
         const batch = this.pending;
         this.pending = [];
-        const buf = Buffer.from(batch.map((p) => p.line).join(''));
+        const buf = Buffer.concat(batch.flatMap((p) => p.line).map((piece) => Buffer.from(piece)));
         try {
           await writeAll(this.journal!, buf);
           await this.journal!.datasync();

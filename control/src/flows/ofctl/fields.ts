@@ -129,10 +129,16 @@ export const SHORTHANDS: Readonly<Record<string, { ethType: number; proto?: numb
 
 const BE_SYNTAX = new Set<Syntax>(['mac', 'ipv4', 'ipv6', 'u128']);
 
-/** Where a field lives in flow_key: [byte offset, length]. */
-export function fieldRegion(f: FieldDef): [number, number] {
-  const k = FLOW_KEY.fields[f.key];
-  return [k.offset + (f.at ?? 0), f.bytes ?? k.size];
+const REGIONS = new Map<FieldDef, readonly [number, number]>();
+
+/** Where a field lives in flow_key: [byte offset, length] (made once per field: compiling asks per token). */
+export function fieldRegion(f: FieldDef): readonly [number, number] {
+  let r = REGIONS.get(f);
+  if (!r) {
+    const k = FLOW_KEY.fields[f.key];
+    REGIONS.set(f, r = [k.offset + (f.at ?? 0), f.bytes ?? k.size]);
+  }
+  return r;
 }
 
 function writeLE(buf: Uint8Array, off: number, len: number, v: Val): void {

@@ -6,7 +6,7 @@ import { Action, normalizeActions } from './actions';
 import { parseActionsText } from './actions-text';
 import { JsonMatch, describeMatch } from './describe';
 import { PortResolver } from './fields';
-import { MATCH_BASE, MatchItem, buildMatch, jsonMatchItems, matchContext } from './match';
+import { MATCH_BASE, MatchItem, buildMatch, jsonMatchItems } from './match';
 import type { Action as ActionT } from './actions';
 import { FlowSyntaxError } from './values';
 
@@ -170,8 +170,7 @@ export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlo
     }
     for (const [k, b] of Object.entries(FLOW_FLAGS)) if (flagBits & b) flags.push(k);
   }
-  const { key, mask } = buildMatch(input.items, ports);
-  const ctx = matchContext(key, mask);
+  const { key, mask, ctx } = buildMatch(input.items, ports);
   let res: { actions: ActionT[]; tlv: Uint8Array };
   if (input.actionsText !== undefined) {
     // identical action text in the same context compiles identically: bulk loads reuse it

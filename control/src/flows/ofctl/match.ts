@@ -97,43 +97,47 @@ function keyPair(): [Uint8Array, Uint8Array] {
 
 const owners = new Map<number, string>(); // region offset -> token that set it (per buildMatch call)
 
-/** Builds key/mask from items; throws FlowSyntaxError naming the offending item. */
-export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): ParsedMatch {
+/** ORs value/mask of f into key/mask; throws if a bit both already hold differs (two tokens disagree). */
+function merge(key: Uint8Array, mask: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void {
+  const [off, len] = fieldRegion(f);
+  scratchV.fill(0);
+  scratchM.fill(0);
+  encodeField(f, value, m, scratchV, scratchM, 0);
+  for (let i = 0; i < len; i++) {
+    if (((key[off + i]! ^ scratchV[i]!) & mask[off + i]! & scratchM[i]!) !== 0) {
+      const other = owners.get(off) ?? 'another field';
+      throw new FlowSyntaxError(pathOf(it), it.name, `conflicts with ${other}`);
+    }
+  }
+  for (let i = 0; i < len; i++) {
+    key[off + i] = key[off + i]! | scratchV[i]!;
+    mask[off + i] = mask[off + i]! | scratchM[i]!;
+  }
+  if (!owners.has(off)) owners.set(off, it.name);
+}
+
+const ETH_TYPE = fieldByName('eth_type')!;
+const IP_PROTO = fieldByName('ip_proto')!;
+
+/** Builds key/mask from items (and what the prerequisites saw); throws FlowSyntaxError naming the offending item. */
+export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): ParsedMatch & { ctx: MatchContext } {
   const [key, mask] = keyPair();
   owners.clear();
   const fields: [FieldDef, MatchItem][] = [];
-
-  const merge = (f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void => {
-    const [off, len] = fieldRegion(f);
-    scratchV.fill(0);
-    scratchM.fill(0);
-    encodeField(f, value, m, scratchV, scratchM, 0);
-    for (let i = 0; i < len; i++) {
-      if (((key[off + i]! ^ scratchV[i]!) & mask[off + i]! & scratchM[i]!) !== 0) {
-        const other = owners.get(off) ?? 'another field';
-        throw new FlowSyntaxError(pathOf(it), it.name, `conflicts with ${other}`);
-      }
-    }
-    for (let i = 0; i < len; i++) {
-      key[off + i] = key[off + i]! | scratchV[i]!;
-      mask[off + i] = mask[off + i]! | scratchM[i]!;
-    }
-    if (!owners.has(off)) owners.set(off, it.name);
-  };
 
   for (const it of items) {
     const sh = SHORTHANDS[it.name];
     if (sh) {
       if (it.value !== null && it.value !== '') throw new FlowSyntaxError(pathOf(it), it.name, 'is a shorthand and takes no value');
-      merge(fieldByName('eth_type')!, it, sh.ethType, 0xffff);
-      if (sh.proto !== undefined) merge(fieldByName('ip_proto')!, it, sh.proto, 0xff);
+      merge(key, mask, ETH_TYPE, it, sh.ethType, 0xffff);
+      if (sh.proto !== undefined) merge(key, mask, IP_PROTO, it, sh.proto, 0xff);
       continue;
     }
     const f = fieldByName(it.name);
     if (!f) throw new FlowSyntaxError(pathOf(it), it.name, 'unknown field');
     if (it.value === null || it.value === '') throw new FlowSyntaxError(pathOf(it), it.name, 'needs a value');
     const pv = parseFieldValue(f, it.value, pathOf(it), it.name, ports);
-    merge(storageDef(f), it, pv.value, pv.mask);
+    merge(key, mask, storageDef(f), it, pv.value, pv.mask);
     fields.push([f, it]);
   }
 
@@ -142,7 +146,7 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): P
     const p = prereqProblem(f.prereq, ctx, f.name);
     if (p) throw new FlowSyntaxError(pathOf(it), it.name, p);
   }
-  return { key, mask };
+  return { key, mask, ctx };
 }
 
 /** Items of a JSON match object: values are strings or numbers; shorthands take true (or ""/null). */
