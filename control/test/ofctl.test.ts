@@ -5,7 +5,7 @@ import {
   ACT_CT, ACT_HDR, ACT_OUTPUT, ACT_SET_FIELD, ACTIONS_MAX, ActionType, CtFlag, FieldId, FLOW_KEY, PORT_IN_PORT, TABLE_NONE,
 } from '../src/gen/proto';
 import {
-  CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, eachFlowLine, flowJson, formatFlow, jsonFlowInput, parseFlowText,
+  CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, eachFlowLine, flowJson, splitTokens, formatFlow, jsonFlowInput, parseFlowText,
 } from '../src/flows/ofctl';
 import { fnv1a64, fnv1a64Fast, flowId } from '../src/flows/flow-id';
 import { syntaxProblem } from '../src/flows/service';
@@ -437,4 +437,15 @@ test('bulk text: each flow line with its 1-based number; comments, blank lines a
   eachFlowLine('', (n) => none.push(n));
   eachFlowLine('\n\n# only comments\n', (n) => none.push(n));
   assert.deepEqual(none, []);
+});
+
+test('tokens split as /[\\s,]+/ splits them, on 20,000 random lines of separators, letters and Unicode spaces', () => {
+  const alphabet = [',', ' ', '\t', '\r', '\n', '\v', '\f', 'a', 'b', '=', '1', '\u00a0', '\u2003', 'é'];
+  let seed = 12345;
+  const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  for (let k = 0; k < 20000; k++) {
+    let s = '';
+    for (let i = rnd(12); i > 0; i--) s += alphabet[rnd(alphabet.length)];
+    assert.deepEqual(splitTokens(s), s.split(/[\s,]+/), JSON.stringify(s));
+  }
 });

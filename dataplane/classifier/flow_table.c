@@ -43,6 +43,9 @@ static void retire(void *ctx, void *ptr, struct ferry_obj_pool *pool)
 	ft->limbo[ft->n_limbo++] = (struct ferry_limbo){ ptr, pool };
 }
 
+/* rules mapped at start at most (see ferry_flow_table_init) */
+#define FERRY_RULES_RESERVED_MAX (256u * 1024u)
+
 int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint16_t n_ports,
 			  struct rte_rcu_qsbr *qsv, ferry_slot_reset_fn reset_slot, void *reset_arg)
 {
@@ -77,6 +80,12 @@ int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint1
 	for (uint32_t i = 0; i < max_flows; i++)
 		ft->free_slots[i] = max_flows - 1 - i; /* pop order 0, 1, 2, ... */
 	ft->n_free = max_flows;
+	/* Rules for a full table are mapped now, as DPDK populates its mempools at start: a
+	 * fresh ferryd's first bulk load then takes no page faults, and memory it cannot have
+	 * shows at start. Up to FERRY_RULES_RESERVED_MAX of them (about 270 MB): a larger
+	 * table gets the rest as flows come. Failing to reserve is not fatal: the rest comes
+	 * lazily, as before. */
+	(void)ferry_obj_pool_reserve(&ft->rule_pool, RTE_MIN(max_flows, FERRY_RULES_RESERVED_MAX));
 	return 0;
 }
 

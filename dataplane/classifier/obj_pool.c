@@ -47,7 +47,8 @@ static void *map_chunk(void)
 	return (void *)at;
 }
 
-static int new_chunk(struct ferry_obj_pool *p)
+/* one more chunk at the end of the list (mapped, not yet carved) */
+static int map_one(struct ferry_obj_pool *p)
 {
 	if (p->n_chunks == p->cap_chunks) {
 		uint32_t cap = p->cap_chunks ? p->cap_chunks * 2 : 16;
@@ -61,8 +62,29 @@ static int new_chunk(struct ferry_obj_pool *p)
 	if (chunk == NULL)
 		return -1;
 	p->chunks[p->n_chunks++] = chunk;
-	p->carve = chunk;
+	return 0;
+}
+
+/* carving moves on to the next chunk: a reserved one, or a new one */
+static int new_chunk(struct ferry_obj_pool *p)
+{
+	if (p->n_carved == p->n_chunks && map_one(p) != 0)
+		return -1;
+	p->carve = p->chunks[p->n_carved++];
 	p->carve_left = p->per_chunk;
+	return 0;
+}
+
+int ferry_obj_pool_reserve(struct ferry_obj_pool *p, uint64_t n)
+{
+	while ((uint64_t)p->n_chunks * p->per_chunk < n) {
+		if (map_one(p) != 0)
+			return -1;
+		/* a write a page faults it in now (the whole huge page where the kernel gives one) */
+		volatile uint8_t *c = p->chunks[p->n_chunks - 1];
+		for (size_t off = 0; off < CHUNK_BYTES; off += 4096)
+			c[off] = 0;
+	}
 	return 0;
 }
 

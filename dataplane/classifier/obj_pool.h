@@ -22,6 +22,7 @@ struct ferry_obj_pool {
 	void *free;             /* recycled objects, linked through their first word */
 	void **chunks;
 	uint32_t n_chunks, cap_chunks;
+	uint32_t n_carved;      /* chunks carving has reached; the rest were reserved ahead */
 	uint64_t in_use;
 };
 
@@ -29,6 +30,11 @@ struct ferry_obj_pool {
 void ferry_obj_pool_init(struct ferry_obj_pool *p, size_t size, size_t align);
 /* every chunk back to the heap: every object handed out is gone */
 void ferry_obj_pool_fini(struct ferry_obj_pool *p);
+/* Maps and touches chunks until the pool holds room for n objects, so that the first n
+ * gets take no page fault (zeroing a fresh huge page was half of a fresh ferryd's time
+ * installing its first 100,000 flows). 0, or -1 when no more memory could be mapped (the
+ * pool keeps what it got; the rest comes as objects are asked for). */
+int ferry_obj_pool_reserve(struct ferry_obj_pool *p, uint64_t n);
 /* an object (contents undefined), or NULL when the heap has no chunk left */
 void *ferry_obj_pool_get(struct ferry_obj_pool *p);
 void ferry_obj_pool_put(struct ferry_obj_pool *p, void *obj);

@@ -2,10 +2,12 @@
  * (flow set, packet) cases; and the flow table's versions: staged changes invisible
  * until committed, bundles all or nothing, ties refused, slots reused only after
  * their grace period. */
+#include <stdlib.h>
 #include <string.h>
 #include "../common/eal_test.h"
 #include "../common/ftest.h"
 #include "flow_table.h"
+#include "obj_pool.h"
 #include "tss.h"
 #include <rte_hash_crc.h>
 
@@ -427,11 +429,51 @@ static void test_ties_between_nested_masks(void)
 	ferry_flow_table_commit_batch(&ft);
 }
 
+/* A reserved pool hands out its objects from the chunks mapped ahead, carving them in
+ * order, and maps more only past them; objects are distinct and inside their chunks. */
+static void test_pool_reserve(void)
+{
+	struct ferry_obj_pool p;
+	ferry_obj_pool_init(&p, 1000, 64);
+	const uint64_t n = 3 * (uint64_t)p.per_chunk + 7; /* four chunks' worth */
+	CHECK_EQ(ferry_obj_pool_reserve(&p, n), 0);
+	CHECK_EQ(p.n_chunks, 4);
+	CHECK_EQ(p.n_carved, 0);
+	CHECK_EQ(ferry_obj_pool_reserve(&p, n), 0); /* already there: nothing more */
+	CHECK_EQ(p.n_chunks, 4);
+	uint8_t **objs = calloc(n + 1, sizeof(*objs));
+	CHECK(objs != NULL);
+	for (uint64_t i = 0; i < n; i++) {
+		objs[i] = ferry_obj_pool_get(&p);
+		CHECK(objs[i] != NULL);
+		/* carved in order: object i is in chunk i / per_chunk */
+		uint8_t *c = p.chunks[i / p.per_chunk];
+		CHECK(objs[i] >= c && objs[i] + p.size <= c + 2u * 1024u * 1024u);
+		memset(objs[i], (int)(i & 0xff), p.size);
+	}
+	CHECK_EQ(p.n_chunks, 4);
+	for (uint64_t i = 0; i < n; i++)
+		CHECK(objs[i][p.size - 1] == (uint8_t)(i & 0xff)); /* no two overlap */
+	/* the last reserved chunk still has room; past it a new chunk is mapped */
+	uint64_t left = 4 * (uint64_t)p.per_chunk - n;
+	for (uint64_t i = 0; i < left; i++)
+		CHECK(ferry_obj_pool_get(&p) != NULL);
+	CHECK_EQ(p.n_chunks, 4);
+	objs[n] = ferry_obj_pool_get(&p);
+	CHECK(objs[n] != NULL);
+	CHECK_EQ(p.n_chunks, 5);
+	CHECK_EQ(p.in_use, 4 * (uint64_t)p.per_chunk + 1);
+	free(objs);
+	ferry_obj_pool_fini(&p);
+	CHECK_EQ(p.n_chunks, 0);
+}
+
 int main(void)
 {
 	ferry_test_eal_init("classifier", NULL, 0);
 	if (ferry_flow_table_init(&ft, MAX_FLOWS, N_PORTS, NULL, NULL, NULL) != 0)
 		return 1;
+	RUN(test_pool_reserve);
 	RUN(test_random_against_linear_scan);
 	RUN(test_staged_invisible_until_commit);
 	RUN(test_ties_are_refused);

@@ -75,6 +75,23 @@ function findActions(line: string): [number, number] | null {
 
 const STATS_WORDS = new Set(['duration', 'n_packets', 'n_bytes', 'idle_age', 'hard_age']);
 
+/** head.split(/[\s,]+/), without the regular expression for ASCII text (every bulk line goes through here). */
+export function splitTokens(head: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < head.length; i++) {
+    const c = head.charCodeAt(i);
+    if (c > 0x7f) return head.split(/[\s,]+/); // Unicode spaces: the regular expression knows them
+    // ',', ' ', and \t \n \v \f \r: what \s and ',' match in ASCII
+    if (c === 0x2c || c === 0x20 || (c >= 0x09 && c <= 0x0d)) {
+      if (i > start || out.length === 0) out.push(head.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(head.slice(start));
+  return out;
+}
+
 /**
  * Splits an ovs-ofctl flow line into its parts. Stats words (duration, n_packets, ...) that
  * dump-flows prints are accepted and ignored, so dump-flows output parses back.
@@ -92,7 +109,7 @@ export function parseFlowText(line: string, opts: { actions: 'required' | 'forbi
     throw new FlowSyntaxError(['actions'], 'actions', 'is required (e.g. "actions=drop")');
   }
   const flags: string[] = [];
-  for (const tok of head.split(/[\s,]+/)) {
+  for (const tok of splitTokens(head)) {
     if (tok === '') continue;
     const eq = tok.indexOf('=');
     const name = eq < 0 ? tok : tok.slice(0, eq);
