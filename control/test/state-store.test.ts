@@ -174,6 +174,22 @@ test('a commit of thousands of changes (a journal line joined in chunks) reads b
   }
 });
 
+test('a line with a piece larger than the write buffer goes to disk whole', async () => {
+  const dir = tmpDir();
+  try {
+    const s = await FileStateStore.open(dir);
+    const big = 'é€'.repeat(200_000); // 1 MB of UTF-8 in one value
+    await s.commit([{ ns: 'a', key: 'small', value: 1 }, { ns: 'a', key: 'big', value: big }, { ns: 'a', key: 'after', value: 'x' }]);
+    await s.commit([{ ns: 'a', key: 'next', value: [big.slice(0, 10)] }]);
+    await s.close();
+    const r = await FileStateStore.open(dir);
+    assert.deepEqual(asObj(r.entries('a')), { small: 1, big, after: 'x', next: [big.slice(0, 10)] });
+    await r.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a group- or world-writable state directory is refused', async () => {
   const dir = tmpDir();
   try {
