@@ -83,6 +83,8 @@ const JOURNAL = 'journal.ndjson';
 const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 /** Records joined into one chunk of a journal line (a few hundred: about 100 KB of flows). */
 const JOIN_EVERY = 512;
+/** The journal's write buffer: a few chunks of a line at a time. */
+const WRITE_BUF_BYTES = 1024 * 1024;
 
 export interface FileStateOptions {
   /** Journal size that triggers compaction (default 64 MiB, and at least twice the snapshot's size). */
@@ -107,6 +109,7 @@ export class FileStateStore implements DesiredStateStore {
   private journalBytes = 0;
   private snapshotBytes = 0;
   private pending: Pending[] = [];
+  private writeBuf: Buffer | null = null;
   private writing: Promise<void> | null = null;
   private failed: Error | null = null;
   private readonly compactMin: number;
@@ -283,9 +286,9 @@ export class FileStateStore implements DesiredStateStore {
       while (this.pending.length) {
         const batch = this.pending;
         this.pending = [];
-        const buf = Buffer.concat(batch.flatMap((p) => p.line).map((piece) => Buffer.from(piece)));
+        let bytes = 0;
         try {
-          await writeAll(this.journal!, buf);
+          for (const p of batch) bytes += await this.writePieces(p.line);
           await this.journal!.datasync();
         } catch (e) {
           // the file may now hold part of a line: refuse every later commit rather than
@@ -295,7 +298,7 @@ export class FileStateStore implements DesiredStateStore {
           this.pending = [];
           return;
         }
-        this.journalBytes += buf.length;
+        this.journalBytes += bytes;
         this.stats.writes++;
         for (const p of batch) p.resolve();
         if (this.journalBytes >= Math.max(this.compactMin, 2 * this.snapshotBytes)) await this.compact();
@@ -303,6 +306,35 @@ export class FileStateStore implements DesiredStateStore {
     } finally {
       this.writing = null;
     }
+  }
+
+  /**
+   * Appends the pieces of a line through one reused buffer: a fresh buffer per line (tens of MB
+   * for a bulk load) is paged in anew each time, and a page fault is dear (about 11 us a 4 KB
+   * page on a VM). Returns the bytes written.
+   */
+  private async writePieces(pieces: readonly string[]): Promise<number> {
+    const buf = (this.writeBuf ??= Buffer.allocUnsafe(WRITE_BUF_BYTES));
+    let used = 0;
+    let total = 0;
+    const flush = async (): Promise<void> => {
+      if (used) await writeAll(this.journal!, buf.subarray(0, used));
+      total += used;
+      used = 0;
+    };
+    for (const piece of pieces) {
+      const most = piece.length * 3; // UTF-8 bytes a UTF-16 unit can take
+      if (used + most > buf.length) await flush();
+      if (most > buf.length) {
+        const b = Buffer.from(piece);
+        await writeAll(this.journal!, b);
+        total += b.length;
+      } else {
+        used += buf.write(piece, used);
+      }
+    }
+    await flush();
+    return total;
   }
 
   /**
