@@ -71,27 +71,27 @@ export function flowId(table: number, priority: number, key: Uint8Array, mask: U
 let cachedBuf: ArrayBufferLike | null = null;
 let cachedWords: Uint32Array | null = null;
 
-/** FNV-1a step over the bytes of one 4-aligned buffer, skipping zero words 4 bytes at a time. */
-function hashWords(b: Uint8Array, zeros0: number): number {
+/** FNV-1a step over len bytes of b from off, skipping zero words 4 bytes at a time where aligned. */
+function hashWords(b: Uint8Array, off: number, len: number, zeros0: number): number {
   let zeros = zeros0;
   let words: Uint32Array | null = null;
-  if (b.byteOffset % 4 === 0 && b.length % 4 === 0) {
+  const at = b.byteOffset + off;
+  if (at % 4 === 0 && len % 4 === 0) {
     if (b.buffer !== cachedBuf) {
       cachedBuf = b.buffer;
       cachedWords = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
     }
     words = cachedWords;
   }
-  const w0 = b.byteOffset >>> 2;
-  const n = b.length;
-  for (let i = 0; i < n;) {
+  const w0 = at >>> 2;
+  for (let i = 0; i < len;) {
     if (words !== null && (i & 3) === 0 && words[w0 + (i >>> 2)] === 0) {
       zeros += 4;
       if (zeros >= MAX_RUN - 4) { mulPow(zeros); zeros = 0; }
       i += 4;
       continue;
     }
-    const x = b[i++]!;
+    const x = b[off + i++]!;
     if (x === 0) { zeros++; continue; }
     if (zeros) { mulPow(zeros); zeros = 0; }
     step(x);
@@ -116,6 +116,11 @@ function step(x: number): void {
 
 /** flowId and its top 52 bits as a number (for cheap ordering). */
 export function flowIdParts(table: number, priority: number, key: Uint8Array, mask: Uint8Array): [bigint, number] {
+  return flowIdPartsAt(table, priority, key, 0, mask, 0, key.length);
+}
+
+/** flowIdParts of the len-byte key and mask at kOff in kb and mOff in mb (a slab shared by many flows). */
+export function flowIdPartsAt(table: number, priority: number, kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number, len: number): [bigint, number] {
   v0 = 0x2325; v1 = 0x8422; v2 = 0x9ce4; v3 = 0xcbf2;
   let zeros = 0;
   for (const x of [table, priority & 0xff, priority >>> 8]) {
@@ -123,8 +128,8 @@ export function flowIdParts(table: number, priority: number, key: Uint8Array, ma
     if (zeros) { mulPow(zeros); zeros = 0; }
     step(x);
   }
-  zeros = hashWords(key, zeros);
-  zeros = hashWords(mask, zeros);
+  zeros = hashWords(kb, kOff, len, zeros);
+  zeros = hashWords(mb, mOff, len, zeros);
   if (zeros) mulPow(zeros);
   const hi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12);
   return [BigInt(v3 * 65536 + v2) * 4294967296n + BigInt(v1 * 65536 + v0), hi];

@@ -10,7 +10,7 @@ import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
 import {
-  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson,
+  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson, keyView, maskView,
   eachFlowLine, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
@@ -251,7 +251,10 @@ export class FlowService {
       } else if (s.cookie_mask !== undefined) {
         throw new FlowSyntaxError(['cookie_mask'], 'cookie_mask', 'needs cookie');
       }
-      if (input.items.length || sel.strict) sel.match = buildMatch(input.items, ports);
+      if (input.items.length || sel.strict) {
+        const m = buildMatch(input.items, ports);
+        sel.match = { key: keyView(m), mask: maskView(m) };
+      }
     } catch (e) {
       if (e instanceof FlowSyntaxError) throw syntaxProblem(e, base, '');
       throw e;
@@ -269,7 +272,8 @@ export class FlowService {
     if (s.strict) {
       if (f.priority !== (s.priority ?? 32768)) return false;
       const m = s.match!;
-      for (let i = 0; i < m.key.length; i++) if (m.key[i] !== f.key[i] || m.mask[i] !== f.mask[i]) return false;
+      const key = f.key, mask = f.mask; // views made once, not per byte
+      for (let i = 0; i < m.key.length; i++) if (m.key[i] !== key[i] || m.mask[i] !== mask[i]) return false;
       return true;
     }
     return !s.match || matchCovers(s.match.key, s.match.mask, f.key, f.mask);

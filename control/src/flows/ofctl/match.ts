@@ -35,12 +35,17 @@ export interface MatchContext {
 }
 
 export function matchContext(key: Uint8Array, mask: Uint8Array): MatchContext {
-  const u16 = (o: number): number => key[o]! | (key[o + 1]! << 8);
-  const full16 = (o: number): boolean => mask[o] === 0xff && mask[o + 1] === 0xff;
+  return matchContextAt(key, 0, mask, 0);
+}
+
+/** matchContext of the key at kOff in kb and the mask at mOff in mb. */
+export function matchContextAt(kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number): MatchContext {
+  const u16 = (o: number): number => kb[kOff + o]! | (kb[kOff + o + 1]! << 8);
+  const full16 = (o: number): boolean => mb[mOff + o] === 0xff && mb[mOff + o + 1] === 0xff;
   const ctx: MatchContext = {};
   if (full16(K.eth_type.offset)) ctx.ethType = u16(K.eth_type.offset);
-  if ((ctx.ethType === 0x0800 || ctx.ethType === 0x86dd) && mask[K.nw_proto.offset] === 0xff) ctx.ipProto = key[K.nw_proto.offset];
-  if (mask[K.ct_nw_proto.offset] === 0xff) ctx.ctNwProto = key[K.ct_nw_proto.offset];
+  if ((ctx.ethType === 0x0800 || ctx.ethType === 0x86dd) && mb[mOff + K.nw_proto.offset] === 0xff) ctx.ipProto = kb[kOff + K.nw_proto.offset];
+  if (mb[mOff + K.ct_nw_proto.offset] === 0xff) ctx.ctNwProto = kb[kOff + K.ct_nw_proto.offset];
   return ctx;
 }
 
@@ -80,38 +85,52 @@ export function protoName(n: number): string | undefined {
 const scratchV = new Uint8Array(16);
 const scratchM = new Uint8Array(16);
 
-// key/mask pairs are carved out of shared slabs: one allocation per 150 flows, not two per flow
+/**
+ * Where a compiled flow's key and mask live: the key at off and the mask at off + KEY_SIZE of km, a
+ * slab shared by 150 flows. A flow gets no views of its own: two typed arrays a flow were a quarter
+ * of what a bulk load of 10^5 flows left on the heap, and making them most of a compile's cost.
+ */
+export interface KeyMaskAt {
+  readonly km: Buffer;
+  readonly off: number;
+}
+
 const SLAB = KEY_SIZE * 2 * 150;
-let slab = new ArrayBuffer(SLAB);
+let slab = Buffer.alloc(SLAB);
 let slabUsed = 0;
-function keyPair(): [Uint8Array, Uint8Array] {
+function keyMaskAt(): KeyMaskAt {
   if (slabUsed + 2 * KEY_SIZE > SLAB) {
-    slab = new ArrayBuffer(SLAB);
+    slab = Buffer.alloc(SLAB);
     slabUsed = 0;
   }
-  const k = new Uint8Array(slab, slabUsed, KEY_SIZE);
-  const m = new Uint8Array(slab, slabUsed + KEY_SIZE, KEY_SIZE);
+  const at = { km: slab, off: slabUsed };
   slabUsed += 2 * KEY_SIZE;
-  return [k, m];
+  return at;
 }
+
+/** The key of a KeyMaskAt, as its own view (for what is not on the bulk path). */
+export const keyView = (a: KeyMaskAt): Uint8Array => new Uint8Array(a.km.buffer, a.km.byteOffset + a.off, KEY_SIZE);
+export const maskView = (a: KeyMaskAt): Uint8Array => new Uint8Array(a.km.buffer, a.km.byteOffset + a.off + KEY_SIZE, KEY_SIZE);
 
 const owners = new Map<number, string>(); // region offset -> token that set it (per buildMatch call)
 
-/** ORs value/mask of f into key/mask; throws if a bit both already hold differs (two tokens disagree). */
-function merge(key: Uint8Array, mask: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void {
+/** ORs value/mask of f into the key and mask at base in km; throws if a bit both already hold differs (two tokens disagree). */
+function merge(km: Uint8Array, base: number, f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void {
   const [off, len] = fieldRegion(f);
+  const k = base + off;
+  const mk = base + KEY_SIZE + off;
   scratchV.fill(0);
   scratchM.fill(0);
   encodeField(f, value, m, scratchV, scratchM, 0);
   for (let i = 0; i < len; i++) {
-    if (((key[off + i]! ^ scratchV[i]!) & mask[off + i]! & scratchM[i]!) !== 0) {
+    if (((km[k + i]! ^ scratchV[i]!) & km[mk + i]! & scratchM[i]!) !== 0) {
       const other = owners.get(off) ?? 'another field';
       throw new FlowSyntaxError(pathOf(it), it.name, `conflicts with ${other}`);
     }
   }
   for (let i = 0; i < len; i++) {
-    key[off + i] = key[off + i]! | scratchV[i]!;
-    mask[off + i] = mask[off + i]! | scratchM[i]!;
+    km[k + i] = km[k + i]! | scratchV[i]!;
+    km[mk + i] = km[mk + i]! | scratchM[i]!;
   }
   if (!owners.has(off)) owners.set(off, it.name);
 }
@@ -120,8 +139,9 @@ const ETH_TYPE = fieldByName('eth_type')!;
 const IP_PROTO = fieldByName('ip_proto')!;
 
 /** Builds key/mask from items (and what the prerequisites saw); throws FlowSyntaxError naming the offending item. */
-export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): ParsedMatch & { ctx: MatchContext } {
-  const [key, mask] = keyPair();
+export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): KeyMaskAt & { ctx: MatchContext } {
+  const at = keyMaskAt();
+  const { km, off: base } = at;
   owners.clear();
   const fields: [FieldDef, MatchItem][] = [];
 
@@ -129,24 +149,24 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): P
     const sh = SHORTHANDS[it.name];
     if (sh) {
       if (it.value !== null && it.value !== '') throw new FlowSyntaxError(pathOf(it), it.name, 'is a shorthand and takes no value');
-      merge(key, mask, ETH_TYPE, it, sh.ethType, 0xffff);
-      if (sh.proto !== undefined) merge(key, mask, IP_PROTO, it, sh.proto, 0xff);
+      merge(km, base, ETH_TYPE, it, sh.ethType, 0xffff);
+      if (sh.proto !== undefined) merge(km, base, IP_PROTO, it, sh.proto, 0xff);
       continue;
     }
     const f = fieldByName(it.name);
     if (!f) throw new FlowSyntaxError(pathOf(it), it.name, 'unknown field');
     if (it.value === null || it.value === '') throw new FlowSyntaxError(pathOf(it), it.name, 'needs a value');
     const pv = parseFieldValue(f, it.value, pathOf(it), it.name, ports);
-    merge(key, mask, storageDef(f), it, pv.value, pv.mask);
+    merge(km, base, storageDef(f), it, pv.value, pv.mask);
     fields.push([f, it]);
   }
 
-  const ctx = matchContext(key, mask);
+  const ctx = matchContextAt(km, base, km, base + KEY_SIZE);
   for (const [f, it] of fields) {
     const p = prereqProblem(f.prereq, ctx, f.name);
     if (p) throw new FlowSyntaxError(pathOf(it), it.name, p);
   }
-  return { key, mask, ctx };
+  return { km, off: base, ctx };
 }
 
 /** Items of a JSON match object: values are strings or numbers; shorthands take true (or ""/null). */
