@@ -1,5 +1,6 @@
 // Request bodies: writers for the channel, laid out with the generated offsets.
 import { FLOW_ADD, FLOW_DEL } from './gen/proto';
+import { PackedKeyMask, unpackInto } from './flows/ofctl/packed';
 
 /** Writes a request body at bodyOff and returns its length in bytes. */
 export type BodyWriter = (dv: DataView, bodyOff: number) => number;
@@ -16,8 +17,8 @@ export interface FlowAddBody {
   /** flow_key bytes, key already masked */
   readonly key: Uint8Array;
   readonly mask: Uint8Array;
-  /** where key and mask sit in a shared slab, when they do (copied from there: no views made) */
-  readonly at?: { readonly km: Buffer; readonly off: number };
+  /** key and mask packed, when they are (written from the runs: no full arrays made) */
+  readonly at?: PackedKeyMask;
   /** action TLVs; empty = drop */
   tlv: Uint8Array;
 }
@@ -25,13 +26,13 @@ export interface FlowAddBody {
 const FA = FLOW_ADD.fields;
 const FD = FLOW_DEL.fields;
 
-/** The ring's bytes as a Buffer, one per DataView (not one per record). */
-const bytesOf = new WeakMap<DataView, Buffer>();
+/** The ring's bytes as a Uint8Array, one per DataView (not one per record). */
+const bytesOf = new WeakMap<DataView, Uint8Array>();
 
 /** Writes f's FLOW_ADD body at off; returns its length. */
 export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number {
   let all = bytesOf.get(dv);
-  if (!all) bytesOf.set(dv, all = Buffer.from(dv.buffer, dv.byteOffset, dv.byteLength));
+  if (!all) bytesOf.set(dv, all = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength));
   all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too
   dv.setBigUint64(off + FA.id.offset, f.id, true);
   dv.setBigUint64(off + FA.cookie.offset, f.cookie, true);
@@ -42,9 +43,7 @@ export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number 
   dv.setUint16(off + FA.hard_timeout.offset, f.hardTimeout, true);
   dv.setUint16(off + FA.actions_len.offset, f.tlv.length, true);
   if (f.at) {
-    const n = FA.key.size;
-    f.at.km.copy(all, off + FA.key.offset, f.at.off, f.at.off + n);
-    f.at.km.copy(all, off + FA.mask.offset, f.at.off + n, f.at.off + 2 * n);
+    unpackInto(f.at, all, off + FA.key.offset, all, off + FA.mask.offset); // the rest was zeroed above
   } else {
     all.set(f.key, off + FA.key.offset);
     all.set(f.mask, off + FA.mask.offset);

@@ -7,7 +7,8 @@ import {
 import {
   CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, eachFlowLine, flowJson, splitTokens, formatFlow, jsonFlowInput, parseFlowText,
 } from '../src/flows/ofctl';
-import { fnv1a64, fnv1a64Fast, flowId } from '../src/flows/flow-id';
+import { fnv1a64, fnv1a64Fast, flowId, flowIdParts, flowIdPartsPacked } from '../src/flows/flow-id';
+import { pack, packedKey, packedMask, unpackInto } from '../src/flows/ofctl/packed';
 import { syntaxProblem } from '../src/flows/service';
 import { FlowRecord, flowFromRecord, flowKey, flowRecord, flowRecordText } from '../src/flows/persist';
 
@@ -448,4 +449,34 @@ test('tokens split as /[\\s,]+/ splits them, on 20,000 random lines of separator
     for (let i = rnd(12); i > 0; i--) s += alphabet[rnd(alphabet.length)];
     assert.deepEqual(splitTokens(s), s.split(/[\s,]+/), JSON.stringify(s));
   }
+});
+
+test('packed key and mask: 5,000 random matches unpack to what was packed and hash to the id of the full arrays', () => {
+  let seed = 99;
+  const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  const K = FLOW_KEY.size;
+  for (let c = 0; c < 5000; c++) {
+    const km = new Uint8Array(2 * K);
+    // a few runs anywhere (the ends included), key bytes often zero under a mask
+    for (let r = rnd(6); r > 0; r--) {
+      const start = rnd(K);
+      const n = 1 + rnd(Math.min(24, K - start));
+      for (let j = 0; j < n; j++) {
+        km[K + start + j] = rnd(3) ? 0xff : rnd(256);
+        km[start + j] = rnd(2) ? km[K + start + j]! & rnd(256) : 0;
+      }
+    }
+    if (c === 1) km.fill(0xff); // one run of the whole key
+    const p = pack(km);
+    const key = km.slice(0, K), mask = km.slice(K);
+    assert.deepEqual(packedKey(p), key);
+    assert.deepEqual(packedMask(p), mask);
+    const table = rnd(255), priority = rnd(65536);
+    assert.deepEqual(flowIdPartsPacked(table, priority, p, K), flowIdParts(table, priority, key, mask), `case ${c}`);
+    const out = new Uint8Array(2 * K + 10);
+    unpackInto(p, out, 3, out, 3 + K);
+    assert.deepEqual(out.slice(3, 3 + 2 * K), km);
+  }
+  // a match of nothing packs to nothing
+  assert.equal(pack(new Uint8Array(2 * K)).len, 0);
 });

@@ -1,5 +1,6 @@
 // Flow identity: FNV-1a 64 of (table, priority, masked key bytes, mask bytes), so the same
 // (table, priority, match) always has the same id however it was spelled.
+import type { PackedKeyMask } from './ofctl/packed';
 
 /** FNV-1a 64 of the UTF-8 bytes of s (reference implementation, BigInt). */
 export function fnv1a64(s: string | Uint8Array): bigint {
@@ -114,13 +115,8 @@ function step(x: number): void {
   v2 = t2 & 0xffff;
 }
 
-/** flowId and its top 52 bits as a number (for cheap ordering). */
-export function flowIdParts(table: number, priority: number, key: Uint8Array, mask: Uint8Array): [bigint, number] {
-  return flowIdPartsAt(table, priority, key, 0, mask, 0, key.length);
-}
-
-/** flowIdParts of the len-byte key and mask at kOff in kb and mOff in mb (a slab shared by many flows). */
-export function flowIdPartsAt(table: number, priority: number, kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number, len: number): [bigint, number] {
+/** Starts an id: the state is reset and the table and priority bytes hashed; returns the zeros pending. */
+function idStart(table: number, priority: number): number {
   v0 = 0x2325; v1 = 0x8422; v2 = 0x9ce4; v3 = 0xcbf2;
   let zeros = 0;
   for (const x of [table, priority & 0xff, priority >>> 8]) {
@@ -128,11 +124,53 @@ export function flowIdPartsAt(table: number, priority: number, kb: Uint8Array, k
     if (zeros) { mulPow(zeros); zeros = 0; }
     step(x);
   }
-  zeros = hashWords(kb, kOff, len, zeros);
-  zeros = hashWords(mb, mOff, len, zeros);
+  return zeros;
+}
+
+/** Ends an id: the pending zeros hashed; the id and its top 52 bits as a number. */
+function idEnd(zeros: number): [bigint, number] {
   if (zeros) mulPow(zeros);
   const hi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12);
   return [BigInt(v3 * 65536 + v2) * 4294967296n + BigInt(v1 * 65536 + v0), hi];
+}
+
+/** flowId and its top 52 bits as a number (for cheap ordering). */
+export function flowIdParts(table: number, priority: number, key: Uint8Array, mask: Uint8Array): [bigint, number] {
+  let zeros = idStart(table, priority);
+  zeros = hashWords(key, 0, key.length, zeros);
+  zeros = hashWords(mask, 0, mask.length, zeros);
+  return idEnd(zeros);
+}
+
+/** FNV-1a of the runs' bytes, side 0 (key) or 1 (mask), with the zeros between them: as of len full bytes. */
+function hashPackedSide(p: PackedKeyMask, side: number, len: number, zeros0: number): number {
+  let zeros = zeros0;
+  let pos = 0;
+  const { buf } = p;
+  for (let r = p.off, end = p.off + p.len; r < end;) {
+    const start = buf[r]!;
+    const n = buf[r + 1]!;
+    zeros += start - pos;
+    const from = r + 2 + side * n;
+    for (let j = 0; j < n; j++) {
+      const x = buf[from + j]!;
+      if (x === 0) { zeros++; continue; }
+      if (zeros) { mulPow(zeros); zeros = 0; }
+      step(x);
+    }
+    pos = start + n;
+    r += 2 + 2 * n;
+  }
+  return zeros + (len - pos);
+}
+
+/** flowIdParts of a packed key and mask (flow_key of len bytes): the same id as of the full arrays. */
+export function flowIdPartsPacked(table: number, priority: number, p: PackedKeyMask, len: number): [bigint, number] {
+  let zeros = idStart(table, priority);
+  // at most 3 + len zeros pile up before the flush (len = 208): below MAX_RUN
+  zeros = hashPackedSide(p, 0, len, zeros);
+  if (zeros) { mulPow(zeros); zeros = 0; }
+  return idEnd(hashPackedSide(p, 1, len, zeros));
 }
 
 export function formatFlowId(id: bigint): string {

@@ -1,7 +1,7 @@
 // A flow as the desired-state store keeps it: the compiled form, compactly (keys and masks are
 // mostly zero bytes, so only the runs that are not). Loading needs no ferryd and no recompiling:
 // ports were resolved and checked when the flow was first added.
-import { KEY_SIZE } from './ofctl';
+import { KEY_SIZE, eachPackedRun } from './ofctl';
 import type { Action, CompiledFlow } from './ofctl';
 import { flowIdParts, formatFlowId, parseFlowId } from './flow-id';
 import type { StoredFlow } from './store';
@@ -47,33 +47,33 @@ function partsOf(f: CompiledFlow): { json: string; b64: string } {
   return p;
 }
 
-/** The flow's key and mask as [bytes, key offset, mask offset, length]: in its slab when it has one (no views). */
-function keyMaskOf(f: CompiledFlow): [Uint8Array, number, Uint8Array, number, number] {
-  if (f.at) return [f.at.km, f.at.off, f.at.km, f.at.off + KEY_SIZE, KEY_SIZE];
-  return [f.key, 0, f.mask, 0, f.key.length];
-}
-
-/** Calls fn(start, end) for each run of bytes (0-based in the key) where key or mask is not zero. */
-function eachRun(kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number, len: number, fn: (start: number, end: number) => void): void {
+/** Calls fn(start, end, kb, kOff, mb, mOff) for each run where key or mask is not zero: the key's
+ * bytes start..end are kb[kOff..], the mask's mb[mOff..] (from the packed runs when f has them). */
+function eachRun(f: CompiledFlow, fn: (start: number, end: number, kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number) => void): void {
+  if (f.at) {
+    const { buf } = f.at;
+    eachPackedRun(f.at, (start, n, at) => fn(start, start + n, buf, at, buf, at + n));
+    return;
+  }
+  const key = f.key, mask = f.mask;
   let i = 0;
-  while (i < len) {
-    if (kb[kOff + i] === 0 && mb[mOff + i] === 0) {
+  while (i < key.length) {
+    if (key[i] === 0 && mask[i] === 0) {
       i++;
       continue;
     }
     const start = i;
-    while (i < len && (kb[kOff + i] !== 0 || mb[mOff + i] !== 0)) i++;
-    fn(start, i);
+    while (i < key.length && (key[i] !== 0 || mask[i] !== 0)) i++;
+    fn(start, i, key, start, mask, start);
   }
 }
 
 export function flowRecord(f: CompiledFlow): FlowRecord {
   const r: [number, string, string][] = [];
-  const [kb, kOff, mb, mOff, n] = keyMaskOf(f);
-  eachRun(kb, kOff, mb, mOff, n, (start, end) => r.push([start, hex(kb, kOff + start, kOff + end), hex(mb, mOff + start, mOff + end)]));
+  eachRun(f, (start, end, kb, kOff, mb, mOff) => r.push([start, hex(kb, kOff, kOff + end - start), hex(mb, mOff, mOff + end - start)]));
   return {
     t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
-    c: f.cookie.toString(16), r, n, a: f.actions, v: partsOf(f).b64,
+    c: f.cookie.toString(16), r, n: f.at ? KEY_SIZE : f.key.length, a: f.actions, v: partsOf(f).b64,
   };
 }
 
@@ -82,14 +82,13 @@ export function flowRecord(f: CompiledFlow): FlowRecord {
  * parts (actions) serialized once per actions array. The bulk path makes one per flow.
  */
 export function flowRecordText(f: CompiledFlow): string {
-  const [kb, kOff, mb, mOff, n] = keyMaskOf(f);
   let runs = '';
-  eachRun(kb, kOff, mb, mOff, n, (start, end) => {
-    runs += `${runs ? ',' : ''}[${start},"${hex(kb, kOff + start, kOff + end)}","${hex(mb, mOff + start, mOff + end)}"]`;
+  eachRun(f, (start, end, kb, kOff, mb, mOff) => {
+    runs += `${runs ? ',' : ''}[${start},"${hex(kb, kOff, kOff + end - start)}","${hex(mb, mOff, mOff + end - start)}"]`;
   });
   const parts = partsOf(f);
   const flags = f.flags.length === 0 ? '[]' : JSON.stringify(f.flags);
-  return `{"t":${f.table},"p":${f.priority},"i":${f.idleTimeout},"h":${f.hardTimeout},"fb":${f.flagBits},"f":${flags},"c":"${f.cookie.toString(16)}","r":[${runs}],"n":${n},"a":${parts.json},"v":"${parts.b64}"}`;
+  return `{"t":${f.table},"p":${f.priority},"i":${f.idleTimeout},"h":${f.hardTimeout},"fb":${f.flagBits},"f":${flags},"c":"${f.cookie.toString(16)}","r":[${runs}],"n":${f.at ? KEY_SIZE : f.key.length},"a":${parts.json},"v":"${parts.b64}"}`;
 }
 
 export const flowKey = (id: bigint): string => formatFlowId(id);

@@ -10,7 +10,7 @@ import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
 import {
-  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson, keyView, maskView,
+  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson, packedKey, packedMask,
   eachFlowLine, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
@@ -253,7 +253,7 @@ export class FlowService {
       }
       if (input.items.length || sel.strict) {
         const m = buildMatch(input.items, ports);
-        sel.match = { key: keyView(m), mask: maskView(m) };
+        sel.match = { key: packedKey(m.packed), mask: packedMask(m.packed) };
       }
     } catch (e) {
       if (e instanceof FlowSyntaxError) throw syntaxProblem(e, base, '');

@@ -1,12 +1,13 @@
 // Whole flows: an ovs-ofctl line or a JSON flow -> a compiled flow (key/mask, canonical actions,
 // TLVs, id), and back to canonical JSON.
 import { DEFAULT_PRIORITY, FlowFlag } from '../../gen/proto';
-import { flowIdPartsAt, parseCookie, formatCookie } from '../flow-id';
+import { flowIdPartsPacked, parseCookie, formatCookie } from '../flow-id';
 import { Action, normalizeActions } from './actions';
 import { parseActionsText } from './actions-text';
 import { JsonMatch, describeMatch } from './describe';
 import { PortResolver } from './fields';
-import { KEY_SIZE, KeyMaskAt, MATCH_BASE, MatchItem, buildMatch, jsonMatchItems, keyView, maskView } from './match';
+import { KEY_SIZE, MATCH_BASE, MatchItem, buildMatch, jsonMatchItems } from './match';
+import { PackedKeyMask, packedKey, packedMask } from './packed';
 import type { Action as ActionT } from './actions';
 import { FlowSyntaxError } from './values';
 
@@ -47,28 +48,28 @@ export interface CompiledFlow {
   readonly mask: Uint8Array;
   actions: Action[];
   tlv: Uint8Array;
-  /** where key and mask are in a shared slab (compiled flows; the bulk path reads them there) */
-  readonly at?: KeyMaskAt;
+  /** key and mask packed (compiled flows; the bulk path reads them there) */
+  readonly at?: PackedKeyMask;
 }
 
 /**
- * A flow compileFlow made: its key and mask stay in the slab buildMatch wrote them to, and key and
- * mask are views made when asked for (listing, printing), not with every flow of a bulk load. The
- * fields a stored flow adds (slot, installedNs) are there from the start: one object shape.
+ * A flow compileFlow made: its key and mask stay packed (packed.ts), and key and mask are arrays
+ * made when asked for (listing, printing), not with every flow of a bulk load. The fields a
+ * stored flow adds (slot, installedNs) are there from the start: one object shape.
  */
-class SlabFlow implements CompiledFlow {
+class PackedFlow implements CompiledFlow {
   slot: number | null = null;
   installedNs = 0n;
   constructor(
     public id: bigint, public idHi: number, public table: number, public priority: number, public cookie: bigint,
     public idleTimeout: number, public hardTimeout: number, public flags: string[], public flagBits: number,
-    public actions: Action[], public tlv: Uint8Array, readonly at: KeyMaskAt,
+    public actions: Action[], public tlv: Uint8Array, readonly at: PackedKeyMask,
   ) {}
   get key(): Uint8Array {
-    return keyView(this.at);
+    return packedKey(this.at);
   }
   get mask(): Uint8Array {
-    return maskView(this.at);
+    return packedMask(this.at);
   }
 }
 
@@ -210,7 +211,7 @@ export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlo
     }
     for (const [k, b] of Object.entries(FLOW_FLAGS)) if (flagBits & b) flags.push(k);
   }
-  const { km, off, ctx } = buildMatch(input.items, ports);
+  const { packed, ctx } = buildMatch(input.items, ports);
   let res: { actions: ActionT[]; tlv: Uint8Array };
   if (input.actionsText !== undefined) {
     // identical action text in the same context compiles identically: bulk loads reuse it
@@ -228,8 +229,8 @@ export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlo
     res = normalizeActions(input.actions, { table, match: ctx, ports });
   }
   const { actions, tlv } = res;
-  const [id, idHi] = flowIdPartsAt(table, priority, km, off, km, off + KEY_SIZE, KEY_SIZE);
-  return new SlabFlow(id, idHi, table, priority, cookie, idleTimeout, hardTimeout, flags, flagBits, actions, tlv, { km, off });
+  const [id, idHi] = flowIdPartsPacked(table, priority, packed, KEY_SIZE);
+  return new PackedFlow(id, idHi, table, priority, cookie, idleTimeout, hardTimeout, flags, flagBits, actions, tlv, packed);
 }
 
 export function flowJson(f: CompiledFlow): FlowJson {

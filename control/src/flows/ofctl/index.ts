@@ -8,3 +8,4 @@ export * from './actions';
 export * from './encode';
 export * from './format';
 export * from './flow';
+export * from './packed';

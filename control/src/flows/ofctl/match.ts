@@ -4,6 +4,7 @@ import {
   FieldDef, PortResolver, Prereq, SHORTHANDS, encodeField, fieldByName, fieldRegion, parseFieldValue, storageDef,
 } from './fields';
 import { FlowSyntaxError } from './values';
+import { PackedKeyMask, pack } from './packed';
 
 export const KEY_SIZE = FLOW_KEY.size;
 const K = FLOW_KEY.fields;
@@ -85,32 +86,8 @@ export function protoName(n: number): string | undefined {
 const scratchV = new Uint8Array(16);
 const scratchM = new Uint8Array(16);
 
-/**
- * Where a compiled flow's key and mask live: the key at off and the mask at off + KEY_SIZE of km, a
- * slab shared by 150 flows. A flow gets no views of its own: two typed arrays a flow were a quarter
- * of what a bulk load of 10^5 flows left on the heap, and making them most of a compile's cost.
- */
-export interface KeyMaskAt {
-  readonly km: Buffer;
-  readonly off: number;
-}
-
-const SLAB = KEY_SIZE * 2 * 150;
-let slab = Buffer.alloc(SLAB);
-let slabUsed = 0;
-function keyMaskAt(): KeyMaskAt {
-  if (slabUsed + 2 * KEY_SIZE > SLAB) {
-    slab = Buffer.alloc(SLAB);
-    slabUsed = 0;
-  }
-  const at = { km: slab, off: slabUsed };
-  slabUsed += 2 * KEY_SIZE;
-  return at;
-}
-
-/** The key of a KeyMaskAt, as its own view (for what is not on the bulk path). */
-export const keyView = (a: KeyMaskAt): Uint8Array => new Uint8Array(a.km.buffer, a.km.byteOffset + a.off, KEY_SIZE);
-export const maskView = (a: KeyMaskAt): Uint8Array => new Uint8Array(a.km.buffer, a.km.byteOffset + a.off + KEY_SIZE, KEY_SIZE);
+// buildMatch merges into this (key at 0, mask at KEY_SIZE), then packs the result for the flow
+const scratchKm = new Uint8Array(2 * KEY_SIZE);
 
 const owners = new Map<number, string>(); // region offset -> token that set it (per buildMatch call)
 
@@ -139,9 +116,10 @@ const ETH_TYPE = fieldByName('eth_type')!;
 const IP_PROTO = fieldByName('ip_proto')!;
 
 /** Builds key/mask from items (and what the prerequisites saw); throws FlowSyntaxError naming the offending item. */
-export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): KeyMaskAt & { ctx: MatchContext } {
-  const at = keyMaskAt();
-  const { km, off: base } = at;
+export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): { packed: PackedKeyMask; ctx: MatchContext } {
+  const km = scratchKm;
+  const base = 0;
+  km.fill(0);
   owners.clear();
   const fields: [FieldDef, MatchItem][] = [];
 
@@ -166,7 +144,7 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): K
     const p = prereqProblem(f.prereq, ctx, f.name);
     if (p) throw new FlowSyntaxError(pathOf(it), it.name, p);
   }
-  return { km, off: base, ctx };
+  return { packed: pack(km), ctx };
 }
 
 /** Items of a JSON match object: values are strings or numbers; shorthands take true (or ""/null). */
