@@ -21,16 +21,21 @@ const SLAB_BYTES = 64 * 1024;
 let slab = Buffer.allocUnsafe(SLAB_BYTES);
 let slabUsed = 0;
 
-/** Packs the key at km[0..KEY_SIZE) and the mask at km[KEY_SIZE..2*KEY_SIZE). */
+/** The most a pack can take: runs of one byte with one zero byte between them. */
+const MAX_PACKED = 2 * KEY_SIZE + 2 * (KEY_SIZE >> 1);
+
+let lastKm: Uint8Array | null = null;
+let lastWords: Uint32Array | null = null;
+
+/** Packs the key at km[0..KEY_SIZE) and the mask at km[KEY_SIZE..2*KEY_SIZE), in one pass. */
 export function pack(km: Uint8Array): PackedKeyMask {
-  let bytes = 0;
-  for (let i = 0; i < KEY_SIZE;) {
-    if (km[i] === 0 && km[KEY_SIZE + i] === 0) { i++; continue; }
-    const start = i;
-    while (i < KEY_SIZE && (km[i] !== 0 || km[KEY_SIZE + i] !== 0)) i++;
-    bytes += 2 + 2 * (i - start);
+  // 4 zero bytes of key and of mask are skipped a word at a time (km is 4-aligned: buildMatch's scratch)
+  if (km !== lastKm) {
+    lastKm = km;
+    lastWords = km.byteOffset % 4 === 0 && KEY_SIZE % 4 === 0 ? new Uint32Array(km.buffer, km.byteOffset, (2 * KEY_SIZE) >> 2) : null;
   }
-  if (slabUsed + bytes > SLAB_BYTES) {
+  const words = lastWords;
+  if (slabUsed + MAX_PACKED > SLAB_BYTES) {
     slab = Buffer.allocUnsafe(SLAB_BYTES);
     slabUsed = 0;
   }
@@ -38,9 +43,10 @@ export function pack(km: Uint8Array): PackedKeyMask {
   const off = slabUsed;
   let w = off;
   for (let i = 0; i < KEY_SIZE;) {
+    if (words !== null && (i & 3) === 0 && words[i >> 2] === 0 && words[(KEY_SIZE + i) >> 2] === 0) { i += 4; continue; }
     if (km[i] === 0 && km[KEY_SIZE + i] === 0) { i++; continue; }
     const start = i;
-    while (i < KEY_SIZE && (km[i] !== 0 || km[KEY_SIZE + i] !== 0)) i++;
+    while (i < KEY_SIZE && (km[i]! | km[KEY_SIZE + i]!) !== 0) i++;
     const n = i - start;
     buf[w] = start;
     buf[w + 1] = n;
@@ -51,7 +57,7 @@ export function pack(km: Uint8Array): PackedKeyMask {
     w += 2 + 2 * n;
   }
   slabUsed = w;
-  return { buf, off, len: bytes };
+  return { buf, off, len: w - off };
 }
 
 /**
