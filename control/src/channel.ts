@@ -324,8 +324,9 @@ export class ControlChannel {
    * Sends count requests (bulk loads: 10^5 FLOW_ADDs) as fast as the ring takes them, waiting for
    * ferryd's answers to make room, and resolves once every one is answered (whatever its status).
    * Nothing is made per request but its pending entry: answers land in typed arrays, and only
-   * refusals are kept whole. Rejects on the first timeout or channel failure, or a body that does
-   * not fit; what was sent by then may still be applied (the caller aborts its bundle).
+   * refusals are kept whole. Rejects on the first timeout (an answer, or room in a ring that others
+   * keep full, not coming for timeoutMs), a channel failure, or a body that does not fit; what was
+   * sent by then may still be applied (the caller aborts its bundle).
    */
   requestBatch(count: number, spec: BatchSpec, opts: { timeoutMs?: number } = {}): Promise<BatchAnswers> {
     const answers: BatchAnswers = { status: new Uint32Array(count), aux: new Uint32Array(count), refused: new Map() };
@@ -339,6 +340,7 @@ export class ControlChannel {
       let answered = 0;
       let settled = false;
       let waiting = false;
+      let lastProgress = performance.now();
       /** [first request id, index of its request, how many] of each write */
       const runs: [number, number, number][] = [];
       const indexOf = (reqId: number): number => {
@@ -370,7 +372,7 @@ export class ControlChannel {
           queueMicrotask(send);
         }
       };
-      const entry = (): Pending => ({ type: spec.type(0), deadline: performance.now() + timeoutMs, timeoutMs, resolve: () => undefined, reject: fail, answer });
+      const entry = (): Pending => ({ type: spec.type(sent), deadline: performance.now() + timeoutMs, timeoutMs, resolve: () => undefined, reject: fail, answer });
       const send = (): void => {
         if (settled) return;
         if (this.closedWith) return fail(this.closedWith);
@@ -391,6 +393,7 @@ export class ControlChannel {
           return fail(e as Error); // nothing of this write was published
         }
         if (k > 0) {
+          lastProgress = performance.now();
           runs.push([lo, sent, k]);
           const p = entry();
           if (p.deadline < this.nextDeadline) this.nextDeadline = p.deadline;
@@ -401,8 +404,10 @@ export class ControlChannel {
         }
         if (sent < count) {
           this.stats.ringFull++;
-          // our answers to come will make room; if few of ours are out, others' records fill it
+          // our answers to come will make room; if few of ours are out, others' records fill it:
+          // try again shortly, for as long as a request may wait for its answer
           if (sent - answered > this.req.slots >> 1) waiting = true;
+          else if (performance.now() - lastProgress > timeoutMs) fail(new RingFullError('request'));
           else setTimeout(send, 1);
         }
       };

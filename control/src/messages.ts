@@ -31,6 +31,11 @@ const bytesOf = new WeakMap<DataView, Uint8Array>();
 
 /** Writes f's FLOW_ADD body at off; returns its length. */
 export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number {
+  // the view below spans the whole segment: a part too long would run into the next record
+  if (f.tlv.length > FA.actions.size) throw new Error(`${f.tlv.length} bytes of actions do not fit FLOW_ADD's ${FA.actions.size}`);
+  if (!f.at && (f.key.length !== FA.key.size || f.mask.length !== FA.mask.size)) {
+    throw new Error(`a flow key of ${f.key.length} bytes and mask of ${f.mask.length} is not flow_key's ${FA.key.size}`);
+  }
   let all = bytesOf.get(dv);
   if (!all) bytesOf.set(dv, all = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength));
   all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too

@@ -5,7 +5,7 @@ import { attachSegment } from '../src/shm/segment';
 import { ControlChannel } from '../src/channel';
 import { RingFullError, TimeoutError, FerrydDownError } from '../src/errors';
 import { MsgType, MsgFlag, REQ_RING_SLOTS, Status, FLOW_ADD, FLOW_KEY, readFlowAdd } from '../src/gen/proto';
-import { flowAddBody } from '../src/messages';
+import { flowAddBody, writeFlowAdd } from '../src/messages';
 import { until } from './helpers';
 
 async function setup(tag: string, respond: 'auto' | 'manual' | 'paused') {
@@ -177,6 +177,35 @@ test('a batch rejects on a timeout and on a body too big for a slot, and leaves 
     assert.equal(chan.pendingCount, 0, 'nothing of the failed write was published');
     const empty = await chan.requestBatch(0, { type: () => MsgType.PING, write: () => 0 });
     assert.equal(empty.status.length, 0);
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('a FLOW_ADD body whose actions or key would not fit its record is refused before anything is written past it', () => {
+  const buf = new ArrayBuffer(4 * FLOW_ADD.size);
+  const dv = new DataView(buf);
+  new Uint8Array(buf).fill(0xaa);
+  const flow = { id: 1n, cookie: 0n, priority: 1, table: 0, flagBits: 0, idleTimeout: 0, hardTimeout: 0,
+    key: new Uint8Array(FLOW_KEY.size), mask: new Uint8Array(FLOW_KEY.size), tlv: new Uint8Array(FLOW_ADD.fields.actions.size + 1) };
+  assert.throws(() => writeFlowAdd(dv, FLOW_ADD.size, flow), /do not fit/);
+  assert.throws(() => writeFlowAdd(dv, FLOW_ADD.size, { ...flow, tlv: new Uint8Array(8), key: new Uint8Array(FLOW_KEY.size + 8) }), /not flow_key/);
+  assert.ok(new Uint8Array(buf).every((b) => b === 0xaa), 'nothing was written');
+  assert.equal(writeFlowAdd(dv, FLOW_ADD.size, { ...flow, tlv: new Uint8Array(FLOW_ADD.fields.actions.size) }), FLOW_ADD.size);
+  assert.ok(new Uint8Array(buf, 2 * FLOW_ADD.size).every((b) => b === 0xaa), 'the next record is untouched');
+});
+
+test('a batch that never finds room in a ring others keep full rejects with RingFullError after its timeout', async () => {
+  const { fake, chan } = await setup('batch-full', 'paused');
+  try {
+    const { submitted, responses } = chan.requestMany(Array.from({ length: REQ_RING_SLOTS }, () => ({ type: MsgType.PING, timeoutMs: 5000 })));
+    assert.equal(submitted, REQ_RING_SLOTS);
+    const others = Promise.allSettled(responses);
+    const t0 = Date.now();
+    await assert.rejects(chan.requestBatch(3, { type: () => MsgType.PING, write: () => 0 }, { timeoutMs: 150 }), RingFullError);
+    assert.ok(Date.now() - t0 >= 140, 'not before its timeout');
+    chan.failAll(new FerrydDownError('test over'));
+    assert.ok((await others).every((r) => r.status === 'rejected'));
   } finally {
     await fake.stop();
   }

@@ -426,7 +426,12 @@ test('the journal text of every corpus flow is JSON.stringify of its record, and
     const f = compile(line);
     const text = flowRecordText(f);
     assert.equal(text, JSON.stringify(flowRecord(f)), line);
-    same(f, flowFromRecord(flowKey(f.id), JSON.parse(text) as FlowRecord), line);
+    // read back, the flow has full key and mask arrays, no packed runs: its text is made the other way
+    const plain = flowFromRecord(flowKey(f.id), JSON.parse(text) as FlowRecord);
+    assert.equal(plain.at, undefined);
+    assert.equal(flowRecordText(plain), text, line);
+    assert.equal(JSON.stringify(flowRecord(plain)), text, line);
+    same(f, plain, line);
   }
 });
 
@@ -479,4 +484,12 @@ test('packed key and mask: 5,000 random matches unpack to what was packed and ha
   }
   // a match of nothing packs to nothing
   assert.equal(pack(new Uint8Array(2 * K)).len, 0);
+});
+
+test('a desired-state record of another key size, or with more actions than ferryd takes, is refused when read back', () => {
+  const f = compile(CORPUS[0]!);
+  const rec = JSON.parse(flowRecordText(f)) as FlowRecord;
+  assert.doesNotThrow(() => flowFromRecord(flowKey(f.id), rec));
+  assert.throws(() => flowFromRecord(flowKey(f.id), { ...rec, n: rec.n + 8 }), /not flow_key/);
+  assert.throws(() => flowFromRecord(flowKey(f.id), { ...rec, v: Buffer.alloc(ACTIONS_MAX + 8).toString('base64') }), /more than the/);
 });

@@ -200,3 +200,24 @@ test('an ABI-mismatched ferryd keeps /health unhealthy with the reason', async (
     await h.close();
   }
 });
+
+test('a bulk load that times out with the ring still full of its requests aborts its bundle once there is room: the next load commits only its own flows', async () => {
+  const h = await harness('abort-full', {}, { requestTimeoutMs: 300 });
+  try {
+    const lines = (n: number, from: number): string =>
+      Array.from({ length: n }, (_, i) => `table=1,priority=5,ip,nw_src=10.1.${(from + i) >> 8}.${(from + i) & 255},actions=drop`).join('\n');
+    h.fake.respondMode = 'paused'; // ferryd stops reading: the batch fills the ring and waits
+    const slow = h.app.inject({ method: 'POST', url: '/v1/flows', headers: { 'content-type': 'text/plain' }, payload: lines(REQ_RING_SLOTS + 200, 0) });
+    await sleep(450); // its requests have timed out; the abort is waiting for room
+    h.fake.respondMode = 'auto';
+    const r = await slow;
+    assert.equal(r.statusCode, 504, r.body);
+    await until(() => h.fake.received.some((q) => q.type === MsgType.BUNDLE_ABORT), 2000, 'BUNDLE_ABORT');
+    assert.equal(h.fake.staged.length, 0, 'nothing left staged');
+    const ok = await h.app.inject({ method: 'POST', url: '/v1/flows', headers: { 'content-type': 'text/plain' }, payload: lines(10, 5000) });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(h.fake.flows.size, 10, 'only the second load\'s flows were committed');
+  } finally {
+    await h.close();
+  }
+});

@@ -17,7 +17,7 @@ struct ferry_obj_pool {
 	uint32_t size;          /* of an object, a multiple of align */
 	uint32_t align;
 	uint32_t per_chunk;
-	uint32_t carve_left;    /* objects not yet handed out in the newest chunk */
+	uint32_t carve_left;    /* objects not yet handed out in the chunk being carved */
 	uint8_t *carve;         /* the next of them */
 	void *free;             /* recycled objects, linked through their first word */
 	void **chunks;

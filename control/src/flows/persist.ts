@@ -1,6 +1,7 @@
 // A flow as the desired-state store keeps it: the compiled form, compactly (keys and masks are
 // mostly zero bytes, so only the runs that are not). Loading needs no ferryd and no recompiling:
 // ports were resolved and checked when the flow was first added.
+import { ACTIONS_MAX } from '../gen/proto';
 import { KEY_SIZE, eachPackedRun } from './ofctl';
 import type { Action, CompiledFlow } from './ofctl';
 import { flowIdParts, formatFlowId, parseFlowId } from './flow-id';
@@ -93,10 +94,18 @@ export function flowRecordText(f: CompiledFlow): string {
 
 export const flowKey = (id: bigint): string => formatFlowId(id);
 
+function tlvOf(idText: string, b64: string): Uint8Array {
+  const tlv = new Uint8Array(Buffer.from(b64, 'base64'));
+  if (tlv.length > ACTIONS_MAX) throw new Error(`flow ${idText}: ${tlv.length} bytes of actions, more than the ${ACTIONS_MAX} ferryd takes`);
+  return tlv;
+}
+
 /** The stored flow back (not installed: slot null). Throws if the record does not hash to its id. */
 export function flowFromRecord(idText: string, rec: FlowRecord): StoredFlow {
   const id = parseFlowId(idText);
   if (id === null) throw new Error(`flow key ${idText} is not a flow id`);
+  // a record of another flow_key layout, or actions ferryd cannot take: refused here, not sent
+  if (rec.n !== KEY_SIZE) throw new Error(`flow ${idText}: a key of ${rec.n} bytes, not flow_key's ${KEY_SIZE}`);
   const key = new Uint8Array(rec.n);
   const mask = new Uint8Array(rec.n);
   for (const [off, k, m] of rec.r) {
@@ -107,7 +116,7 @@ export function flowFromRecord(idText: string, rec: FlowRecord): StoredFlow {
   if (hash !== id) throw new Error(`flow ${idText}: its table, priority and match hash to ${formatFlowId(hash)}`);
   return {
     id, idHi, table: rec.t, priority: rec.p, cookie: BigInt('0x' + rec.c), idleTimeout: rec.i, hardTimeout: rec.h,
-    flags: rec.f, flagBits: rec.fb, key, mask, actions: rec.a, tlv: new Uint8Array(Buffer.from(rec.v, 'base64')),
+    flags: rec.f, flagBits: rec.fb, key, mask, actions: rec.a, tlv: tlvOf(idText, rec.v),
     slot: null, installedNs: 0n,
   };
 }

@@ -1,7 +1,7 @@
 // Flow operations: compile (ovs-ofctl text or JSON), program ferryd (plain requests or atomic bundles,
 // one at a time), keep the desired state, and show it.
 import { MsgFlag, MsgType, Status } from '../gen/proto';
-import { FerrydStatusError } from '../errors';
+import { FerrydStatusError, RingFullError } from '../errors';
 import type { BatchAnswers, ChannelResponse, ControlChannel } from '../channel';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { FerryEvent } from '../events';
@@ -10,7 +10,7 @@ import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
 import {
-  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, buildMatch, compileFlow, cookieOf, flowJson, packedKey, packedMask,
+  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, KEY_SIZE, buildMatch, compileFlow, cookieOf, flowJson, packedKey, packedMask, unpackInto,
   eachFlowLine, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
@@ -72,6 +72,20 @@ function statusError(r: ChannelResponse, at?: Where): FerrydStatusError {
 export function syntaxProblem(e: FlowSyntaxError, base: string, where: string): HttpProblem {
   const pointer = base + e.path.map((p) => '/' + esc(p)).join('');
   return badRequest(pointer, e.reason, `${where}${e.message}`);
+}
+
+const scratchKey = new Uint8Array(KEY_SIZE);
+const scratchMask = new Uint8Array(KEY_SIZE);
+const scratchPair: [Uint8Array, Uint8Array] = [scratchKey, scratchMask];
+
+/** f's key and mask; a packed flow's are unpacked into arrays shared by every call (valid until the
+ * next): a selection over 10^5 flows makes no arrays. */
+function keyMaskOf(f: CompiledFlow): [Uint8Array, Uint8Array] {
+  if (!f.at) return [f.key, f.mask];
+  scratchKey.fill(0);
+  scratchMask.fill(0);
+  unpackInto(f.at, scratchKey, 0, scratchMask, 0);
+  return scratchPair;
 }
 
 /** The flow as installed: the compiled flow itself gets its slot (compiled flows are not shared). */
@@ -272,11 +286,13 @@ export class FlowService {
     if (s.strict) {
       if (f.priority !== (s.priority ?? 32768)) return false;
       const m = s.match!;
-      const key = f.key, mask = f.mask; // views made once, not per byte
+      const [key, mask] = keyMaskOf(f);
       for (let i = 0; i < m.key.length; i++) if (m.key[i] !== key[i] || m.mask[i] !== mask[i]) return false;
       return true;
     }
-    return !s.match || matchCovers(s.match.key, s.match.mask, f.key, f.mask);
+    if (!s.match) return true;
+    const [key, mask] = keyMaskOf(f);
+    return matchCovers(s.match.key, s.match.mask, key, mask);
   }
 
   private lookup(idHex: string): StoredFlow {
@@ -506,12 +522,26 @@ export class FlowService {
     }
   }
 
+  /**
+   * Drops ferryd's open bundle. A batch that just failed may still fill the ring with its own
+   * requests: the abort waits for room (as long as a request may wait for its answer) rather than
+   * leave the bundle open for the next change to commit.
+   */
   private async abort(chan: ControlChannel): Promise<void> {
-    try {
-      const r = await chan.request(MsgType.BUNDLE_ABORT);
-      if (r.status !== Status.OK) this.log?.warn(`BUNDLE_ABORT: ${r.statusName} ${r.message}`);
-    } catch (e) {
-      this.log?.warn(`BUNDLE_ABORT failed: ${(e as Error).message}`);
+    const until = Date.now() + chan.timeoutMs;
+    for (;;) {
+      try {
+        const r = await chan.request(MsgType.BUNDLE_ABORT);
+        if (r.status !== Status.OK) this.log?.warn(`BUNDLE_ABORT: ${r.statusName} ${r.message}`);
+        return;
+      } catch (e) {
+        if (e instanceof RingFullError && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 1));
+          continue;
+        }
+        this.log?.warn(`BUNDLE_ABORT failed: ${(e as Error).message}`);
+        return;
+      }
     }
   }
 

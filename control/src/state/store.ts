@@ -18,7 +18,8 @@ export type StateValue = unknown;
 
 /**
  * One change: set (value), delete (value null), or clear the namespace (key null). text, when
- * given, is JSON.stringify(value) already made (the bulk flow path makes it cheaper than that).
+ * given, is JSON.stringify(value) already made (the bulk flow path makes it cheaper than that),
+ * and makes the change a set: stores read it before value (which a change may make only on demand).
  */
 export type StateChange = { ns: string; key: string; value: StateValue | null; text?: string } | { ns: string; key: null; value: null; text?: undefined };
 
@@ -110,6 +111,7 @@ export class FileStateStore implements DesiredStateStore {
   private snapshotBytes = 0;
   private pending: Pending[] = [];
   private writeBuf: Buffer | null = null;
+  private compactAsked = false;
   private writing: Promise<void> | null = null;
   private failed: Error | null = null;
   private readonly compactMin: number;
@@ -283,6 +285,10 @@ export class FileStateStore implements DesiredStateStore {
   /** Writes what is pending, one write and one fdatasync per round, until nothing is. */
   private async writeLoop(): Promise<void> {
     try {
+      if (this.compactAsked) {
+        this.compactAsked = false;
+        await this.compact();
+      }
       while (this.pending.length) {
         const batch = this.pending;
         this.pending = [];
@@ -344,11 +350,19 @@ export class FileStateStore implements DesiredStateStore {
   private async compact(): Promise<void> {
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
     const parts: string[] = [];
+    const spans: [Map<string, string>, string, string, number][] = [];
+    let at = 0;
     for (const [ns, m] of this.texts) {
       const nsText = JSON.stringify(ns);
-      for (const [k, text] of m) parts.push(`{"ns":${nsText},"k":${JSON.stringify(k)},"v":${text}}\n`);
+      for (const [k, text] of m) {
+        const head = `{"ns":${nsText},"k":${JSON.stringify(k)},"v":`;
+        parts.push(head, text, '}\n');
+        spans.push([m, k, text, at + head.length]);
+        at += head.length + text.length + 2;
+      }
     }
-    const body = Buffer.from(parts.join(''));
+    const whole = parts.join('');
+    const body = Buffer.from(whole);
     const fh = await fsp.open(tmp, 'w', 0o600);
     try {
       await writeAll(fh, body);
@@ -364,6 +378,10 @@ export class FileStateStore implements DesiredStateStore {
     this.snapshotBytes = body.length;
     this.journalBytes = 0;
     this.stats.compactions++;
+    // texts kept as slices of the journal lines they came in hold those whole lines: from now on
+    // they are slices of the snapshot, which holds exactly what is live (an entry a commit changed
+    // while the snapshot was written keeps its new text)
+    for (const [m, k, text, start] of spans) if (m.get(k) === text) m.set(k, whole.slice(start, start + text.length));
   }
 
   /** Waits for pending writes; then closes the journal. */
@@ -376,7 +394,10 @@ export class FileStateStore implements DesiredStateStore {
   /** Test hook: compacts now (waits for pending writes first). */
   async compactNow(): Promise<void> {
     while (this.writing) await this.writing;
-    await this.compact();
+    // through the write loop, as compactions run: commits made meanwhile wait for it
+    this.compactAsked = true;
+    this.writing = this.writeLoop();
+    await this.writing;
   }
 }
 

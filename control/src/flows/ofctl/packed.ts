@@ -9,6 +9,8 @@
 import { FLOW_KEY } from '../../gen/proto';
 
 const KEY_SIZE = FLOW_KEY.size;
+// a run's start and length are one byte each
+if (KEY_SIZE > 255) throw new Error(`flow_key is ${KEY_SIZE} bytes: packed runs address at most 255`);
 
 export interface PackedKeyMask {
   readonly buf: Buffer;
