@@ -127,11 +127,18 @@ function idStart(table: number, priority: number): number {
   return zeros;
 }
 
+// the id's two 32-bit halves become one BigInt through this (one allocation, not four)
+const idWords = new Uint32Array(2);
+const idU64 = new BigUint64Array(idWords.buffer);
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 /** Ends an id: the pending zeros hashed; the id and its top 52 bits as a number. */
 function idEnd(zeros: number): [bigint, number] {
   if (zeros) mulPow(zeros);
   const hi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12);
-  return [BigInt(v3 * 65536 + v2) * 4294967296n + BigInt(v1 * 65536 + v0), hi];
+  idWords[LITTLE_ENDIAN ? 0 : 1] = v1 * 65536 + v0;
+  idWords[LITTLE_ENDIAN ? 1 : 0] = v3 * 65536 + v2;
+  return [idU64[0]!, hi];
 }
 
 /** flowId and its top 52 bits as a number (for cheap ordering). */

@@ -41,10 +41,9 @@ export function matchContext(key: Uint8Array, mask: Uint8Array): MatchContext {
 
 /** matchContext of the key at kOff in kb and the mask at mOff in mb. */
 export function matchContextAt(kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number): MatchContext {
-  const u16 = (o: number): number => kb[kOff + o]! | (kb[kOff + o + 1]! << 8);
-  const full16 = (o: number): boolean => mb[mOff + o] === 0xff && mb[mOff + o + 1] === 0xff;
+  const et = K.eth_type.offset;
   const ctx: MatchContext = {};
-  if (full16(K.eth_type.offset)) ctx.ethType = u16(K.eth_type.offset);
+  if (mb[mOff + et] === 0xff && mb[mOff + et + 1] === 0xff) ctx.ethType = kb[kOff + et]! | (kb[kOff + et + 1]! << 8);
   if ((ctx.ethType === 0x0800 || ctx.ethType === 0x86dd) && mb[mOff + K.nw_proto.offset] === 0xff) ctx.ipProto = kb[kOff + K.nw_proto.offset];
   if (mb[mOff + K.ct_nw_proto.offset] === 0xff) ctx.ctNwProto = kb[kOff + K.ct_nw_proto.offset];
   return ctx;
