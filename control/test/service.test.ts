@@ -208,7 +208,8 @@ test('a bulk load that times out with the ring still full of its requests aborts
       Array.from({ length: n }, (_, i) => `table=1,priority=5,ip,nw_src=10.1.${(from + i) >> 8}.${(from + i) & 255},actions=drop`).join('\n');
     h.fake.respondMode = 'paused'; // ferryd stops reading: the batch fills the ring and waits
     const slow = h.app.inject({ method: 'POST', url: '/v1/flows', headers: { 'content-type': 'text/plain' }, payload: lines(REQ_RING_SLOTS + 200, 0) });
-    await sleep(450); // its requests have timed out; the abort is waiting for room
+    // its requests time out; the abort then waits for room (up to the request timeout)
+    await until(() => h.ferryd.channel().stats.timeouts > 0, 5000, 'the batch to time out');
     h.fake.respondMode = 'auto';
     const r = await slow;
     assert.equal(r.statusCode, 504, r.body);
