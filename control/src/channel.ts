@@ -98,10 +98,10 @@ export interface BatchAnswers {
   refused: Map<number, ChannelResponse>;
 }
 
-/** A batch's request i: its type, flags, and the body written at bodyOff (returns its length). */
+/** A batch's request i: its type, flags (msg_hdr.flags, default 0), and the body written at bodyOff (returns its length). */
 export interface BatchSpec {
   type(i: number): number;
-  flags?: number;
+  flags?(i: number): number;
   write(i: number, dv: DataView, bodyOff: number): number;
 }
 
@@ -168,9 +168,14 @@ export class ControlChannel {
 
   private writeRecord(dv: DataView, off: number, reqId: number, spec: RequestSpec): void {
     const len = spec.body ? spec.body(dv, off + MSG_HDR.size) : 0;
+    this.writeHeader(dv, off, reqId, spec.type, spec.flags ?? 0, len);
+  }
+
+  /** The record's header, once its body of len bytes is written (a body too big throws: nothing is published). */
+  private writeHeader(dv: DataView, off: number, reqId: number, type: number, flags: number, len: number): void {
     if (len < 0 || len > this.maxBody) throw new Error(`request body of ${len} bytes does not fit a ${this.req.slotSize}-byte slot`);
-    dv.setUint16(off + HDR.type.offset, spec.type, true);
-    dv.setUint16(off + HDR.flags.offset, spec.flags ?? 0, true);
+    dv.setUint16(off + HDR.type.offset, type, true);
+    dv.setUint16(off + HDR.flags.offset, flags, true);
     dv.setUint32(off + HDR.len.offset, len, true);
     dv.setBigUint64(off + HDR.req_id.offset, BigInt(reqId), true);
   }
@@ -265,59 +270,22 @@ export class ControlChannel {
   }
 
   /**
-   * Like requestMany, but one promise for the whole group (no promise per request: bulk loads send
-   * 10^5 of them). done resolves with the responses in order once all arrived; rejects on the first
-   * timeout or failure.
-   */
-  /**
    * Sends specs in groups of at most groupSize (ferryd applies them in order), handing each group's
-   * responses to onGroup with the index of its first spec as they arrive. A ring that takes none of a
-   * group throws RingFullError (the groups before it were answered and handed on).
+   * answers to onGroup with the index of its first spec once all of them are in. A group waits for
+   * room in the ring as a batch does; a timeout or channel failure rejects (the groups before it
+   * were answered and handed on).
    */
   async requestInGroups(specs: readonly RequestSpec[], groupSize: number,
-    onGroup: (responses: ChannelResponse[], first: number) => void): Promise<void> {
-    for (let i = 0; i < specs.length;) {
-      const { submitted, done } = this.requestGroup(specs.slice(i, i + groupSize));
-      if (submitted === 0) throw new RingFullError('request');
-      onGroup(await done, i);
-      i += submitted;
+    onGroup: (answers: BatchAnswers, first: number) => void): Promise<void> {
+    for (let first = 0; first < specs.length; first += groupSize) {
+      const group = specs.slice(first, first + groupSize);
+      const timeoutMs = Math.max(...group.map((s) => s.timeoutMs ?? this.timeoutMs));
+      onGroup(await this.requestBatch(group.length, {
+        type: (i) => group[i]!.type,
+        flags: (i) => group[i]!.flags ?? 0,
+        write: (i, dv, off) => group[i]!.body?.(dv, off) ?? 0,
+      }, { timeoutMs }), first);
     }
-  }
-
-  requestGroup(specs: readonly RequestSpec[]): { submitted: number; done: Promise<ChannelResponse[]> } {
-    const ids = this.writeMany(specs);
-    const submitted = ids.length;
-    if (submitted === 0) return { submitted, done: Promise.resolve([]) };
-    const now = performance.now();
-    const results = new Array<ChannelResponse>(submitted);
-    let remaining = submitted;
-    let settled = false;
-    const done = new Promise<ChannelResponse[]>((resolve, reject) => {
-      const fail = (e: Error): void => {
-        if (settled) return;
-        settled = true;
-        for (const id of ids) this.pending.delete(id);
-        reject(e);
-      };
-      ids.forEach((id, i) => {
-        const spec = specs[i]!;
-        const timeoutMs = spec.timeoutMs ?? this.timeoutMs;
-        const deadline = now + timeoutMs;
-        if (deadline < this.nextDeadline) this.nextDeadline = deadline;
-        this.pending.set(id, {
-          type: spec.type, deadline, timeoutMs, reject: fail,
-          resolve: (r) => {
-            results[i] = r;
-            if (--remaining === 0 && !settled) {
-              settled = true;
-              resolve(results);
-            }
-          },
-        });
-      });
-    });
-    this.afterSend(now);
-    return { submitted, done };
   }
 
   /**
@@ -333,8 +301,6 @@ export class ControlChannel {
     if (count === 0) return Promise.resolve(answers);
     if (this.closedWith) return Promise.reject(this.closedWith);
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    const flags = spec.flags ?? 0;
-    const maxBody = this.maxBody;
     return new Promise<BatchAnswers>((resolve, reject) => {
       let sent = 0;
       let answered = 0;
@@ -382,12 +348,7 @@ export class ControlChannel {
         try {
           k = this.req.writeBatch(count - sent, (j, dv, off) => {
             const i = sent + j;
-            const len = spec.write(i, dv, off + MSG_HDR.size);
-            if (len < 0 || len > maxBody) throw new Error(`request body of ${len} bytes does not fit a ${this.req.slotSize}-byte slot`);
-            dv.setUint16(off + HDR.type.offset, spec.type(i), true);
-            dv.setUint16(off + HDR.flags.offset, flags, true);
-            dv.setUint32(off + HDR.len.offset, len, true);
-            dv.setBigUint64(off + HDR.req_id.offset, BigInt(nextReqId()), true);
+            this.writeHeader(dv, off, nextReqId(), spec.type(i), spec.flags?.(i) ?? 0, spec.write(i, dv, off + MSG_HDR.size));
           });
         } catch (e) {
           return fail(e as Error); // nothing of this write was published

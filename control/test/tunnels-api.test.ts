@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { harness, until, Harness } from './helpers';
 import { MsgType, NeighFlag, Status, TunnelFlag, readTunnelConfig } from '../src/gen/proto';
 import { STT_DEFAULTS } from './fake-tunnels';
+import { TunnelService } from '../src/tunnels/service';
 
 type Res = { statusCode: number; headers: Record<string, unknown>; body: string; json(): any };
 const send = (h: Harness, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<Res> =>
@@ -300,6 +301,30 @@ test('a restarted ferryd gets STT options, tunnels and static neighbours after c
     await until(async () => (await send(h, 'GET', '/health')).statusCode === 200, 3000, 'healthy without tunnels');
     assert.equal(count(h, MsgType.TUNNEL_SET) + count(h, MsgType.TUNNEL_DEL) + count(h, MsgType.NEIGH_SET), 0);
   } finally {
+    await h.close();
+  }
+});
+
+test('reconciling the desired state (cluster mode): a tunnel ferryd no longer has is deleted without a refusal; another refusal is reported', async () => {
+  const h = await harness('tun-reconcile');
+  try {
+    const t = new TunnelService(h.ferryd);
+    assert.equal((await t.create(STT0)).created, true);
+    const port = [...h.fake.tun.tunnels.keys()][0]!;
+    h.fake.tun.tunnels.delete(port); // ferryd lost it meanwhile: its TUNNEL_DEL is answered ENOENT
+    const none = { tunnels: new Map(), neighbours: new Map(), options: {} };
+    const dels = (): number => h.fake.received.filter((r) => r.type === MsgType.TUNNEL_DEL).length;
+    const before = dels();
+    assert.deepEqual(await t.reconcile(none, null), { changed: 1, refused: [] });
+    assert.equal(dels(), before + 1);
+    // a refusal that is not "already gone" is reported, naming the tunnel
+    assert.equal((await t.create(STT0)).created, true);
+    h.fake.rejecter = (r) => (r.type === MsgType.TUNNEL_DEL ? { status: Status.EINTERNAL, message: 'in use' } : null);
+    const r = await t.reconcile(none, null);
+    assert.equal(r!.refused.length, 1);
+    assert.match(r!.refused[0]!, /tunnel stt0 \(port \d+\).*in use/);
+  } finally {
+    h.fake.rejecter = null;
     await h.close();
   }
 });

@@ -358,11 +358,14 @@ export class ConntrackService {
   /** Sends ops in ring-sized groups (ferryd applies them in order); applies each one it accepted; returns its refusals. */
   private async send(chan: ControlChannel, ops: Op[]): Promise<FerrydStatusError[]> {
     const refused: FerrydStatusError[] = [];
-    await chan.requestInGroups(ops.map((o) => o.spec), CHUNK, (rs, first) => rs.forEach((r, j) => {
-      const op = ops[first + j]!;
-      if (r.status === Status.OK) op.apply?.();
-      else refused.push(new FerrydStatusError(r.status, r.statusName, r.message, op.at.pointer, `${op.at.what}: `));
-    }));
+    await chan.requestInGroups(ops.map((o) => o.spec), CHUNK, (a, first) => {
+      for (let j = 0; j < a.status.length; j++) {
+        const op = ops[first + j]!;
+        const r = a.refused.get(j);
+        if (!r) op.apply?.();
+        else refused.push(new FerrydStatusError(r.status, r.statusName, r.message, op.at.pointer, `${op.at.what}: `));
+      }
+    });
     return refused;
   }
 

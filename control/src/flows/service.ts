@@ -510,7 +510,7 @@ export class FlowService {
     try {
       return await chan.requestBatch(ops.length, {
         type: (i) => (typeof ops[i] === 'bigint' ? MsgType.FLOW_DEL : MsgType.FLOW_ADD),
-        flags: MsgFlag.IN_BUNDLE,
+        flags: () => MsgFlag.IN_BUNDLE,
         write: (i, dv, off) => {
           const op = ops[i]!;
           return typeof op === 'bigint' ? writeFlowDel(dv, off, op) : writeFlowAdd(dv, off, op);

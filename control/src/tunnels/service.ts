@@ -465,9 +465,9 @@ export class TunnelService {
   /** Sends ops in ring-sized groups (ferryd applies them in order); returns the refusals. */
   private async send(chan: ControlChannel, ops: Op[]): Promise<FerrydStatusError[]> {
     const refused: FerrydStatusError[] = [];
-    await chan.requestInGroups(ops.map((o) => o.spec), CHUNK, (rs, first) => rs.forEach((r, j) => {
+    await chan.requestInGroups(ops.map((o) => o.spec), CHUNK, (a, first) => a.refused.forEach((r, j) => {
       const op = ops[first + j]!;
-      if (r.status !== Status.OK && r.status !== op.alsoOk) refused.push(refusal(r, () => undefined, op.at.what));
+      if (r.status !== op.alsoOk) refused.push(refusal(r, () => undefined, op.at.what));
     }));
     return refused;
   }
