@@ -1,7 +1,7 @@
 // Flow operations: compile (ovs-ofctl text or JSON), program ferryd (plain requests or atomic bundles,
 // one at a time), keep the desired state, and show it.
 import { MsgFlag, MsgType, Status } from '../gen/proto';
-import { FerrydStatusError, RingFullError } from '../errors';
+import { FerrydStatusError } from '../errors';
 import type { BatchAnswers, ChannelResponse, ControlChannel } from '../channel';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { FerryEvent } from '../events';
@@ -236,7 +236,7 @@ export class FlowService {
     if (typeof body === 'string') return { ...this.compileText(body, ports, defaultTable), single: false };
     if (Array.isArray(body)) {
       const at: At = (i) => ({ pointer: `/${i}`, where: `flows[${i}]: ` });
-      return { flows: body.map((b, i) => this.compileJson(b, `/${i}`, `flows[${i}]: `, ports, defaultTable)), at, single: false };
+      return { flows: body.map((b, i) => this.compileJson(b, at(i).pointer, at(i).where, ports, defaultTable)), at, single: false };
     }
     return { flows: [this.compileJson(body, '', '', ports, defaultTable)], at: nowhere, single: true };
   }
@@ -524,24 +524,16 @@ export class FlowService {
 
   /**
    * Drops ferryd's open bundle. A batch that just failed may still fill the ring with its own
-   * requests: the abort waits for room (as long as a request may wait for its answer) rather than
-   * leave the bundle open for the next change to commit.
+   * requests: the abort goes as a batch of one, which waits for room (as long as a request may wait
+   * for its answer) rather than leave the bundle open for the next change to commit.
    */
   private async abort(chan: ControlChannel): Promise<void> {
-    const until = Date.now() + chan.timeoutMs;
-    for (;;) {
-      try {
-        const r = await chan.request(MsgType.BUNDLE_ABORT);
-        if (r.status !== Status.OK) this.log?.warn(`BUNDLE_ABORT: ${r.statusName} ${r.message}`);
-        return;
-      } catch (e) {
-        if (e instanceof RingFullError && Date.now() < until) {
-          await new Promise((r) => setTimeout(r, 1));
-          continue;
-        }
-        this.log?.warn(`BUNDLE_ABORT failed: ${(e as Error).message}`);
-        return;
-      }
+    try {
+      const a = await chan.requestBatch(1, { type: () => MsgType.BUNDLE_ABORT, write: () => 0 });
+      const r = a.refused.get(0);
+      if (r) this.log?.warn(`BUNDLE_ABORT: ${r.statusName} ${r.message}`);
+    } catch (e) {
+      this.log?.warn(`BUNDLE_ABORT failed: ${(e as Error).message}`);
     }
   }
 
