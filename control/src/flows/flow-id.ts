@@ -43,61 +43,51 @@ function mulPow(k: number): void {
   v3 = r3 % 65536;
 }
 
+/** The state back to the offset basis 0xcbf29ce484222325 (low limb first). */
+function reset(): void {
+  v0 = 0x2325; v1 = 0x8422; v2 = 0x9ce4; v3 = 0xcbf2;
+}
+
+/** FNV-1a over bytes, zero bytes counted into zeros (hashed in runs); returns the zeros pending. */
+function feed(bytes: ArrayLike<number>, zeros0: number): number {
+  let zeros = zeros0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b === 0) {
+      if (++zeros === MAX_RUN) { mulPow(zeros); zeros = 0; }
+      continue;
+    }
+    if (zeros) { mulPow(zeros); zeros = 0; }
+    step(b);
+  }
+  return zeros;
+}
+
+// the hash's two 32-bit halves become one BigInt through this (one allocation, not four)
+const hashWords32 = new Uint32Array(2);
+const hashU64 = new BigUint64Array(hashWords32.buffer);
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Ends a hash: the pending zeros hashed; sets lastHi (bits 63..12) and returns the hash. */
+function finish(zeros: number): bigint {
+  if (zeros) mulPow(zeros);
+  lastHi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12);
+  hashWords32[LITTLE_ENDIAN ? 0 : 1] = v1 * 65536 + v0;
+  hashWords32[LITTLE_ENDIAN ? 1 : 0] = v3 * 65536 + v2;
+  return hashU64[0]!;
+}
+
 /** FNV-1a 64 over parts, in four 16-bit limbs (no BigInt per byte; runs of zeros in one step). */
 export function fnv1a64Fast(parts: readonly Uint8Array[]): bigint {
-  v0 = 0x2325; v1 = 0x8422; v2 = 0x9ce4; v3 = 0xcbf2; // offset basis 0xcbf29ce484222325
+  reset();
   let zeros = 0;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i++) {
-      const b = p[i]!;
-      if (b === 0) {
-        if (++zeros === MAX_RUN) { mulPow(zeros); zeros = 0; }
-        continue;
-      }
-      if (zeros) { mulPow(zeros); zeros = 0; }
-      step(b);
-    }
-  }
-  if (zeros) mulPow(zeros);
-  lastHi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12); // bits 63..12
-  return BigInt(v3 * 65536 + v2) * 4294967296n + BigInt(v1 * 65536 + v0);
+  for (const p of parts) zeros = feed(p, zeros);
+  return finish(zeros);
 }
 
 /** The id of a flow: FNV-1a 64 of [table u8, priority u16 LE, key, mask]. key must already be masked. */
 export function flowId(table: number, priority: number, key: Uint8Array, mask: Uint8Array): bigint {
   return flowIdParts(table, priority, key, mask)[0];
-}
-
-
-let cachedBuf: ArrayBufferLike | null = null;
-let cachedWords: Uint32Array | null = null;
-
-/** FNV-1a step over len bytes of b from off, skipping zero words 4 bytes at a time where aligned. */
-function hashWords(b: Uint8Array, off: number, len: number, zeros0: number): number {
-  let zeros = zeros0;
-  let words: Uint32Array | null = null;
-  const at = b.byteOffset + off;
-  if (at % 4 === 0 && len % 4 === 0) {
-    if (b.buffer !== cachedBuf) {
-      cachedBuf = b.buffer;
-      cachedWords = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
-    }
-    words = cachedWords;
-  }
-  const w0 = at >>> 2;
-  for (let i = 0; i < len;) {
-    if (words !== null && (i & 3) === 0 && words[w0 + (i >>> 2)] === 0) {
-      zeros += 4;
-      if (zeros >= MAX_RUN - 4) { mulPow(zeros); zeros = 0; }
-      i += 4;
-      continue;
-    }
-    const x = b[off + i++]!;
-    if (x === 0) { zeros++; continue; }
-    if (zeros) { mulPow(zeros); zeros = 0; }
-    step(x);
-  }
-  return zeros;
 }
 
 function step(x: number): void {
@@ -115,38 +105,13 @@ function step(x: number): void {
   v2 = t2 & 0xffff;
 }
 
-/** Starts an id: the state is reset and the table and priority bytes hashed; returns the zeros pending. */
-function idStart(table: number, priority: number): number {
-  v0 = 0x2325; v1 = 0x8422; v2 = 0x9ce4; v3 = 0xcbf2;
-  let zeros = 0;
-  for (const x of [table, priority & 0xff, priority >>> 8]) {
-    if (x === 0) { zeros++; continue; }
-    if (zeros) { mulPow(zeros); zeros = 0; }
-    step(x);
-  }
-  return zeros;
-}
+/** The id's first bytes: table, then priority little-endian. */
+const head = (table: number, priority: number): number[] => [table, priority & 0xff, priority >>> 8];
 
-// the id's two 32-bit halves become one BigInt through this (one allocation, not four)
-const idWords = new Uint32Array(2);
-const idU64 = new BigUint64Array(idWords.buffer);
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
-
-/** Ends an id: the pending zeros hashed; the id and its top 52 bits as a number. */
-function idEnd(zeros: number): [bigint, number] {
-  if (zeros) mulPow(zeros);
-  const hi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12);
-  idWords[LITTLE_ENDIAN ? 0 : 1] = v1 * 65536 + v0;
-  idWords[LITTLE_ENDIAN ? 1 : 0] = v3 * 65536 + v2;
-  return [idU64[0]!, hi];
-}
-
-/** flowId and its top 52 bits as a number (for cheap ordering). */
+/** flowId and its top 52 bits as a number (for cheap ordering), from the full key and mask. */
 export function flowIdParts(table: number, priority: number, key: Uint8Array, mask: Uint8Array): [bigint, number] {
-  let zeros = idStart(table, priority);
-  zeros = hashWords(key, 0, key.length, zeros);
-  zeros = hashWords(mask, 0, mask.length, zeros);
-  return idEnd(zeros);
+  const id = fnv1a64Fast([Uint8Array.from(head(table, priority)), key, mask]);
+  return [id, lastHi];
 }
 
 /** FNV-1a of the runs' bytes, side 0 (key) or 1 (mask), with the zeros between them: as of len full bytes. */
@@ -173,11 +138,13 @@ function hashPackedSide(p: PackedKeyMask, side: number, len: number, zeros0: num
 
 /** flowIdParts of a packed key and mask (flow_key of len bytes): the same id as of the full arrays. */
 export function flowIdPartsPacked(table: number, priority: number, p: PackedKeyMask, len: number): [bigint, number] {
-  let zeros = idStart(table, priority);
+  reset();
+  let zeros = feed(head(table, priority), 0);
   // at most 3 + len zeros pile up before the flush (len = 208): below MAX_RUN
   zeros = hashPackedSide(p, 0, len, zeros);
   if (zeros) { mulPow(zeros); zeros = 0; }
-  return idEnd(hashPackedSide(p, 1, len, zeros));
+  const id = finish(hashPackedSide(p, 1, len, zeros));
+  return [id, lastHi];
 }
 
 export function formatFlowId(id: bigint): string {

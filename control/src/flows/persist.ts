@@ -2,9 +2,9 @@
 // mostly zero bytes, so only the runs that are not). Loading needs no ferryd and no recompiling:
 // ports were resolved and checked when the flow was first added.
 import { ACTIONS_MAX } from '../gen/proto';
-import { KEY_SIZE, eachPackedRun } from './ofctl';
+import { KEY_SIZE, PackedFlow, eachPackedRun, pack } from './ofctl';
 import type { Action, CompiledFlow } from './ofctl';
-import { flowIdParts, formatFlowId, parseFlowId } from './flow-id';
+import { flowIdPartsPacked, formatFlowId, parseFlowId } from './flow-id';
 import type { StoredFlow } from './store';
 
 export const FLOWS_NS = 'flows';
@@ -48,33 +48,18 @@ function partsOf(f: CompiledFlow): { json: string; b64: string } {
   return p;
 }
 
-/** Calls fn(start, end, kb, kOff, mb, mOff) for each run where key or mask is not zero: the key's
- * bytes start..end are kb[kOff..], the mask's mb[mOff..] (from the packed runs when f has them). */
-function eachRun(f: CompiledFlow, fn: (start: number, end: number, kb: Uint8Array, kOff: number, mb: Uint8Array, mOff: number) => void): void {
-  if (f.at) {
-    const { buf } = f.at;
-    eachPackedRun(f.at, (start, n, at) => fn(start, start + n, buf, at, buf, at + n));
-    return;
-  }
-  const key = f.key, mask = f.mask;
-  let i = 0;
-  while (i < key.length) {
-    if (key[i] === 0 && mask[i] === 0) {
-      i++;
-      continue;
-    }
-    const start = i;
-    while (i < key.length && (key[i] !== 0 || mask[i] !== 0)) i++;
-    fn(start, i, key, start, mask, start);
-  }
+/** The record's runs ([offset, key hex, mask hex]) are the flow's packed runs, written out. */
+function eachRunHex(f: CompiledFlow, fn: (start: number, keyHex: string, maskHex: string) => void): void {
+  const { buf } = f.at;
+  eachPackedRun(f.at, (start, n, at) => fn(start, hex(buf, at, at + n), hex(buf, at + n, at + 2 * n)));
 }
 
 export function flowRecord(f: CompiledFlow): FlowRecord {
   const r: [number, string, string][] = [];
-  eachRun(f, (start, end, kb, kOff, mb, mOff) => r.push([start, hex(kb, kOff, kOff + end - start), hex(mb, mOff, mOff + end - start)]));
+  eachRunHex(f, (start, k, m) => r.push([start, k, m]));
   return {
     t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
-    c: f.cookie.toString(16), r, n: f.at ? KEY_SIZE : f.key.length, a: f.actions, v: partsOf(f).b64,
+    c: f.cookie.toString(16), r, n: KEY_SIZE, a: f.actions, v: partsOf(f).b64,
   };
 }
 
@@ -84,12 +69,12 @@ export function flowRecord(f: CompiledFlow): FlowRecord {
  */
 export function flowRecordText(f: CompiledFlow): string {
   let runs = '';
-  eachRun(f, (start, end, kb, kOff, mb, mOff) => {
-    runs += `${runs ? ',' : ''}[${start},"${hex(kb, kOff, kOff + end - start)}","${hex(mb, mOff, mOff + end - start)}"]`;
+  eachRunHex(f, (start, k, m) => {
+    runs += `${runs ? ',' : ''}[${start},"${k}","${m}"]`;
   });
   const parts = partsOf(f);
   const flags = f.flags.length === 0 ? '[]' : JSON.stringify(f.flags);
-  return `{"t":${f.table},"p":${f.priority},"i":${f.idleTimeout},"h":${f.hardTimeout},"fb":${f.flagBits},"f":${flags},"c":"${f.cookie.toString(16)}","r":[${runs}],"n":${f.at ? KEY_SIZE : f.key.length},"a":${parts.json},"v":"${parts.b64}"}`;
+  return `{"t":${f.table},"p":${f.priority},"i":${f.idleTimeout},"h":${f.hardTimeout},"fb":${f.flagBits},"f":${flags},"c":"${f.cookie.toString(16)}","r":[${runs}],"n":${KEY_SIZE},"a":${parts.json},"v":"${parts.b64}"}`;
 }
 
 export const flowKey = (id: bigint): string => formatFlowId(id);
@@ -106,17 +91,13 @@ export function flowFromRecord(idText: string, rec: FlowRecord): StoredFlow {
   if (id === null) throw new Error(`flow key ${idText} is not a flow id`);
   // a record of another flow_key layout, or actions ferryd cannot take: refused here, not sent
   if (rec.n !== KEY_SIZE) throw new Error(`flow ${idText}: a key of ${rec.n} bytes, not flow_key's ${KEY_SIZE}`);
-  const key = new Uint8Array(rec.n);
-  const mask = new Uint8Array(rec.n);
+  const km = new Uint8Array(2 * KEY_SIZE); // key, then mask
   for (const [off, k, m] of rec.r) {
-    key.set(Buffer.from(k, 'hex'), off);
-    mask.set(Buffer.from(m, 'hex'), off);
+    km.set(Buffer.from(k, 'hex'), off);
+    km.set(Buffer.from(m, 'hex'), KEY_SIZE + off);
   }
-  const [hash, idHi] = flowIdParts(rec.t, rec.p, key, mask);
+  const packed = pack(km);
+  const [hash, idHi] = flowIdPartsPacked(rec.t, rec.p, packed, KEY_SIZE);
   if (hash !== id) throw new Error(`flow ${idText}: its table, priority and match hash to ${formatFlowId(hash)}`);
-  return {
-    id, idHi, table: rec.t, priority: rec.p, cookie: BigInt('0x' + rec.c), idleTimeout: rec.i, hardTimeout: rec.h,
-    flags: rec.f, flagBits: rec.fb, key, mask, actions: rec.a, tlv: tlvOf(idText, rec.v),
-    slot: null, installedNs: 0n,
-  };
+  return new PackedFlow(id, idHi, rec.t, rec.p, BigInt('0x' + rec.c), rec.i, rec.h, rec.f, rec.fb, rec.a, tlvOf(idText, rec.v), packed);
 }

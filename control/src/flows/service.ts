@@ -78,10 +78,9 @@ const scratchKey = new Uint8Array(KEY_SIZE);
 const scratchMask = new Uint8Array(KEY_SIZE);
 const scratchPair: [Uint8Array, Uint8Array] = [scratchKey, scratchMask];
 
-/** f's key and mask; a packed flow's are unpacked into arrays shared by every call (valid until the
- * next): a selection over 10^5 flows makes no arrays. */
+/** f's key and mask, unpacked into arrays shared by every call (valid until the next): a selection
+ * over 10^5 flows makes no arrays. */
 function keyMaskOf(f: CompiledFlow): [Uint8Array, Uint8Array] {
-  if (!f.at) return [f.key, f.mask];
   scratchKey.fill(0);
   scratchMask.fill(0);
   unpackInto(f.at, scratchKey, 0, scratchMask, 0);

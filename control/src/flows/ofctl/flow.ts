@@ -48,16 +48,17 @@ export interface CompiledFlow {
   readonly mask: Uint8Array;
   actions: Action[];
   tlv: Uint8Array;
-  /** key and mask packed (compiled flows; the bulk path reads them there) */
-  readonly at?: PackedKeyMask;
+  /** key and mask, packed: what the id, the journal text and the FLOW_ADD are made from */
+  readonly at: PackedKeyMask;
 }
 
 /**
- * A flow compileFlow made: its key and mask stay packed (packed.ts), and key and mask are arrays
- * made when asked for (listing, printing), not with every flow of a bulk load. The fields a
- * stored flow adds (slot, installedNs) are there from the start: one object shape.
+ * A compiled flow (compileFlow, or read back from the desired state): its key and mask stay packed
+ * (packed.ts), and key and mask are arrays made when asked for (listing, printing), not with every
+ * flow of a bulk load. The fields a stored flow adds (slot, installedNs) are there from the start:
+ * one object shape.
  */
-class PackedFlow implements CompiledFlow {
+export class PackedFlow implements CompiledFlow {
   slot: number | null = null;
   installedNs = 0n;
   constructor(

@@ -90,11 +90,11 @@ const scratchKm = new Uint8Array(2 * KEY_SIZE);
 
 const owners = new Map<number, string>(); // region offset -> token that set it (per buildMatch call)
 
-/** ORs value/mask of f into the key and mask at base in km; throws if a bit both already hold differs (two tokens disagree). */
-function merge(km: Uint8Array, base: number, f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void {
+/** ORs value/mask of f into km (key at 0, mask at KEY_SIZE); throws if a bit both already hold differs (two tokens disagree). */
+function merge(km: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void {
   const [off, len] = fieldRegion(f);
-  const k = base + off;
-  const mk = base + KEY_SIZE + off;
+  const k = off;
+  const mk = KEY_SIZE + off;
   scratchV.fill(0);
   scratchM.fill(0);
   encodeField(f, value, m, scratchV, scratchM, 0);
@@ -117,7 +117,6 @@ const IP_PROTO = fieldByName('ip_proto')!;
 /** Builds key/mask from items (and what the prerequisites saw); throws FlowSyntaxError naming the offending item. */
 export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): { packed: PackedKeyMask; ctx: MatchContext } {
   const km = scratchKm;
-  const base = 0;
   km.fill(0);
   owners.clear();
   const fields: [FieldDef, MatchItem][] = [];
@@ -126,19 +125,19 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): {
     const sh = SHORTHANDS[it.name];
     if (sh) {
       if (it.value !== null && it.value !== '') throw new FlowSyntaxError(pathOf(it), it.name, 'is a shorthand and takes no value');
-      merge(km, base, ETH_TYPE, it, sh.ethType, 0xffff);
-      if (sh.proto !== undefined) merge(km, base, IP_PROTO, it, sh.proto, 0xff);
+      merge(km, ETH_TYPE, it, sh.ethType, 0xffff);
+      if (sh.proto !== undefined) merge(km, IP_PROTO, it, sh.proto, 0xff);
       continue;
     }
     const f = fieldByName(it.name);
     if (!f) throw new FlowSyntaxError(pathOf(it), it.name, 'unknown field');
     if (it.value === null || it.value === '') throw new FlowSyntaxError(pathOf(it), it.name, 'needs a value');
     const pv = parseFieldValue(f, it.value, pathOf(it), it.name, ports);
-    merge(km, base, storageDef(f), it, pv.value, pv.mask);
+    merge(km, storageDef(f), it, pv.value, pv.mask);
     fields.push([f, it]);
   }
 
-  const ctx = matchContextAt(km, base, km, base + KEY_SIZE);
+  const ctx = matchContextAt(km, 0, km, KEY_SIZE);
   for (const [f, it] of fields) {
     const p = prereqProblem(f.prereq, ctx, f.name);
     if (p) throw new FlowSyntaxError(pathOf(it), it.name, p);
