@@ -80,12 +80,11 @@ int ferry_flow_table_init(struct ferry_flow_table *ft, uint32_t max_flows, uint1
 	for (uint32_t i = 0; i < max_flows; i++)
 		ft->free_slots[i] = max_flows - 1 - i; /* pop order 0, 1, 2, ... */
 	ft->n_free = max_flows;
-	/* Rules for a full table are mapped now, as DPDK populates its mempools at start: a
-	 * fresh ferryd's first bulk load then takes no page faults, and memory it cannot have
-	 * shows at start. Up to FERRY_RULES_RESERVED_MAX of them (about 270 MB): a larger
-	 * table gets the rest as flows come. A failed mapping is not fatal: the rest comes
-	 * lazily, as before. (With overcommit, memory the host does not have shows instead as
-	 * the OOM killer at start, which is where it should show.) */
+	/* Rules for a full table are mapped and touched now, as DPDK populates its mempools at
+	 * start: a fresh ferryd's first bulk load then takes no page faults. Up to
+	 * FERRY_RULES_RESERVED_MAX of them (about 270 MB): a larger table gets the rest as flows
+	 * come. A failed mapping is not fatal: the rest comes lazily, as before. (With
+	 * overcommit, memory the host does not have shows as the OOM killer at start.) */
 	(void)ferry_obj_pool_reserve(&ft->rule_pool, RTE_MIN(max_flows, FERRY_RULES_RESERVED_MAX));
 	return 0;
 }
