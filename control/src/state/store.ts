@@ -239,9 +239,9 @@ export class FileStateStore implements DesiredStateStore {
     if (!this.journal) return Promise.reject(new StateStoreError('the state store is closed'));
     if (changes.length === 0) return Promise.resolve();
     // serialize first: a value that cannot be written fails this commit alone, before any effect
-    const line = new Joiner(JOIN_EVERY);
+    const line = new Joiner(JOIN_EVERY, changes.length);
     const nsJson = new Map<string, string>();
-    const texts: (string | null)[] = [];
+    const isSet = new Uint8Array(changes.length); // not the texts themselves: holding 10^5 of them costs what the joiner saves
     for (let i = 0; i < changes.length; i++) {
       const c = changes[i]!;
       const text = c.text ?? (c.value === null ? null : JSON.stringify(c.value)); // a delete has no text
@@ -249,13 +249,13 @@ export class FileStateStore implements DesiredStateStore {
       let ns = nsJson.get(c.ns);
       if (ns === undefined) nsJson.set(c.ns, ns = JSON.stringify(c.ns));
       line.add(`${i ? ',' : '{"c":['}[${ns},${c.key === null ? 'null' : JSON.stringify(c.key)},`, text ?? 'null', ']');
-      texts.push(text);
+      isSet[i] = text === null ? 0 : 1;
     }
     const pieces = [...line.finish(), ']}\n'];
     for (let i = 0; i < changes.length; i++) {
       const c = changes[i]!;
       if (c.key === null) this.clearNs(c.ns);
-      else if (texts[i] === null) this.del(c.ns, c.key);
+      else if (!isSet[i]) this.del(c.ns, c.key);
       else this.set(c.ns, c.key, line.text(i));
     }
     this.stats.commits++;
@@ -332,7 +332,9 @@ export class FileStateStore implements DesiredStateStore {
    */
   private async compact(): Promise<void> {
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
-    const body = new Joiner(JOIN_EVERY);
+    let count = 0;
+    for (const m of this.texts.values()) count += m.size;
+    const body = new Joiner(JOIN_EVERY, count);
     const entries: [Map<string, string>, string, string][] = [];
     for (const [ns, m] of this.texts) {
       const nsText = JSON.stringify(ns);
@@ -390,13 +392,20 @@ class Joiner {
   private pieces: string[] = [];
   private at = 0;
   /** [string, start, length] of each text */
-  private readonly where: number[] = [];
+  private readonly where: Int32Array;
+  private n = 0;
 
-  constructor(private readonly every: number) {}
+  /** every: records to a string; count: the records to come */
+  constructor(private readonly every: number, count: number) {
+    this.where = new Int32Array(3 * count);
+  }
 
   add(head: string, text: string, tail: string): void {
     this.pieces.push(head, text, tail);
-    this.where.push(this.strings.length, this.at + head.length, text.length);
+    const w = 3 * this.n++;
+    this.where[w] = this.strings.length;
+    this.where[w + 1] = this.at + head.length;
+    this.where[w + 2] = text.length;
     this.at += head.length + text.length + tail.length;
     if (this.pieces.length >= 3 * this.every) this.flush();
   }
