@@ -27,7 +27,14 @@ const FA = FLOW_ADD.fields;
 const FD = FLOW_DEL.fields;
 
 /** The ring's bytes as a Uint8Array, one per DataView (not one per record). */
-const bytesOf = new WeakMap<DataView, Uint8Array>();
+const bytesOfViews = new WeakMap<DataView, Uint8Array>();
+
+/** All of dv's bytes as a Uint8Array (made once per DataView). */
+export function bytesOf(dv: DataView): Uint8Array {
+  let all = bytesOfViews.get(dv);
+  if (!all) bytesOfViews.set(dv, all = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength));
+  return all;
+}
 
 /** Writes f's FLOW_ADD body at off; returns its length. */
 export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number {
@@ -36,8 +43,7 @@ export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number 
   if (!f.at && (f.key.length !== FA.key.size || f.mask.length !== FA.mask.size)) {
     throw new Error(`a flow key of ${f.key.length} bytes and mask of ${f.mask.length} is not flow_key's ${FA.key.size}`);
   }
-  let all = bytesOf.get(dv);
-  if (!all) bytesOf.set(dv, all = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength));
+  const all = bytesOf(dv);
   all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too
   dv.setBigUint64(off + FA.id.offset, f.id, true);
   dv.setBigUint64(off + FA.cookie.offset, f.cookie, true);

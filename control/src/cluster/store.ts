@@ -10,7 +10,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Etcd3 } from 'etcd3';
 import { HttpProblem } from '../problem';
-import type { DesiredStateStore, StateChange, StateOrigin, StateValue } from '../state/store';
+import { expandChanges } from '../state/store';
+import type { DesiredStateStore, StateChanges, StateOrigin, StateRecords, StateValue } from '../state/store';
 import type { ClusterKeys, Scope } from './keys';
 import type { ClusterView } from './view';
 
@@ -37,7 +38,11 @@ export class ClusterStore implements DesiredStateStore {
     return this.cache.entries(ns);
   }
 
-  async commit(changes: readonly StateChange[], origin: StateOrigin = 'request'): Promise<void> {
+  own(ns: string, records: StateRecords): void {
+    this.cache.own?.(ns, records);
+  }
+
+  async commit(changes: StateChanges, origin: StateOrigin = 'request'): Promise<void> {
     if (origin === 'cluster' || changes.length === 0) return this.cache.commit(changes, origin);
     const scope = requestScope.getStore() ?? 'all';
     const puts: { k: string; v: string; was?: string }[] = [];
@@ -54,7 +59,7 @@ export class ClusterStore implements DesiredStateStore {
       const s: Scope = atNode ? 'node' : scope;
       puts.push({ k: this.keys.desired(s, ns, key), v: text, was: (s === 'node' ? atNode : atAll)?.modRevision });
     };
-    for (const c of changes) {
+    for (const c of expandChanges(changes)) {
       if (c.key === null) {
         for (const s of ['node', 'all'] as const) for (const key of this.view.keysOf(s, c.ns)) plan(c.ns, key, null);
       } else {

@@ -2,8 +2,9 @@
 // mostly zero bytes, so only the runs that are not). Loading needs no ferryd and no recompiling:
 // ports were resolved and checked when the flow was first added.
 import { ACTIONS_MAX } from '../gen/proto';
-import { KEY_SIZE, PackedFlow, eachPackedRun, pack } from './ofctl';
-import type { Action, CompiledFlow } from './ofctl';
+import { KEY_SIZE, PackedFlow, eachPackedRun, flagsOf, pack } from './ofctl';
+import type { Action, CompiledFlow, PackedKeyMask } from './ofctl';
+import type { FlowRows } from './rows';
 import { flowIdPartsPacked, formatFlowId, parseFlowId } from './flow-id';
 import type { StoredFlow } from './store';
 
@@ -36,45 +37,172 @@ function hex(b: Uint8Array, from: number, to: number): string {
   return s;
 }
 
-/** The actions' JSON and TLV base64, once per actions array: bulk loads share one per action text. */
-const actionParts = new WeakMap<readonly Action[], { json: string; b64: string }>();
+/** The actions' JSON and TLV base64 (and, for writeFlowRowRecord, the record's tail from "a" on as
+ * UTF-8), once per actions array: bulk loads share one per action text. */
+const actionParts = new WeakMap<readonly Action[], { json: string; b64: string; tail?: Buffer }>();
 
-function partsOf(f: CompiledFlow): { json: string; b64: string } {
-  let p = actionParts.get(f.actions);
+function partsOf(actions: readonly Action[], tlv: Uint8Array): { json: string; b64: string; tail?: Buffer } {
+  let p = actionParts.get(actions);
   if (!p) {
-    p = { json: JSON.stringify(f.actions), b64: Buffer.from(f.tlv).toString('base64') };
-    actionParts.set(f.actions, p);
+    p = { json: JSON.stringify(actions), b64: Buffer.from(tlv).toString('base64') };
+    actionParts.set(actions, p);
   }
   return p;
 }
 
 /** The record's runs ([offset, key hex, mask hex]) are the flow's packed runs, written out. */
-function eachRunHex(f: CompiledFlow, fn: (start: number, keyHex: string, maskHex: string) => void): void {
-  const { buf } = f.at;
-  eachPackedRun(f.at, (start, n, at) => fn(start, hex(buf, at, at + n), hex(buf, at + n, at + 2 * n)));
+function eachRunHex(at: PackedKeyMask, fn: (start: number, keyHex: string, maskHex: string) => void): void {
+  const { buf } = at;
+  eachPackedRun(at, (start, n, i) => fn(start, hex(buf, i, i + n), hex(buf, i + n, i + 2 * n)));
 }
 
 export function flowRecord(f: CompiledFlow): FlowRecord {
   const r: [number, string, string][] = [];
-  eachRunHex(f, (start, k, m) => r.push([start, k, m]));
+  eachRunHex(f.at, (start, k, m) => r.push([start, k, m]));
   return {
     t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
-    c: f.cookie.toString(16), r, n: KEY_SIZE, a: f.actions, v: partsOf(f).b64,
+    c: f.cookie.toString(16), r, n: KEY_SIZE, a: f.actions, v: partsOf(f.actions, f.tlv).b64,
   };
+}
+
+/** JSON.stringify of a record of these parts (cookieHex: the cookie's hex digits, no 0x). */
+function recordText(table: number, priority: number, idle: number, hard: number, flagBits: number, flags: readonly string[],
+  cookieHex: string, at: PackedKeyMask, actions: readonly Action[], tlv: Uint8Array): string {
+  let runs = '';
+  eachRunHex(at, (start, k, m) => {
+    runs += `${runs ? ',' : ''}[${start},"${k}","${m}"]`;
+  });
+  const parts = partsOf(actions, tlv);
+  const fl = flags.length === 0 ? '[]' : JSON.stringify(flags);
+  return `{"t":${table},"p":${priority},"i":${idle},"h":${hard},"fb":${flagBits},"f":${fl},"c":"${cookieHex}","r":[${runs}],"n":${KEY_SIZE},"a":${parts.json},"v":"${parts.b64}"}`;
 }
 
 /**
  * JSON.stringify(flowRecord(f)), made straight from the flow: no record object, and the shared
- * parts (actions) serialized once per actions array. The bulk path makes one per flow.
+ * parts (actions) serialized once per actions array.
  */
 export function flowRecordText(f: CompiledFlow): string {
-  let runs = '';
-  eachRunHex(f, (start, k, m) => {
-    runs += `${runs ? ',' : ''}[${start},"${k}","${m}"]`;
-  });
-  const parts = partsOf(f);
-  const flags = f.flags.length === 0 ? '[]' : JSON.stringify(f.flags);
-  return `{"t":${f.table},"p":${f.priority},"i":${f.idleTimeout},"h":${f.hardTimeout},"fb":${f.flagBits},"f":${flags},"c":"${f.cookie.toString(16)}","r":[${runs}],"n":${KEY_SIZE},"a":${parts.json},"v":"${parts.b64}"}`;
+  return recordText(f.table, f.priority, f.idleTimeout, f.hardTimeout, f.flagBits, f.flags, f.cookie.toString(16), f.at, f.actions, f.tlv);
+}
+
+/** flowRecordText of row i of rows (the bulk path makes one per flow, as it writes the journal). */
+export function flowRowText(rows: FlowRows, i: number): string {
+  const lo = rows.cookieLo[i]!, hi = rows.cookieHi[i]!;
+  const cookieHex = hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(8, '0');
+  const a = rows.acts[i]!;
+  const fb = rows.flagBits[i]!;
+  return recordText(rows.table[i]!, rows.priority[i]!, rows.idle[i]!, rows.hard[i]!, fb, flagsOf(fb), cookieHex, rows.at(i), a.actions, a.tlv);
+}
+
+// ---- the same text as bytes, for the journal (no string a flow) ----------------------------
+const ascii = (t: string): Uint8Array => Uint8Array.from(t, (c) => c.charCodeAt(0));
+const HEX_CODES = ascii('0123456789abcdef');
+const T_HEAD = ascii('{"t":');
+const P = ascii(',"p":');
+const I = ascii(',"i":');
+const H = ascii(',"h":');
+const FB = ascii(',"fb":');
+const F = ascii(',"f":');
+const C = ascii(',"c":"');
+const R = ascii('","r":[');
+const N = ascii(`],"n":${KEY_SIZE},"a":`);
+/** the longest a record's fixed parts, numbers and cookie take (the runs and the tail are counted apart) */
+const FIXED_MOST = 192;
+const flagsJson = new Map<number, Uint8Array>();
+
+function putBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
+  buf.set(b, pos);
+  return pos + b.length;
+}
+
+/** Writes n >= 0 (an integer below 2^32) in decimal. */
+function putUint(buf: Uint8Array, pos: number, n: number): number {
+  if (n < 10) {
+    buf[pos] = 48 + n;
+    return pos + 1;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  for (let k = pos + digits - 1; k >= pos; k--) {
+    buf[k] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return pos + digits;
+}
+
+/** Writes bytes [from, to) of src as lower-case hex. */
+function putHexBytes(buf: Uint8Array, pos: number, src: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) {
+    const b = src[i]!;
+    buf[pos++] = HEX_CODES[b >>> 4]!;
+    buf[pos++] = HEX_CODES[b & 15]!;
+  }
+  return pos;
+}
+
+/** Writes a 32-bit word as 8 hex digits (pad) or without leading zeros (at least one digit). */
+function putHex32(buf: Uint8Array, pos: number, w: number, pad: boolean): number {
+  let k = 28;
+  if (!pad) while (k > 0 && (w >>> k) === 0) k -= 4;
+  for (; k >= 0; k -= 4) buf[pos++] = HEX_CODES[(w >>> k) & 15]!;
+  return pos;
+}
+
+/** Writes a 64-bit value given as halves as 16 hex digits (a flow id as a key). */
+export function putHex64(buf: Uint8Array, pos: number, lo: number, hi: number): number {
+  return putHex32(buf, putHex32(buf, pos, hi, true), lo, true);
+}
+
+/**
+ * Writes flowRowText(rows, i) as UTF-8 at pos, if it fits before end; returns the position after it,
+ * or -1 when it does not fit (nothing a caller can use was written). The journal's bulk path: no
+ * string is made for a flow.
+ */
+export function writeFlowRowRecord(rows: FlowRows, i: number, buf: Uint8Array, pos: number, end: number): number {
+  const a = rows.acts[i]!;
+  const parts = partsOf(a.actions, a.tlv);
+  const tail = (parts.tail ??= Buffer.from(`${parts.json},"v":"${parts.b64}"}`, 'utf8'));
+  const plen = rows.packedLen[i]!;
+  // runs: each [start,"key hex","mask hex"] is at most 12 bytes besides its hex (2 a byte of packed data)
+  if (pos + FIXED_MOST + 2 * plen + 6 * plen + tail.length > end) return -1;
+  const fb = rows.flagBits[i]!;
+  let fj = flagsJson.get(fb);
+  if (fj === undefined) flagsJson.set(fb, fj = ascii(JSON.stringify(flagsOf(fb))));
+  pos = putBytes(buf, pos, T_HEAD);
+  pos = putUint(buf, pos, rows.table[i]!);
+  pos = putBytes(buf, pos, P);
+  pos = putUint(buf, pos, rows.priority[i]!);
+  pos = putBytes(buf, pos, I);
+  pos = putUint(buf, pos, rows.idle[i]!);
+  pos = putBytes(buf, pos, H);
+  pos = putUint(buf, pos, rows.hard[i]!);
+  pos = putBytes(buf, pos, FB);
+  pos = putUint(buf, pos, fb);
+  pos = putBytes(buf, pos, F);
+  pos = putBytes(buf, pos, fj);
+  pos = putBytes(buf, pos, C);
+  const chi = rows.cookieHi[i]!;
+  pos = chi === 0 ? putHex32(buf, pos, rows.cookieLo[i]!, false) : putHex32(buf, putHex32(buf, pos, chi, false), rows.cookieLo[i]!, true);
+  pos = putBytes(buf, pos, R);
+  const src = rows.slab[i]!;
+  for (let r = rows.packedOff[i]!, last = r + plen; r < last;) {
+    const n = src[r + 1]!;
+    if (r !== rows.packedOff[i]) buf[pos++] = 0x2c; // ,
+    buf[pos++] = 0x5b; // [
+    pos = putUint(buf, pos, src[r]!);
+    buf[pos++] = 0x2c;
+    buf[pos++] = 0x22; // "
+    pos = putHexBytes(buf, pos, src, r + 2, r + 2 + n);
+    buf[pos++] = 0x22;
+    buf[pos++] = 0x2c;
+    buf[pos++] = 0x22;
+    pos = putHexBytes(buf, pos, src, r + 2 + n, r + 2 + 2 * n);
+    buf[pos++] = 0x22;
+    buf[pos++] = 0x5d; // ]
+    r += 2 + 2 * n;
+  }
+  pos = putBytes(buf, pos, N);
+  return putBytes(buf, pos, tail);
 }
 
 export const flowKey = (id: bigint): string => formatFlowId(id);

@@ -44,7 +44,7 @@ export const flowRoutes: FastifyPluginAsyncTypebox<FlowRoutesOptions> = async (a
   app.post('/v1/flows', { bodyLimit }, async (req, reply) => {
     const { flows: compiled, at, single } = flows.compileBody(req.body);
     if (single) {
-      const { flow, created } = await flows.add(compiled[0]!);
+      const { flow, created } = await flows.add(compiled);
       reply.header('location', `/v1/flows/${flow.id}`);
       return reply.code(created ? 201 : 200).send(flow);
     }

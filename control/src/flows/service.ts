@@ -5,7 +5,7 @@ import { FerrydStatusError } from '../errors';
 import type { BatchAnswers, ChannelResponse, ControlChannel } from '../channel';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { FerryEvent } from '../events';
-import { flowAddBody, flowDelBody, writeFlowAdd, writeFlowDel } from '../messages';
+import { bytesOf, flowDelBody } from '../messages';
 import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
@@ -15,6 +15,7 @@ import {
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
 import { FlowStore, StoredFlow, compareFlows } from './store';
+import { FlowRows, IdIndex } from './rows';
 import { DesiredStateStore, MemoryStateStore, StateOrigin } from '../state/store';
 import { ChangeQueue } from '../state/change-queue';
 import { FLOWS_NS, FlowRecord, flowFromRecord, flowRecordText } from './persist';
@@ -44,8 +45,6 @@ export interface Selection {
 type Where = { pointer: string; where: string };
 /** Where op i of a change came from in its request (made only when it is refused). */
 type At = (i: number) => Where;
-/** One op of a bundle: a flow to add, or the id of one to delete (no wrapper: bulk loads have 10^5). */
-type Op = CompiledFlow | bigint;
 const NOWHERE: Where = { pointer: '', where: '' };
 const nowhere: At = () => NOWHERE;
 
@@ -87,12 +86,11 @@ function keyMaskOf(f: CompiledFlow): [Uint8Array, Uint8Array] {
   return scratchPair;
 }
 
-/** The flow as installed: the compiled flow itself gets its slot (compiled flows are not shared). */
-function installed(f: CompiledFlow, slot: number, now: bigint): StoredFlow {
-  const s = f as StoredFlow;
-  s.slot = slot;
-  s.installedNs = now;
-  return s;
+/** Flows as rows (a batch or an op list), grown as they come. */
+export function rowsOf(flows: readonly CompiledFlow[]): FlowRows {
+  const rows = new FlowRows(flows.length);
+  for (const f of flows) rows.push(f);
+  return rows;
 }
 
 export class FlowService {
@@ -107,6 +105,8 @@ export class FlowService {
     private readonly state: DesiredStateStore = new MemoryStateStore(),
   ) {
     this.restore();
+    // the service keeps its flows: the durable store writes their changes but keeps no copy
+    state.own?.(FLOWS_NS, () => this.store.records());
     ferryd.setReplayHandler((chan) => this.serial(() => this.replay(chan)));
     ferryd.on('event', (ev: FerryEvent) => this.onEvent(ev));
   }
@@ -158,8 +158,8 @@ export class FlowService {
           this.log?.error(`desired state: flow ${k} cannot be read (${(e as Error).message}); left out`);
         }
       }
-      const ops: Op[] = [];
-      for (const f of this.store.values()) if (!want.has(f.id)) ops.push(f.id);
+      const ops = new FlowRows(want.size);
+      for (const f of this.store.values()) if (!want.has(f.id)) ops.pushDelete(f.id);
       for (const [id, f] of want) {
         const have = this.store.get(id);
         if (!have || flowRecordText(have) !== flowRecordText(f)) ops.push(f);
@@ -208,8 +208,10 @@ export class FlowService {
   }
 
   /** ovs-ofctl lines (one flow each; # comments). Errors point at /lines/N/... */
-  compileText(text: string, ports: PortResolver, defaultTable?: number): { flows: CompiledFlow[]; at: At } {
-    const flows: CompiledFlow[] = [];
+  compileText(text: string, ports: PortResolver, defaultTable?: number): { flows: FlowRows; at: At } {
+    // each flow goes into its row at once: the compiled object dies young (a bulk load keeps no
+    // 10^5 objects for the collector to copy)
+    const flows = new FlowRows(1024);
     const lineNos: number[] = [];
     const lineAt = (n: number): Where => ({ pointer: `/lines/${n}`, where: `line ${n}: ` });
     eachFlowLine(text, (n, line) => {
@@ -230,14 +232,16 @@ export class FlowService {
   }
 
   /** A POST/PUT body: one JSON flow, a JSON array, or text. */
-  compileBody(body: unknown, defaultTable?: number): { flows: CompiledFlow[]; at: At; single: boolean } {
+  compileBody(body: unknown, defaultTable?: number): { flows: FlowRows; at: At; single: boolean } {
     const ports = this.ports();
     if (typeof body === 'string') return { ...this.compileText(body, ports, defaultTable), single: false };
     if (Array.isArray(body)) {
       const at: At = (i) => ({ pointer: `/${i}`, where: `flows[${i}]: ` });
-      return { flows: body.map((b, i) => this.compileJson(b, at(i).pointer, at(i).where, ports, defaultTable)), at, single: false };
+      const flows = new FlowRows(body.length);
+      body.forEach((b, i) => flows.push(this.compileJson(b, at(i).pointer, at(i).where, ports, defaultTable)));
+      return { flows, at, single: false };
     }
-    return { flows: [this.compileJson(body, '', '', ports, defaultTable)], at: nowhere, single: true };
+    return { flows: rowsOf([this.compileJson(body, '', '', ports, defaultTable)]), at: nowhere, single: true };
   }
 
   /** A del-flows / dump-flows selection; match may be JSON or ovs-ofctl text (with table=, priority=, cookie=V/M). */
@@ -357,18 +361,18 @@ export class FlowService {
   }
 
   // ---- programming ferryd ----------------------------------------------------------------
-  /** Installs or replaces one flow with a plain FLOW_ADD. created = the id was new. */
-  add(flow: CompiledFlow): Promise<{ flow: FlowView; created: boolean }> {
+  /** Installs or replaces one flow (row 0 of one) with a plain FLOW_ADD. created = the id was new. */
+  add(one: FlowRows): Promise<{ flow: FlowView; created: boolean }> {
     return this.serial(async () => {
       const chan = this.ferryd.channel();
-      const r = ok(await chan.request(MsgType.FLOW_ADD, flowAddBody(flow)), { pointer: '', where: '' });
-      const created = this.store.put(installed(flow, r.aux, process.hrtime.bigint()));
-      return { flow: this.view(this.store.get(flow.id)!), created };
+      const r = ok(await chan.request(MsgType.FLOW_ADD, (dv, off) => one.writeFlowAdd(dv, bytesOf(dv), off, 0)), { pointer: '', where: '' });
+      const created = this.store.putRow(one, 0, r.aux, process.hrtime.bigint());
+      return { flow: this.view(this.store.get(one.id(0))!), created };
     });
   }
 
   /** Adds (or replaces) all flows in one bundle: all or nothing. */
-  addMany(flows: CompiledFlow[], at: At): Promise<BulkResult> {
+  addMany(flows: FlowRows, at: At): Promise<BulkResult> {
     return this.serial(async () => this.commit(this.ferryd.channel(), flows, at));
   }
 
@@ -392,25 +396,30 @@ export class FlowService {
         this.store.clear();
         return { added: 0, replaced: 0, deleted: n };
       }
-      const ids: Op[] = [...this.store.values()].filter((f) => this.selects(f, s)).map((f) => f.id);
+      const ids = new FlowRows();
+      for (const f of this.store.values()) if (this.selects(f, s)) ids.pushDelete(f.id);
       return this.commit(chan, ids, nowhere);
     });
   }
 
   /** replace-flows for one table: afterwards the table holds exactly flows. */
-  replaceTable(table: number, flows: CompiledFlow[], at: At): Promise<BulkResult> {
-    flows.forEach((f, i) => {
-      if (f.table !== table) {
+  replaceTable(table: number, flows: FlowRows, at: At): Promise<BulkResult> {
+    for (let i = 0; i < flows.n; i++) {
+      if (flows.table[i] !== table) {
         const w = at(i);
         throw badRequest(`${w.pointer}/table`, `must be ${table}, the table being replaced`, `${w.where}table: must be ${table}, the table being replaced`);
       }
-    });
+    }
     return this.serial(async () => {
-      const keep = new Set(flows.map((f) => f.id));
-      const ops: Op[] = [];
-      for (const f of this.store.values()) if (f.table === table && !keep.has(f.id)) ops.push(f.id);
-      const dels = ops.length;
-      for (const f of flows) ops.push(f);
+      const keep = new IdIndex(flows, flows.n);
+      for (let i = 0; i < flows.n; i++) if (keep.find(flows.idLo[i]!, flows.idHi[i]!) < 0) keep.insert(flows.idLo[i]!, flows.idHi[i]!, i);
+      const ops = new FlowRows(flows.n);
+      const have = this.store.table;
+      for (let r = 0; r < have.n; r++) {
+        if (have.table[r] === table && keep.find(have.idLo[r]!, have.idHi[r]!) < 0) ops.pushId(have.idLo[r]!, have.idHi[r]!);
+      }
+      const dels = ops.n;
+      for (let i = 0; i < flows.n; i++) ops.copyRow(ops.n, flows, i);
       return this.commit(this.ferryd.channel(), ops, (i) => (i < dels ? NOWHERE : at(i - dels)));
     });
   }
@@ -421,7 +430,7 @@ export class FlowService {
       const chan = this.ferryd.channel();
       const working = new Map<bigint, CompiledFlow>();
       for (const f of this.store.values()) working.set(f.id, f);
-      const out: Op[] = [];
+      const out = new FlowRows(list.length);
       const wheres: Where[] = [];
       for (const op of list) {
         if (op.kind === 'add') {
@@ -432,13 +441,13 @@ export class FlowService {
           const id = parseFlowId(op.id)!;
           if (!working.has(id)) throw new HttpProblem(404, `${op.at.where}no flow ${op.id}`, [{ pointer: `${op.at.pointer}/id`, message: `no flow ${op.id}` }]);
           working.delete(id);
-          out.push(id);
+          out.pushDelete(id);
           wheres.push(op.at);
         } else {
           for (const f of [...working.values()]) {
             if (this.selects(f as StoredFlow, op.sel)) {
               working.delete(f.id);
-              out.push(f.id);
+              out.pushDelete(f.id);
               wheres.push(op.at);
             }
           }
@@ -453,22 +462,27 @@ export class FlowService {
    * store as they were. Deletes of flows ferryd no longer has (it timed them out meanwhile) are
    * dropped and the bundle retried once.
    */
-  private async commit(chan: ControlChannel, ops: Op[], at: At, retry = true): Promise<BulkResult> {
+  private async commit(chan: ControlChannel, ops: FlowRows, at: At, retry = true): Promise<BulkResult> {
     const res: BulkResult = { added: 0, replaced: 0, deleted: 0 };
-    if (ops.length === 0) return res;
+    if (ops.n === 0) return res;
     this.counters.bundles++;
     const answers = await this.stage(chan, ops);
     if (answers.refused.size) {
       const failed = [...answers.refused.keys()].sort((a, b) => a - b);
       await this.abort(chan);
       this.counters.bundleFailures++;
-      const onlyGone = failed.every((i) => typeof ops[i] === 'bigint' && answers.status[i] === Status.ENOENT);
+      const onlyGone = failed.every((i) => ops.isDelete[i] === 1 && answers.status[i] === Status.ENOENT);
       if (onlyGone && retry) {
-        for (const i of failed) this.store.delete(ops[i] as bigint);
+        for (const i of failed) this.store.deleteId(ops.idLo[i]!, ops.idHi[i]!);
         const gone = new Set(failed);
-        const kept: number[] = [];
-        ops.forEach((_, i) => { if (!gone.has(i)) kept.push(i); });
-        return this.commit(chan, kept.map((i) => ops[i]!), (j) => at(kept[j]!), false);
+        const kept = new FlowRows(ops.n);
+        const from: number[] = [];
+        for (let i = 0; i < ops.n; i++) {
+          if (gone.has(i)) continue;
+          kept.copyRow(kept.n, ops, i);
+          from.push(i);
+        }
+        return this.commit(chan, kept, (j) => at(from[j]!), false);
       }
       const i = failed[0]!;
       throw statusError(answers.refused.get(i)!, at(i));
@@ -478,25 +492,32 @@ export class FlowService {
       this.counters.bundleFailures++;
       throw statusError(c);
     }
-    // the result is the net effect: a flow added then deleted in the same bundle counts for nothing
+    // the result is the net effect: a flow added then deleted in the same bundle counts for nothing.
+    // touched[j] is the net effect on the id of op j, where j is the id's first op in the bundle.
     const now = process.hrtime.bigint();
-    const EXISTED = 1, ADDED = 2;
-    const touched = new Map<bigint, number>();
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!;
-      const id = typeof op === 'bigint' ? op : op.id;
-      let t = touched.get(id) ?? (this.store.has(id) ? EXISTED : 0);
-      if (typeof op === 'bigint') {
-        this.store.delete(op);
-        t &= ~ADDED;
-      } else {
-        this.store.put(installed(op, answers.aux[i]!, now));
-        t |= ADDED;
+    const EXISTED = 1, ADDED = 2, FIRST = 4;
+    const firstOp = new IdIndex(ops, ops.n);
+    const touched = new Uint8Array(ops.n);
+    for (let i = 0; i < ops.n; i++) {
+      const lo = ops.idLo[i]!, hi = ops.idHi[i]!;
+      let j = firstOp.find(lo, hi);
+      if (j < 0) {
+        firstOp.insert(lo, hi, i);
+        j = i;
+        touched[j] = FIRST | (this.store.hasId(lo, hi) ? EXISTED : 0);
       }
-      touched.set(id, t);
+      if (ops.isDelete[i]) {
+        this.store.deleteId(lo, hi);
+        touched[j] = touched[j]! & ~ADDED;
+      } else {
+        this.store.putRow(ops, i, answers.aux[i]!, now);
+        touched[j] = touched[j]! | ADDED;
+      }
     }
-    for (const [id, t] of touched) {
-      const exists = this.store.has(id);
+    for (let j = 0; j < ops.n; j++) {
+      const t = touched[j]!;
+      if (!(t & FIRST)) continue;
+      const exists = this.store.hasId(ops.idLo[j]!, ops.idHi[j]!);
       if (!(t & EXISTED) && exists) res.added++;
       else if (t & EXISTED && !exists) res.deleted++;
       else if (t & EXISTED && exists && t & ADDED) res.replaced++;
@@ -505,15 +526,12 @@ export class FlowService {
   }
 
   /** Sends ops with IN_BUNDLE through the ring as fast as ferryd takes them; resolves with every answer. */
-  private async stage(chan: ControlChannel, ops: Op[]): Promise<BatchAnswers> {
+  private async stage(chan: ControlChannel, ops: FlowRows): Promise<BatchAnswers> {
     try {
-      return await chan.requestBatch(ops.length, {
-        type: (i) => (typeof ops[i] === 'bigint' ? MsgType.FLOW_DEL : MsgType.FLOW_ADD),
+      return await chan.requestBatch(ops.n, {
+        type: (i) => (ops.isDelete[i] ? MsgType.FLOW_DEL : MsgType.FLOW_ADD),
         flags: () => MsgFlag.IN_BUNDLE,
-        write: (i, dv, off) => {
-          const op = ops[i]!;
-          return typeof op === 'bigint' ? writeFlowDel(dv, off, op) : writeFlowAdd(dv, off, op);
-        },
+        write: (i, dv, off) => (ops.isDelete[i] ? ops.writeFlowDel(dv, off, i) : ops.writeFlowAdd(dv, bytesOf(dv), off, i)),
       });
     } catch (e) {
       await this.abort(chan);
@@ -545,8 +563,10 @@ export class FlowService {
    */
   async replay(chan: ControlChannel): Promise<void> {
     await this.abort(chan); // a bundle a killed ferry-control left open in a running ferryd
-    let flows: StoredFlow[] = [...this.store.values()];
-    for (const f of flows) f.slot = null;
+    this.store.clearSlots();
+    const have = this.store.table;
+    let flows = new FlowRows(have.n);
+    for (let i = 0; i < have.n; i++) flows.copyRow(i, have, i);
     let committed = false;
     for (let round = 0; round < 3 && !committed; round++) {
       ok(await chan.request(MsgType.FLOW_CLEAR, undefined, { flags: MsgFlag.IN_BUNDLE }));
@@ -554,24 +574,24 @@ export class FlowService {
       const bad = answers.refused;
       if (bad.size) {
         await this.abort(chan);
-        for (const [i, r] of bad) this.log?.warn(`replay: ferryd refused flow ${formatFlowId(flows[i]!.id)}: ${r.statusName} ${r.message}`);
-        flows = flows.filter((_, i) => !bad.has(i));
+        for (const [i, r] of bad) this.log?.warn(`replay: ferryd refused flow ${flows.idHex(i)}: ${r.statusName} ${r.message}`);
+        const left = new FlowRows(flows.n);
+        for (let i = 0; i < flows.n; i++) if (!bad.has(i)) left.copyRow(left.n, flows, i);
+        flows = left;
         continue;
       }
       ok(await chan.request(MsgType.BUNDLE_COMMIT, undefined, { timeoutMs: Math.max(chan.timeoutMs, COMMIT_TIMEOUT_MS) }));
       committed = true;
       const now = process.hrtime.bigint();
-      flows.forEach((f, i) => {
-        f.slot = answers.aux[i]!;
-        f.installedNs = now;
-      });
+      for (let i = 0; i < flows.n; i++) this.store.setInstalled(flows.idLo[i]!, flows.idHi[i]!, answers.aux[i]!, now);
     }
     if (!committed) {
       // nothing of ours is in: at least nothing stale either
       ok(await chan.request(MsgType.FLOW_CLEAR));
       this.log?.error('replay: ferryd kept refusing flows; its flow table is left empty');
     }
-    const installed = [...this.store.values()].filter((f) => f.slot !== null).length;
+    let installed = 0;
+    for (let i = 0; i < have.n; i++) if (have.slot[i]! >= 0) installed++;
     this.log?.info(`replayed ${installed} of ${this.store.size} flows to ferryd`);
   }
 

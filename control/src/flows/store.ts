@@ -1,9 +1,13 @@
 // The desired flow state: every flow the service holds, replayed into each new ferryd. It
 // records its changes for the durable desired-state store (state/store.ts), which the flow
 // service commits before it acknowledges a request.
+//
+// The flows are rows (rows.ts), found by id through an open-addressed index; a flow object is made
+// only when one is asked for. A deleted row is filled by the last one, so rows stay dense.
 import type { CompiledFlow } from './ofctl';
-import type { StateChange, StateValue } from '../state/store';
-import { FLOWS_NS, flowKey, flowRecordText } from './persist';
+import type { StateChange, StateChangeRun } from '../state/store';
+import { FLOWS_NS, flowRowText, putHex64, writeFlowRowRecord } from './persist';
+import { FlowRows, IdIndex, hex64, split64 } from './rows';
 
 export interface StoredFlow extends CompiledFlow {
   /** ferryd's stats slot for the flow (from the FLOW_ADD response); null until installed. */
@@ -17,85 +21,216 @@ export function compareFlows(a: { table: number; priority: number; id: bigint; i
   return a.table - b.table || b.priority - a.priority || ((a.idHi ?? 0) - (b.idHi ?? 0)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+const SET = 1, DEL = 2;
+
 /**
- * The desired-state change of a flow added or replaced: its JSON text is made when the store
- * writes it, and its value only if a store asks (the file store does not), so a bulk load holds
- * neither for long. The flow itself does not change once compiled (slot and time are not in it).
+ * The flow changes since the last commit, in order, as one run for the desired-state store: a set
+ * points at the row of an op list (never changed once committed) and its text is made only as the
+ * store writes it; a delete keeps its id.
  */
-class FlowSet {
+class FlowChangeRun implements StateChangeRun {
   readonly ns = FLOWS_NS;
-  readonly key: string;
-  constructor(private readonly flow: StoredFlow) {
-    this.key = flowKey(flow.id);
+  count = 0;
+  private kind = new Uint8Array(64);
+  private lo = new Uint32Array(64);
+  private hi = new Uint32Array(64);
+  private row = new Int32Array(64);
+  private batch: FlowRows[] = [];
+
+  add(kind: number, lo: number, hi: number, batch: FlowRows | null, row: number): void {
+    if (this.count === this.kind.length) {
+      const grow = <T extends Uint8Array | Uint32Array | Int32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(2 * a.length);
+        b.set(a);
+        return b;
+      };
+      this.kind = grow(this.kind);
+      this.lo = grow(this.lo);
+      this.hi = grow(this.hi);
+      this.row = grow(this.row);
+    }
+    const i = this.count++;
+    this.kind[i] = kind;
+    this.lo[i] = lo;
+    this.hi[i] = hi;
+    this.row[i] = row;
+    if (batch) this.batch[i] = batch;
   }
-  get text(): string {
-    return flowRecordText(this.flow);
+
+  key(i: number): string {
+    return hex64(this.lo[i]!, this.hi[i]!);
   }
-  get value(): StateValue {
-    return JSON.parse(this.text) as StateValue;
+
+  text(i: number): string | null {
+    return this.kind[i] === SET ? flowRowText(this.batch[i]!, this.row[i]!) : null;
+  }
+
+  writeRecord(i: number, buf: Uint8Array, pos: number, end: number): number {
+    if (pos + 24 > end) return -1;
+    buf[pos++] = 0x22; // "
+    pos = putHex64(buf, pos, this.lo[i]!, this.hi[i]!);
+    buf[pos++] = 0x22;
+    buf[pos++] = 0x2c; // ,
+    if (this.kind[i] === SET) return writeFlowRowRecord(this.batch[i]!, this.row[i]!, buf, pos, end);
+    if (pos + 4 > end) return -1;
+    buf[pos] = 0x6e; // null
+    buf[pos + 1] = 0x75;
+    buf[pos + 2] = 0x6c;
+    buf[pos + 3] = 0x6c;
+    return pos + 4;
   }
 }
 
+const halves = new Uint32Array(2);
+
 export class FlowStore {
-  private readonly flows = new Map<bigint, StoredFlow>();
+  /** the flows; rows[0..size) */
+  private readonly rows = new FlowRows(1024);
+  private readonly index = new IdIndex(this.rows, 1024);
   private sorted: StoredFlow[] | null = null;
-  private changes: StateChange[] = [];
+  private changes: (StateChange | StateChangeRun)[] = [];
+  private run = new FlowChangeRun();
 
   get size(): number {
-    return this.flows.size;
+    return this.rows.n;
+  }
+
+  private rowOf(id: bigint): number {
+    split64(id, halves);
+    return this.index.find(halves[0]!, halves[1]!);
   }
 
   get(id: bigint): StoredFlow | undefined {
-    return this.flows.get(id);
+    const r = this.rowOf(id);
+    return r < 0 ? undefined : this.rows.flow(r);
   }
 
   has(id: bigint): boolean {
-    return this.flows.has(id);
+    return this.rowOf(id) >= 0;
   }
 
-  /** Inserts or replaces; returns true if the id was new. */
-  put(f: StoredFlow): boolean {
-    const isNew = !this.flows.has(f.id);
-    this.flows.set(f.id, f);
+  hasId(lo: number, hi: number): boolean {
+    return this.index.find(lo, hi) >= 0;
+  }
+
+  /** Row i of batch, installed at slot at time now: inserts or replaces; returns true if the id was new. */
+  putRow(batch: FlowRows, i: number, slot: number, now: bigint): boolean {
+    const lo = batch.idLo[i]!, hi = batch.idHi[i]!;
+    let r = this.index.find(lo, hi);
+    const isNew = r < 0;
+    if (isNew) {
+      r = this.rows.n;
+      this.index.insert(lo, hi, r);
+    }
+    this.rows.copyRow(r, batch, i);
+    this.rows.slot[r] = slot;
+    this.rows.installedNs[r] = now;
     this.sorted = null;
-    this.changes.push(new FlowSet(f));
+    this.run.add(SET, lo, hi, batch, i);
     return isNew;
   }
 
-  delete(id: bigint): boolean {
-    const had = this.flows.delete(id);
-    if (had) {
-      this.sorted = null;
-      this.changes.push({ ns: FLOWS_NS, key: flowKey(id), value: null });
+  /** A flow installed at slot at time now (a single add): as putRow. */
+  put(f: CompiledFlow, slot: number, now: bigint): boolean {
+    const one = new FlowRows(1);
+    one.push(f);
+    return this.putRow(one, 0, slot, now);
+  }
+
+  /** Removes the flow of id (lo, hi); returns whether it was there. */
+  deleteId(lo: number, hi: number): boolean {
+    const r = this.index.remove(lo, hi);
+    if (r < 0) return false;
+    const last = this.rows.n - 1;
+    if (r !== last) {
+      this.rows.copyRow(r, this.rows, last);
+      this.index.move(this.rows.idLo[r]!, this.rows.idHi[r]!, r);
     }
-    return had;
+    this.rows.pop();
+    this.sorted = null;
+    this.run.add(DEL, lo, hi, null, -1);
+    return true;
+  }
+
+  delete(id: bigint): boolean {
+    split64(id, halves);
+    return this.deleteId(halves[0]!, halves[1]!);
   }
 
   clear(): void {
-    this.flows.clear();
+    this.rows.clear();
+    this.index.clear();
     this.sorted = null;
     this.changes = [{ ns: FLOWS_NS, key: null, value: null }];
+    this.run = new FlowChangeRun();
   }
 
   /** Loads a flow from the durable state (not a change). */
   restore(f: StoredFlow): void {
-    this.flows.set(f.id, f);
+    const r = this.rowOf(f.id);
+    if (r >= 0) {
+      this.rows.copyRow(r, fromFlow(f), 0);
+    } else {
+      this.index.insert(...idHalves(f.id), this.rows.n);
+      this.rows.push(f);
+    }
+    this.sorted = null;
+  }
+
+  /** Sets the install of the flow of id (lo, hi): its ferryd slot (-1: none) and time. */
+  setInstalled(lo: number, hi: number, slot: number, now: bigint): void {
+    const r = this.index.find(lo, hi);
+    if (r < 0) return;
+    this.rows.slot[r] = slot;
+    this.rows.installedNs[r] = now;
+    this.sorted = null;
+  }
+
+  /** Every flow marked not installed (a new ferryd holds none of them yet). */
+  clearSlots(): void {
+    this.rows.slot.fill(-1, 0, this.rows.n);
     this.sorted = null;
   }
 
   /** The changes since the last call, for the durable store. */
-  takeChanges(): StateChange[] {
+  takeChanges(): (StateChange | StateChangeRun)[] {
     const c = this.changes;
+    if (this.run.count) c.push(this.run);
     this.changes = [];
+    this.run = new FlowChangeRun();
     return c;
   }
 
   /** All flows in listing order (cached until the next change; do not modify). */
   all(): readonly StoredFlow[] {
-    return (this.sorted ??= [...this.flows.values()].sort(compareFlows));
+    return (this.sorted ??= this.values().sort(compareFlows));
   }
 
-  values(): IterableIterator<StoredFlow> {
-    return this.flows.values();
+  /** Every flow, as objects of their own (in no order). */
+  values(): StoredFlow[] {
+    const out: StoredFlow[] = [];
+    for (let i = 0; i < this.rows.n; i++) out.push(this.rows.flow(i));
+    return out;
   }
+
+  /** The flows as rows (read only: the store's own; valid until the next change). */
+  get table(): FlowRows {
+    return this.rows;
+  }
+
+  /** (key, record text) of every flow: what a snapshot of the desired state holds. */
+  *records(): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.rows.n; i++) yield [this.rows.idHex(i), flowRowText(this.rows, i)];
+  }
+}
+
+function fromFlow(f: StoredFlow): FlowRows {
+  const one = new FlowRows(1);
+  one.push(f);
+  return one;
+}
+
+function idHalves(id: bigint): [number, number] {
+  split64(id, halves);
+  return [halves[0]!, halves[1]!];
 }

@@ -23,6 +23,48 @@ export type StateValue = unknown;
  */
 export type StateChange = { ns: string; key: string; value: StateValue | null; text?: string } | { ns: string; key: null; value: null; text?: undefined };
 
+/**
+ * Many sets and deletes in one namespace, made as they are written (a bulk load's 10^5 flows are
+ * not 10^5 objects): change i sets key(i) to the JSON text(i), or deletes it when text(i) is null.
+ * A run must not change once committed.
+ */
+export interface StateChangeRun {
+  readonly ns: string;
+  readonly count: number;
+  key(i: number): string;
+  text(i: number): string | null;
+  /**
+   * Optional, the same as bytes: writes change i's JSON key, a comma and its value's text (null for a
+   * delete) as UTF-8 into buf at pos; returns the position after, or -1 if it would pass end.
+   */
+  writeRecord?(i: number, buf: Uint8Array, pos: number, end: number): number;
+}
+
+export type StateChanges = readonly (StateChange | StateChangeRun)[];
+
+export function isChangeRun(c: StateChange | StateChangeRun): c is StateChangeRun {
+  return 'count' in c;
+}
+
+/** Every change as an object of its own (for stores that need no better at their size). */
+export function expandChanges(changes: StateChanges): StateChange[] {
+  const out: StateChange[] = [];
+  for (const c of changes) {
+    if (!isChangeRun(c)) {
+      out.push(c);
+      continue;
+    }
+    for (let i = 0; i < c.count; i++) {
+      const text = c.text(i);
+      out.push(text === null ? { ns: c.ns, key: c.key(i), value: null } : { ns: c.ns, key: c.key(i), value: JSON.parse(text) as StateValue, text });
+    }
+  }
+  return out;
+}
+
+/** (key, JSON text) of every entry of a namespace a service keeps itself (DesiredStateStore.own). */
+export type StateRecords = () => Iterable<[string, string]>;
+
 export interface DesiredStateStore {
   /** Every entry of the namespace, as loaded and changed since (key -> value). */
   entries(ns: string): ReadonlyMap<string, StateValue>;
@@ -30,7 +72,13 @@ export interface DesiredStateStore {
    * Makes the changes durable, all or nothing; resolves once they are. origin 'cluster': the
    * changes came from the fleet's store (cluster mode) and are only cached locally, not written back.
    */
-  commit(changes: readonly StateChange[], origin?: StateOrigin): Promise<void>;
+  commit(changes: StateChanges, origin?: StateOrigin): Promise<void>;
+  /**
+   * The namespace's entries are what records() gives from now on (the service holding them
+   * commits every change it makes): the store need not keep a copy of its own. A store that keeps
+   * nothing in memory (or keeps it anyway) may do nothing.
+   */
+  own?(ns: string, records: StateRecords): void;
   /** Flushes and closes. */
   close(): Promise<void>;
   /** Where the state lives (for logs and /health). */
@@ -69,8 +117,8 @@ export class MemoryStateStore implements DesiredStateStore {
     return this.spaces.get(ns) ?? EMPTY;
   }
 
-  async commit(changes: readonly StateChange[]): Promise<void> {
-    for (const c of changes) apply(this.spaces, c.ns, c.key, c.value);
+  async commit(changes: StateChanges): Promise<void> {
+    for (const c of expandChanges(changes)) apply(this.spaces, c.ns, c.key, c.value);
     this.commits++;
   }
 
@@ -93,9 +141,20 @@ export interface FileStateOptions {
   warn?: (msg: string) => void;
 }
 
+/** A run's records in a journal line, written out only as the line is (writePieces). */
+interface RunPiece {
+  run: StateChangeRun;
+  /** JSON of the run's namespace */
+  ns: string;
+  /** what goes before the first record: a comma, or the line's start */
+  prefix: string;
+}
+
+type Piece = string | RunPiece;
+
 interface Pending {
   /** the journal line, in pieces (joined only as bytes) */
-  line: string[];
+  line: Piece[];
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -106,6 +165,8 @@ export class FileStateStore implements DesiredStateStore {
    * when a service asks (at start), so a bulk load does not keep a second copy of every flow. */
   private readonly texts = new Map<string, Map<string, string>>();
   private readonly parsed = new Map<string, ReadonlyMap<string, StateValue>>();
+  /** namespaces whose entries their service keeps (own): no texts here */
+  private readonly owners = new Map<string, StateRecords>();
   private journal: fsp.FileHandle | null = null;
   private journalBytes = 0;
   private snapshotBytes = 0;
@@ -142,6 +203,8 @@ export class FileStateStore implements DesiredStateStore {
   }
 
   entries(ns: string): ReadonlyMap<string, StateValue> {
+    const owner = this.owners.get(ns);
+    if (owner) return new Map([...owner()].map(([k, text]) => [k, JSON.parse(text) as StateValue]));
     let m = this.parsed.get(ns);
     if (!m) {
       const t = this.texts.get(ns);
@@ -219,6 +282,12 @@ export class FileStateStore implements DesiredStateStore {
     }
   }
 
+  own(ns: string, records: StateRecords): void {
+    this.owners.set(ns, records);
+    this.texts.delete(ns);
+    this.parsed.delete(ns);
+  }
+
   private set(ns: string, k: string, text: string): void {
     this.parsed.delete(ns);
     apply(this.texts, ns, k, text);
@@ -234,29 +303,51 @@ export class FileStateStore implements DesiredStateStore {
     this.texts.delete(ns);
   }
 
-  commit(changes: readonly StateChange[]): Promise<void> {
+  commit(changes: StateChanges): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     if (!this.journal) return Promise.reject(new StateStoreError('the state store is closed'));
     if (changes.length === 0) return Promise.resolve();
     // serialize first: a value that cannot be written fails this commit alone, before any effect
+    // (a run's records are made as they are written: they cannot fail)
     const line = new Joiner(JOIN_EVERY, changes.length);
     const nsJson = new Map<string, string>();
-    const isSet = new Uint8Array(changes.length); // not the texts themselves: holding 10^5 of them costs what the joiner saves
+    // each change's text as the joiner's record number (-1: none); not the texts themselves:
+    // holding 10^5 of them costs what the joiner saves
+    const textAt = new Int32Array(changes.length).fill(-1);
+    let records = 0;
+    let joined = 0;
     for (let i = 0; i < changes.length; i++) {
       const c = changes[i]!;
-      const text = c.text ?? (c.value === null ? null : JSON.stringify(c.value)); // a delete has no text
-      if (text === undefined) return Promise.reject(new StateStoreError(`${c.ns}/${c.key}: value is not JSON`));
       let ns = nsJson.get(c.ns);
       if (ns === undefined) nsJson.set(c.ns, ns = JSON.stringify(c.ns));
-      line.add(`${i ? ',' : '{"c":['}[${ns},${c.key === null ? 'null' : JSON.stringify(c.key)},`, text ?? 'null', ']');
-      isSet[i] = text === null ? 0 : 1;
+      if (isChangeRun(c)) {
+        if (c.count === 0) continue;
+        line.addRun({ run: c, ns, prefix: records ? ',' : '{"c":[' });
+        records += c.count;
+        continue;
+      }
+      const text = c.text ?? (c.value === null ? null : JSON.stringify(c.value)); // a delete has no text
+      if (text === undefined) return Promise.reject(new StateStoreError(`${c.ns}/${c.key}: value is not JSON`));
+      line.add(`${records ? ',' : '{"c":['}[${ns},${c.key === null ? 'null' : JSON.stringify(c.key)},`, text ?? 'null', ']');
+      records++;
+      if (text !== null) textAt[i] = joined;
+      joined++;
     }
+    if (records === 0) return Promise.resolve();
     const pieces = [...line.finish(), ']}\n'];
     for (let i = 0; i < changes.length; i++) {
       const c = changes[i]!;
-      if (c.key === null) this.clearNs(c.ns);
-      else if (!isSet[i]) this.del(c.ns, c.key);
-      else this.set(c.ns, c.key, line.text(i));
+      if (isChangeRun(c)) {
+        if (this.owners.has(c.ns)) continue; // its service keeps the entries
+        for (let j = 0; j < c.count; j++) {
+          const text = c.text(j);
+          if (text === null) this.del(c.ns, c.key(j));
+          else this.set(c.ns, c.key(j), text);
+        }
+      } else if (c.key === null) this.clearNs(c.ns);
+      else if (this.owners.has(c.ns)) continue;
+      else if (textAt[i]! < 0) this.del(c.ns, c.key);
+      else this.set(c.ns, c.key, line.text(textAt[i]!));
     }
     this.stats.commits++;
     return new Promise((resolve, reject) => {
@@ -302,7 +393,7 @@ export class FileStateStore implements DesiredStateStore {
    * MB for a bulk load) is paged in anew each time, and a page fault is dear (about 11 us a 4 KB
    * page on a VM). Returns the bytes written.
    */
-  private async writePieces(fh: fsp.FileHandle, pieces: readonly string[]): Promise<number> {
+  private async writePieces(fh: fsp.FileHandle, pieces: readonly Piece[]): Promise<number> {
     const buf = (this.writeBuf ??= Buffer.allocUnsafe(WRITE_BUF_BYTES));
     let used = 0;
     let total = 0;
@@ -311,7 +402,7 @@ export class FileStateStore implements DesiredStateStore {
       total += used;
       used = 0;
     };
-    for (const piece of pieces) {
+    const put = async (piece: string): Promise<void> => {
       const most = piece.length * 3; // UTF-8 bytes a UTF-16 unit can take
       if (used + most > buf.length) await flush();
       if (most > buf.length) {
@@ -320,6 +411,40 @@ export class FileStateStore implements DesiredStateStore {
         total += b.length;
       } else {
         used += buf.write(piece, used);
+      }
+    };
+    for (const piece of pieces) {
+      if (typeof piece === 'string') {
+        await put(piece);
+        continue;
+      }
+      // a run's records, each made here and written at once (none kept)
+      const { run, ns } = piece;
+      const nsBytes = Buffer.from(`[${ns},`);
+      for (let i = 0; i < run.count; i++) {
+        const head = i ? ',' : piece.prefix;
+        if (run.writeRecord) {
+          // straight into the buffer; flushed and tried again once when it does not fit
+          for (let attempt = 0; attempt < 2; attempt++) {
+            const start = used + head.length + nsBytes.length;
+            const end = run.writeRecord(i, buf, start, buf.length - 1);
+            if (end >= 0) {
+              used += buf.write(head, used, 'latin1');
+              nsBytes.copy(buf, used);
+              buf[end] = 0x5d; // ]
+              used = end + 1;
+              break;
+            }
+            if (attempt === 0 && used > 0) await flush();
+            else {
+              await put(`${head}[${ns},${JSON.stringify(run.key(i))},${run.text(i) ?? 'null'}]`);
+              break;
+            }
+          }
+          continue;
+        }
+        const text = run.text(i);
+        await put(`${head}[${ns},${JSON.stringify(run.key(i))},${text ?? 'null'}]`);
       }
     }
     await flush();
@@ -343,10 +468,25 @@ export class FileStateStore implements DesiredStateStore {
         entries.push([m, k, text]);
       }
     }
+    // the namespaces services keep themselves: their entries as they are now (taken before any await,
+    // so with the texts above they are one moment's state)
+    const owned: string[] = [];
+    for (const [ns, records] of this.owners) {
+      const nsText = JSON.stringify(ns);
+      let chunk: string[] = [];
+      for (const [k, text] of records()) {
+        chunk.push(`{"ns":${nsText},"k":${JSON.stringify(k)},"v":${text}}\n`);
+        if (chunk.length === JOIN_EVERY) {
+          owned.push(chunk.join(''));
+          chunk = [];
+        }
+      }
+      if (chunk.length) owned.push(chunk.join(''));
+    }
     const fh = await fsp.open(tmp, 'w', 0o600);
     let bytes: number;
     try {
-      bytes = await this.writePieces(fh, body.finish());
+      bytes = await this.writePieces(fh, [...body.finish(), ...owned]);
       await fh.sync();
     } finally {
       await fh.close();
@@ -388,7 +528,7 @@ export class FileStateStore implements DesiredStateStore {
  * collector, where a string of its own is (a bulk load of 10^5 flows kept 10^5 of them).
  */
 class Joiner {
-  private readonly strings: string[] = [];
+  private readonly strings: Piece[] = [];
   private pieces: string[] = [];
   private at = 0;
   /** [string, start, length] of each text */
@@ -410,14 +550,20 @@ class Joiner {
     if (this.pieces.length >= 3 * this.every) this.flush();
   }
 
+  /** A run of records, written out only with the line (after what was added before it). */
+  addRun(run: RunPiece): void {
+    this.flush();
+    this.strings.push(run);
+  }
+
   private flush(): void {
     if (this.pieces.length) this.strings.push(this.pieces.join(''));
     this.pieces = [];
     this.at = 0;
   }
 
-  /** The joined strings, in order. */
-  finish(): string[] {
+  /** The joined strings (and runs), in order. */
+  finish(): Piece[] {
     this.flush();
     return this.strings;
   }
@@ -426,7 +572,7 @@ class Joiner {
   text(n: number): string {
     const w = this.where;
     const start = w[3 * n + 1]!;
-    return this.strings[w[3 * n]!]!.slice(start, start + w[3 * n + 2]!);
+    return (this.strings[w[3 * n]!] as string).slice(start, start + w[3 * n + 2]!);
   }
 }
 

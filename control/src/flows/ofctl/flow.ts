@@ -17,6 +17,18 @@ const NO_PORTS: PortResolver = () => { throw new Error('unreachable'); };
 const actionCache = new WeakMap<PortResolver, Map<string, { actions: ActionT[]; tlv: Uint8Array }>>();
 export const FLOW_FLAGS: Record<string, number> = { send_flow_rem: FlowFlag.SEND_FLOW_REM, reset_counts: FlowFlag.RESET_COUNTS };
 
+const flagLists = new Map<number, string[]>();
+
+/** The flag names of flag bits, in FLOW_FLAGS order (one shared array per value: do not modify). */
+export function flagsOf(bits: number): string[] {
+  let l = flagLists.get(bits);
+  if (l === undefined) {
+    l = bits === 0 ? NO_FLAGS : Object.entries(FLOW_FLAGS).filter(([, b]) => bits & b).map(([k]) => k);
+    flagLists.set(bits, l);
+  }
+  return l;
+}
+
 /** A flow as given (text line or JSON), before validation against fields and ports. */
 export interface FlowInput {
   table?: unknown;
@@ -210,7 +222,7 @@ export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlo
       if (bit === undefined) throw new FlowSyntaxError(['flags', i], 'flags', `must be ${Object.keys(FLOW_FLAGS).join(' or ')}`);
       flagBits |= bit;
     }
-    for (const [k, b] of Object.entries(FLOW_FLAGS)) if (flagBits & b) flags.push(k);
+    flags.push(...flagsOf(flagBits));
   }
   const { packed, ctx } = buildMatch(input.items, ports);
   let res: { actions: ActionT[]; tlv: Uint8Array };

@@ -1,0 +1,370 @@
+// Flows as columns: one typed array a field, a row a flow. A bulk load's 10^5 flows kept as 10^5
+// objects (the flow, its packed key's handle, its id's BigInt, the map's entry) cost more than
+// compiling them: every object lived through a few young-generation collections, each copying it,
+// and the heap grew page by page for them (about 11 us a fresh 4 KB page on a VM). A batch of
+// compiled flows and the desired flow table are both rows; a flow object (PackedFlow) is made only
+// when one is asked for (a listing, a GET), and dies young.
+import { ACTIONS_MAX, FLOW_ADD, FLOW_DEL } from '../gen/proto';
+import { PackedFlow, flagsOf, unpackInto } from './ofctl';
+import type { Action, CompiledFlow, PackedKeyMask } from './ofctl';
+
+/** A flow's actions and their TLVs (shared by every flow compiled from the same action text). */
+export interface ActionSet {
+  readonly actions: Action[];
+  readonly tlv: Uint8Array;
+}
+
+// a 64-bit value to its halves and back, without a BigInt operation each
+const u64 = new BigUint64Array(1);
+const u32 = new Uint32Array(u64.buffer);
+const LO = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+
+/** Sets halves[0] = low 32 bits of v, halves[1] = high 32 bits. */
+export function split64(v: bigint, halves: Uint32Array | number[]): void {
+  u64[0] = v;
+  halves[0] = u32[LO]!;
+  halves[1] = u32[HI]!;
+}
+
+export function join64(lo: number, hi: number): bigint {
+  u32[LO] = lo;
+  u32[HI] = hi;
+  return u64[0]!;
+}
+
+/** The id's top 52 bits as a number: the listing's cheap order (as flow-id's idHi). */
+export const idTop52 = (lo: number, hi: number): number => hi * 1048576 + (lo >>> 12);
+
+/** 16 hex digits of a 64-bit value given as halves (a flow id as the API shows it). */
+export function hex64(lo: number, hi: number): string {
+  return (hi.toString(16).padStart(8, '0')) + lo.toString(16).padStart(8, '0');
+}
+
+const halves = [0, 0];
+
+/** One action set per actions array (flows compiled from one action text share theirs). */
+const actionSets = new WeakMap<readonly Action[], ActionSet>();
+function actionSetOf(actions: Action[], tlv: Uint8Array): ActionSet {
+  let a = actionSets.get(actions);
+  if (a === undefined || a.tlv !== tlv) actionSets.set(actions, a = { actions, tlv });
+  return a;
+}
+const NO_SLOT = -1;
+
+export class FlowRows {
+  /** rows in use */
+  n = 0;
+  idLo: Uint32Array;
+  idHi: Uint32Array;
+  cookieLo: Uint32Array;
+  cookieHi: Uint32Array;
+  table: Uint8Array;
+  flagBits: Uint8Array;
+  priority: Uint16Array;
+  idle: Uint16Array;
+  hard: Uint16Array;
+  /** the packed key and mask (packed.ts): slab[i] from packedOff[i], packedLen[i] bytes */
+  packedOff: Int32Array;
+  packedLen: Uint16Array;
+  /** an op list's row: 1 deletes the id, 0 adds the flow */
+  isDelete: Uint8Array;
+  /** ferryd's stats slot, or -1 (not installed) */
+  slot: Int32Array;
+  /** process.hrtime.bigint() of the last install (0: never) */
+  installedNs: BigUint64Array;
+  /** one reference a row to a shared slab and a shared action set: no object of the row's own */
+  slab: Buffer[] = [];
+  acts: ActionSet[] = [];
+
+  constructor(capacity = 16) {
+    const c = Math.max(1, capacity);
+    this.idLo = new Uint32Array(c);
+    this.idHi = new Uint32Array(c);
+    this.cookieLo = new Uint32Array(c);
+    this.cookieHi = new Uint32Array(c);
+    this.table = new Uint8Array(c);
+    this.flagBits = new Uint8Array(c);
+    this.priority = new Uint16Array(c);
+    this.idle = new Uint16Array(c);
+    this.hard = new Uint16Array(c);
+    this.packedOff = new Int32Array(c);
+    this.packedLen = new Uint16Array(c);
+    this.isDelete = new Uint8Array(c);
+    this.slot = new Int32Array(c);
+    this.installedNs = new BigUint64Array(c);
+  }
+
+  get capacity(): number {
+    return this.idLo.length;
+  }
+
+  private grow(): void {
+    const c = 2 * this.capacity;
+    const more = <T extends { length: number; set(a: T): void }>(a: T, make: (n: number) => T): T => {
+      const b = make(c);
+      b.set(a);
+      return b;
+    };
+    this.idLo = more(this.idLo, (n) => new Uint32Array(n));
+    this.idHi = more(this.idHi, (n) => new Uint32Array(n));
+    this.cookieLo = more(this.cookieLo, (n) => new Uint32Array(n));
+    this.cookieHi = more(this.cookieHi, (n) => new Uint32Array(n));
+    this.table = more(this.table, (n) => new Uint8Array(n));
+    this.flagBits = more(this.flagBits, (n) => new Uint8Array(n));
+    this.priority = more(this.priority, (n) => new Uint16Array(n));
+    this.idle = more(this.idle, (n) => new Uint16Array(n));
+    this.hard = more(this.hard, (n) => new Uint16Array(n));
+    this.packedOff = more(this.packedOff, (n) => new Int32Array(n));
+    this.packedLen = more(this.packedLen, (n) => new Uint16Array(n));
+    this.isDelete = more(this.isDelete, (n) => new Uint8Array(n));
+    this.slot = more(this.slot, (n) => new Int32Array(n));
+    this.installedNs = more(this.installedNs, (n) => new BigUint64Array(n));
+  }
+
+  /** Appends a compiled flow (not installed); returns its row. */
+  push(f: CompiledFlow & { slot?: number | null; installedNs?: bigint }): number {
+    if (this.n === this.capacity) this.grow();
+    const i = this.n++;
+    split64(f.id, halves);
+    this.idLo[i] = halves[0]!;
+    this.idHi[i] = halves[1]!;
+    split64(f.cookie, halves);
+    this.cookieLo[i] = halves[0]!;
+    this.cookieHi[i] = halves[1]!;
+    this.table[i] = f.table;
+    this.flagBits[i] = f.flagBits;
+    this.priority[i] = f.priority;
+    this.idle[i] = f.idleTimeout;
+    this.hard[i] = f.hardTimeout;
+    const at = f.at;
+    this.slab[i] = at.buf;
+    this.packedOff[i] = at.off;
+    this.packedLen[i] = at.len;
+    this.acts[i] = actionSetOf(f.actions, f.tlv);
+    this.isDelete[i] = 0;
+    this.slot[i] = f.slot ?? NO_SLOT;
+    this.installedNs[i] = f.installedNs ?? 0n;
+    return i;
+  }
+
+  /** Appends a delete's id only (an op list's delete row; nothing else of the row is read). */
+  pushId(lo: number, hi: number): number {
+    if (this.n === this.capacity) this.grow();
+    const i = this.n++;
+    this.idLo[i] = lo;
+    this.idHi[i] = hi;
+    this.slab[i] = EMPTY_SLAB;
+    this.acts[i] = NO_ACTIONS;
+    this.packedOff[i] = 0;
+    this.packedLen[i] = 0;
+    this.isDelete[i] = 1;
+    this.slot[i] = NO_SLOT;
+    this.installedNs[i] = 0n;
+    return i;
+  }
+
+  /** pushId of a 64-bit id. */
+  pushDelete(id: bigint): number {
+    split64(id, halves);
+    return this.pushId(halves[0]!, halves[1]!);
+  }
+
+  /** Copies row j of src to row i of this (i may be this.n: appends). */
+  copyRow(i: number, src: FlowRows, j: number): void {
+    if (i === this.n) {
+      if (this.n === this.capacity) this.grow();
+      this.n++;
+    }
+    this.idLo[i] = src.idLo[j]!;
+    this.idHi[i] = src.idHi[j]!;
+    this.cookieLo[i] = src.cookieLo[j]!;
+    this.cookieHi[i] = src.cookieHi[j]!;
+    this.table[i] = src.table[j]!;
+    this.flagBits[i] = src.flagBits[j]!;
+    this.priority[i] = src.priority[j]!;
+    this.idle[i] = src.idle[j]!;
+    this.hard[i] = src.hard[j]!;
+    this.slab[i] = src.slab[j]!;
+    this.packedOff[i] = src.packedOff[j]!;
+    this.packedLen[i] = src.packedLen[j]!;
+    this.acts[i] = src.acts[j]!;
+    this.isDelete[i] = src.isDelete[j]!;
+    this.slot[i] = src.slot[j]!;
+    this.installedNs[i] = src.installedNs[j]!;
+  }
+
+  /** Drops the last row. */
+  pop(): void {
+    const i = --this.n;
+    this.slab[i] = EMPTY_SLAB; // no slab kept alive by a row not in use
+    this.acts[i] = NO_ACTIONS;
+  }
+
+  clear(): void {
+    this.n = 0;
+    this.slab = [];
+    this.acts = [];
+  }
+
+  id(i: number): bigint {
+    return join64(this.idLo[i]!, this.idHi[i]!);
+  }
+
+  idHex(i: number): string {
+    return hex64(this.idLo[i]!, this.idHi[i]!);
+  }
+
+  cookie(i: number): bigint {
+    return join64(this.cookieLo[i]!, this.cookieHi[i]!);
+  }
+
+  /** Row i's packed key and mask, in an object shared by every call (valid until the next). */
+  at(i: number): PackedKeyMask {
+    const a = sharedAt;
+    a.buf = this.slab[i]!;
+    a.off = this.packedOff[i]!;
+    a.len = this.packedLen[i]!;
+    return a;
+  }
+
+  /** Row i as a flow object of its own (for a listing or a GET: not on the bulk path). */
+  flow(i: number): PackedFlow {
+    const lo = this.idLo[i]!, hi = this.idHi[i]!;
+    const a = this.acts[i]!;
+    const f = new PackedFlow(join64(lo, hi), idTop52(lo, hi), this.table[i]!, this.priority[i]!, this.cookie(i), this.idle[i]!,
+      this.hard[i]!, flagsOf(this.flagBits[i]!), this.flagBits[i]!, a.actions, a.tlv,
+      { buf: this.slab[i]!, off: this.packedOff[i]!, len: this.packedLen[i]! });
+    const s = this.slot[i]!;
+    f.slot = s === NO_SLOT ? null : s;
+    f.installedNs = this.installedNs[i]!;
+    return f;
+  }
+
+  /** Writes row i's FLOW_ADD body at off (as writeFlowAdd does for a flow object); returns its length. */
+  writeFlowAdd(dv: DataView, all: Uint8Array, off: number, i: number): number {
+    const tlv = this.acts[i]!.tlv;
+    if (tlv.length > FA.actions.size) throw new Error(`${tlv.length} bytes of actions do not fit FLOW_ADD's ${FA.actions.size}`);
+    all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too
+    dv.setUint32(off + FA.id.offset, this.idLo[i]!, true);
+    dv.setUint32(off + FA.id.offset + 4, this.idHi[i]!, true);
+    dv.setUint32(off + FA.cookie.offset, this.cookieLo[i]!, true);
+    dv.setUint32(off + FA.cookie.offset + 4, this.cookieHi[i]!, true);
+    dv.setUint16(off + FA.priority.offset, this.priority[i]!, true);
+    dv.setUint8(off + FA.table_id.offset, this.table[i]!);
+    dv.setUint8(off + FA.flags.offset, this.flagBits[i]!);
+    dv.setUint16(off + FA.idle_timeout.offset, this.idle[i]!, true);
+    dv.setUint16(off + FA.hard_timeout.offset, this.hard[i]!, true);
+    dv.setUint16(off + FA.actions_len.offset, tlv.length, true);
+    unpackInto(this.at(i), all, off + FA.key.offset, all, off + FA.mask.offset);
+    all.set(tlv, off + FA.actions.offset);
+    return FLOW_ADD.size;
+  }
+
+  /** Writes a FLOW_DEL body for row i's id at off; returns its length. */
+  writeFlowDel(dv: DataView, off: number, i: number): number {
+    dv.setUint32(off + FD.id.offset, this.idLo[i]!, true);
+    dv.setUint32(off + FD.id.offset + 4, this.idHi[i]!, true);
+    return FLOW_DEL.size;
+  }
+}
+
+const FA = FLOW_ADD.fields;
+const FD = FLOW_DEL.fields;
+if (FA.actions.size !== ACTIONS_MAX) throw new Error(`FLOW_ADD's actions (${FA.actions.size}) are not ACTIONS_MAX (${ACTIONS_MAX})`);
+const EMPTY_SLAB = Buffer.alloc(0);
+const NO_ACTIONS: ActionSet = { actions: [], tlv: new Uint8Array(0) };
+const sharedAt: { buf: Buffer; off: number; len: number } = { buf: EMPTY_SLAB, off: 0, len: 0 };
+
+/**
+ * Ids to rows of a FlowRows: open addressing with linear probing over the ids' low words (an id is
+ * an FNV hash: its low bits are as good as any). The index holds row numbers only; the ids stay in
+ * the rows. Deletion shifts the probe run back (no tombstones to build up under churn).
+ */
+export class IdIndex {
+  private slots: Int32Array; // row + 1; 0 = empty
+  private mask: number;
+  private used = 0;
+
+  constructor(private readonly rows: FlowRows, capacity = 16) {
+    let n = 16;
+    while (n < 2 * capacity) n *= 2;
+    this.slots = new Int32Array(n);
+    this.mask = n - 1;
+  }
+
+  get size(): number {
+    return this.used;
+  }
+
+  /** The slot holding id (lo, hi), or the empty slot where it would go. */
+  private probe(lo: number, hi: number): number {
+    const s = this.slots;
+    const r = this.rows;
+    let k = lo & this.mask;
+    for (;;) {
+      const v = s[k]!;
+      if (v === 0 || (r.idLo[v - 1] === lo && r.idHi[v - 1] === hi)) return k;
+      k = (k + 1) & this.mask;
+    }
+  }
+
+  /** The row of id (lo, hi), or -1. */
+  find(lo: number, hi: number): number {
+    return this.slots[this.probe(lo, hi)]! - 1;
+  }
+
+  /** Records that id (lo, hi) is at row (it must not be in the index yet: find it first). */
+  insert(lo: number, hi: number, row: number): void {
+    if (2 * (this.used + 1) > this.slots.length) this.rehash(2 * this.slots.length);
+    const k = this.probe(lo, hi);
+    this.slots[k] = row + 1;
+    this.used++;
+  }
+
+  /** The id at row now lives at row to (after a row moved). */
+  move(lo: number, hi: number, to: number): void {
+    this.slots[this.probe(lo, hi)] = to + 1;
+  }
+
+  /** Forgets id (lo, hi); returns its row, or -1. */
+  remove(lo: number, hi: number): number {
+    const s = this.slots;
+    let k = this.probe(lo, hi);
+    const row = s[k]! - 1;
+    if (row < 0) return -1;
+    this.used--;
+    // backward shift: pull later entries of the run into the hole if their home allows it
+    let hole = k;
+    for (;;) {
+      k = (k + 1) & this.mask;
+      const v = s[k]!;
+      if (v === 0) break;
+      const home = this.rows.idLo[v - 1]! & this.mask;
+      // the entry may fill the hole if its home is not cyclically within (hole, k]
+      if (((k - home) & this.mask) >= ((k - hole) & this.mask)) {
+        s[hole] = v;
+        hole = k;
+      }
+    }
+    s[hole] = 0;
+    return row;
+  }
+
+  clear(): void {
+    this.slots.fill(0);
+    this.used = 0;
+  }
+
+  private rehash(n: number): void {
+    const old = this.slots;
+    this.slots = new Int32Array(n);
+    this.mask = n - 1;
+    for (const v of old) {
+      if (v === 0) continue;
+      let k = this.rows.idLo[v - 1]! & this.mask;
+      while (this.slots[k] !== 0) k = (k + 1) & this.mask;
+      this.slots[k] = v;
+    }
+  }
+}
