@@ -99,8 +99,13 @@ export class FlowRows {
     return this.idLo.length;
   }
 
-  private grow(): void {
-    const c = 2 * this.capacity;
+  /** Makes room for n rows in all (one growth instead of doublings: fresh memory is dear). */
+  reserve(n: number): void {
+    if (n > this.capacity) this.grow(n);
+  }
+
+  private grow(atLeast = 0): void {
+    const c = Math.max(2 * this.capacity, atLeast);
     const more = <T extends { length: number; set(a: T): void }>(a: T, make: (n: number) => T): T => {
       const b = make(c);
       b.set(a);
@@ -354,6 +359,13 @@ export class IdIndex {
   clear(): void {
     this.slots.fill(0);
     this.used = 0;
+  }
+
+  /** Makes room for n ids in all without a rehash on the way. */
+  reserve(n: number): void {
+    let size = this.slots.length;
+    while (2 * n > size) size *= 2;
+    if (size > this.slots.length) this.rehash(size);
   }
 
   private rehash(n: number): void {

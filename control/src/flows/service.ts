@@ -211,15 +211,16 @@ export class FlowService {
   compileText(text: string, ports: PortResolver, defaultTable?: number): { flows: FlowRows; at: At } {
     // each flow goes into its row at once: the compiled object dies young (a bulk load keeps no
     // 10^5 objects for the collector to copy)
-    const flows = new FlowRows(1024);
-    const lineNos: number[] = [];
+    let lines = 1;
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+    const flows = new FlowRows(lines);
+    const lineNos = new Int32Array(lines);
     const lineAt = (n: number): Where => ({ pointer: `/lines/${n}`, where: `line ${n}: ` });
     eachFlowLine(text, (n, line) => {
       try {
         const input = parseFlowText(line);
         if (input.table === undefined && defaultTable !== undefined) input.table = defaultTable;
-        flows.push(compileFlow(input, ports));
-        lineNos.push(n);
+        lineNos[flows.push(compileFlow(input, ports))] = n;
       } catch (e) {
         if (e instanceof FlowSyntaxError) {
           const w = lineAt(n);
@@ -498,6 +499,7 @@ export class FlowService {
     const EXISTED = 1, ADDED = 2, FIRST = 4;
     const firstOp = new IdIndex(ops, ops.n);
     const touched = new Uint8Array(ops.n);
+    this.store.reserve(ops.n);
     for (let i = 0; i < ops.n; i++) {
       const lo = ops.idLo[i]!, hi = ops.idHi[i]!;
       let j = firstOp.find(lo, hi);

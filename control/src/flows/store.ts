@@ -113,6 +113,12 @@ export class FlowStore {
     return this.index.find(lo, hi) >= 0;
   }
 
+  /** Makes room for n more flows (a bundle about to be applied). */
+  reserve(n: number): void {
+    this.rows.reserve(this.rows.n + n);
+    this.index.reserve(this.rows.n + n);
+  }
+
   /** Row i of batch, installed at slot at time now: inserts or replaces; returns true if the id was new. */
   putRow(batch: FlowRows, i: number, slot: number, now: bigint): boolean {
     const lo = batch.idLo[i]!, hi = batch.idHi[i]!;
