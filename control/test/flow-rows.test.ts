@@ -173,17 +173,27 @@ test('the flow table agrees with a Map through random puts, replaces and deletes
   }
 });
 
-test('a run of flow changes is journaled as bytes, not kept by the store that a service owns it in, and read back', async () => {
+test('a run of flow changes is journaled as bytes (past one write buffer), not kept by the store that a service owns it in, and read back', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-rows-test-'));
   try {
     const state = await FileStateStore.open(path.join(dir, 'st'), { compactMinBytes: 2 ** 40 });
     const store = new FlowStore();
     state.own('flows', () => store.records());
     const batch = new FlowRows();
-    const all = flows().slice(0, 2000);
+    const all = flows(); // about 1.4 MB of records: more than the store's 1 MB write buffer
     for (const f of all) store.putRow(batch, batch.push(f), 1, 1n);
     store.delete(all[0]!.id);
-    await state.commit([{ ns: 'other', key: 'k', value: { a: 1 } }, ...store.takeChanges()]);
+    // a run whose second record does not fit the buffer at all: written from its text instead
+    const big: StateChangeRun = {
+      ns: 'big', count: 3,
+      key: (i) => `k${i}`,
+      text: (i) => (i === 2 ? null : JSON.stringify({ i })),
+      writeRecord: (i, buf, pos) => {
+        if (i === 1) return -1;
+        return pos + Buffer.from(buf.buffer, buf.byteOffset).write(`"k${i}",${i === 2 ? 'null' : JSON.stringify({ i })}`, pos);
+      },
+    };
+    await state.commit([{ ns: 'other', key: 'k', value: { a: 1 } }, ...store.takeChanges(), big]);
     assert.equal((state as unknown as { texts: Map<string, unknown> }).texts.has('flows'), false, 'the owned namespace keeps no texts');
     await state.close();
     const line = readFileSync(path.join(dir, 'st', 'journal.ndjson'), 'utf8');
@@ -194,6 +204,7 @@ test('a run of flow changes is journaled as bytes, not kept by the store that a 
     assert.equal(got.size, all.length - 1);
     for (const [k, text] of store.records()) assert.deepEqual(got.get(k), JSON.parse(text));
     assert.deepEqual(back.entries('other').get('k'), { a: 1 });
+    assert.deepEqual([...back.entries('big')], [['k0', { i: 0 }], ['k1', { i: 1 }]]);
     // a compaction writes the owner's records as they are
     const owner = new FlowStore();
     back.own('flows', () => owner.records());

@@ -43,6 +43,15 @@ export function hex64(lo: number, hi: number): string {
 
 const halves = [0, 0];
 
+type TypedArray = Uint8Array | Uint16Array | Uint32Array | Int32Array | BigUint64Array;
+
+/** A copy of a with room for n elements (n >= a.length). */
+export function grown<T extends TypedArray>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a as never);
+  return b;
+}
+
 /** One action set per actions array (flows compiled from one action text share theirs). */
 const actionSets = new WeakMap<readonly Action[], ActionSet>();
 function actionSetOf(actions: Action[], tlv: Uint8Array): ActionSet {
@@ -106,25 +115,27 @@ export class FlowRows {
 
   private grow(atLeast = 0): void {
     const c = Math.max(2 * this.capacity, atLeast);
-    const more = <T extends { length: number; set(a: T): void }>(a: T, make: (n: number) => T): T => {
-      const b = make(c);
-      b.set(a);
-      return b;
-    };
-    this.idLo = more(this.idLo, (n) => new Uint32Array(n));
-    this.idHi = more(this.idHi, (n) => new Uint32Array(n));
-    this.cookieLo = more(this.cookieLo, (n) => new Uint32Array(n));
-    this.cookieHi = more(this.cookieHi, (n) => new Uint32Array(n));
-    this.table = more(this.table, (n) => new Uint8Array(n));
-    this.flagBits = more(this.flagBits, (n) => new Uint8Array(n));
-    this.priority = more(this.priority, (n) => new Uint16Array(n));
-    this.idle = more(this.idle, (n) => new Uint16Array(n));
-    this.hard = more(this.hard, (n) => new Uint16Array(n));
-    this.packedOff = more(this.packedOff, (n) => new Int32Array(n));
-    this.packedLen = more(this.packedLen, (n) => new Uint16Array(n));
-    this.isDelete = more(this.isDelete, (n) => new Uint8Array(n));
-    this.slot = more(this.slot, (n) => new Int32Array(n));
-    this.installedNs = more(this.installedNs, (n) => new BigUint64Array(n));
+    this.idLo = grown(this.idLo, c);
+    this.idHi = grown(this.idHi, c);
+    this.cookieLo = grown(this.cookieLo, c);
+    this.cookieHi = grown(this.cookieHi, c);
+    this.table = grown(this.table, c);
+    this.flagBits = grown(this.flagBits, c);
+    this.priority = grown(this.priority, c);
+    this.idle = grown(this.idle, c);
+    this.hard = grown(this.hard, c);
+    this.packedOff = grown(this.packedOff, c);
+    this.packedLen = grown(this.packedLen, c);
+    this.isDelete = grown(this.isDelete, c);
+    this.slot = grown(this.slot, c);
+    this.installedNs = grown(this.installedNs, c);
+  }
+
+  /** Rows of these flows (none installed). */
+  static of(flows: readonly CompiledFlow[]): FlowRows {
+    const rows = new FlowRows(flows.length);
+    for (const f of flows) rows.push(f);
+    return rows;
   }
 
   /** Appends a compiled flow (not installed); returns its row. */

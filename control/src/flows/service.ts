@@ -86,12 +86,6 @@ function keyMaskOf(f: CompiledFlow): [Uint8Array, Uint8Array] {
   return scratchPair;
 }
 
-/** Flows as rows (a batch or an op list), grown as they come. */
-export function rowsOf(flows: readonly CompiledFlow[]): FlowRows {
-  const rows = new FlowRows(flows.length);
-  for (const f of flows) rows.push(f);
-  return rows;
-}
 
 export class FlowService {
   /** Every change to ferryd goes through here, one at a time (ferryd keeps one open bundle). */
@@ -242,7 +236,7 @@ export class FlowService {
       body.forEach((b, i) => flows.push(this.compileJson(b, at(i).pointer, at(i).where, ports, defaultTable)));
       return { flows, at, single: false };
     }
-    return { flows: rowsOf([this.compileJson(body, '', '', ports, defaultTable)]), at: nowhere, single: true };
+    return { flows: FlowRows.of([this.compileJson(body, '', '', ports, defaultTable)]), at: nowhere, single: true };
   }
 
   /** A del-flows / dump-flows selection; match may be JSON or ovs-ofctl text (with table=, priority=, cookie=V/M). */

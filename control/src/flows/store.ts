@@ -7,7 +7,7 @@
 import type { CompiledFlow } from './ofctl';
 import type { StateChange, StateChangeRun } from '../state/store';
 import { FLOWS_NS, flowRowText, putHex64, writeFlowRowRecord } from './persist';
-import { FlowRows, IdIndex, hex64, split64 } from './rows';
+import { FlowRows, IdIndex, grown, hex64, split64 } from './rows';
 
 export interface StoredFlow extends CompiledFlow {
   /** ferryd's stats slot for the flow (from the FLOW_ADD response); null until installed. */
@@ -39,15 +39,11 @@ class FlowChangeRun implements StateChangeRun {
 
   add(kind: number, lo: number, hi: number, batch: FlowRows | null, row: number): void {
     if (this.count === this.kind.length) {
-      const grow = <T extends Uint8Array | Uint32Array | Int32Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(2 * a.length);
-        b.set(a);
-        return b;
-      };
-      this.kind = grow(this.kind);
-      this.lo = grow(this.lo);
-      this.hi = grow(this.hi);
-      this.row = grow(this.row);
+      const n = 2 * this.count;
+      this.kind = grown(this.kind, n);
+      this.lo = grown(this.lo, n);
+      this.hi = grown(this.hi, n);
+      this.row = grown(this.row, n);
     }
     const i = this.count++;
     this.kind[i] = kind;
@@ -119,28 +115,24 @@ export class FlowStore {
     this.index.reserve(this.rows.n + n);
   }
 
-  /** Row i of batch, installed at slot at time now: inserts or replaces; returns true if the id was new. */
-  putRow(batch: FlowRows, i: number, slot: number, now: bigint): boolean {
+  /** Copies row i of batch into the row of its id (a new row if the id is new); returns that row. */
+  private place(batch: FlowRows, i: number): number {
     const lo = batch.idLo[i]!, hi = batch.idHi[i]!;
     let r = this.index.find(lo, hi);
-    const isNew = r < 0;
-    if (isNew) {
-      r = this.rows.n;
-      this.index.insert(lo, hi, r);
-    }
+    if (r < 0) this.index.insert(lo, hi, r = this.rows.n);
     this.rows.copyRow(r, batch, i);
-    this.rows.slot[r] = slot;
-    this.rows.installedNs[r] = now;
     this.sorted = null;
-    this.run.add(SET, lo, hi, batch, i);
-    return isNew;
+    return r;
   }
 
-  /** A flow installed at slot at time now (a single add): as putRow. */
-  put(f: CompiledFlow, slot: number, now: bigint): boolean {
-    const one = new FlowRows(1);
-    one.push(f);
-    return this.putRow(one, 0, slot, now);
+  /** Row i of batch, installed at slot at time now: inserts or replaces; returns true if the id was new. */
+  putRow(batch: FlowRows, i: number, slot: number, now: bigint): boolean {
+    const size = this.rows.n;
+    const r = this.place(batch, i);
+    this.rows.slot[r] = slot;
+    this.rows.installedNs[r] = now;
+    this.run.add(SET, batch.idLo[i]!, batch.idHi[i]!, batch, i);
+    return this.rows.n > size;
   }
 
   /** Removes the flow of id (lo, hi); returns whether it was there. */
@@ -173,14 +165,7 @@ export class FlowStore {
 
   /** Loads a flow from the durable state (not a change). */
   restore(f: StoredFlow): void {
-    const r = this.rowOf(f.id);
-    if (r >= 0) {
-      this.rows.copyRow(r, fromFlow(f), 0);
-    } else {
-      this.index.insert(...idHalves(f.id), this.rows.n);
-      this.rows.push(f);
-    }
-    this.sorted = null;
+    this.place(FlowRows.of([f]), 0);
   }
 
   /** Sets the install of the flow of id (lo, hi): its ferryd slot (-1: none) and time. */
@@ -228,15 +213,4 @@ export class FlowStore {
   *records(): IterableIterator<[string, string]> {
     for (let i = 0; i < this.rows.n; i++) yield [this.rows.idHex(i), flowRowText(this.rows, i)];
   }
-}
-
-function fromFlow(f: StoredFlow): FlowRows {
-  const one = new FlowRows(1);
-  one.push(f);
-  return one;
-}
-
-function idHalves(id: bigint): [number, number] {
-  split64(id, halves);
-  return [halves[0]!, halves[1]!];
 }

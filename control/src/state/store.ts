@@ -34,10 +34,10 @@ export interface StateChangeRun {
   key(i: number): string;
   text(i: number): string | null;
   /**
-   * Optional, the same as bytes: writes change i's JSON key, a comma and its value's text (null for a
-   * delete) as UTF-8 into buf at pos; returns the position after, or -1 if it would pass end.
+   * The same as bytes: writes change i's JSON key, a comma and its value's text (null for a delete)
+   * as UTF-8 into buf at pos; returns the position after, or -1 if it would pass end.
    */
-  writeRecord?(i: number, buf: Uint8Array, pos: number, end: number): number;
+  writeRecord(i: number, buf: Uint8Array, pos: number, end: number): number;
 }
 
 export type StateChanges = readonly (StateChange | StateChangeRun)[];
@@ -418,33 +418,26 @@ export class FileStateStore implements DesiredStateStore {
         await put(piece);
         continue;
       }
-      // a run's records, each made here and written at once (none kept)
+      // a run's records, written straight into the buffer as they are made (none kept)
       const { run, ns } = piece;
       const nsBytes = Buffer.from(`[${ns},`);
-      for (let i = 0; i < run.count; i++) {
+      /** record i at used (after its separator and "[ns,", then "]"); where it ends, or -1 if it does not fit */
+      const place = (i: number): number => {
         const head = i ? ',' : piece.prefix;
-        if (run.writeRecord) {
-          // straight into the buffer; flushed and tried again once when it does not fit
-          for (let attempt = 0; attempt < 2; attempt++) {
-            const start = used + head.length + nsBytes.length;
-            const end = run.writeRecord(i, buf, start, buf.length - 1);
-            if (end >= 0) {
-              used += buf.write(head, used, 'latin1');
-              nsBytes.copy(buf, used);
-              buf[end] = 0x5d; // ]
-              used = end + 1;
-              break;
-            }
-            if (attempt === 0 && used > 0) await flush();
-            else {
-              await put(`${head}[${ns},${JSON.stringify(run.key(i))},${run.text(i) ?? 'null'}]`);
-              break;
-            }
-          }
-          continue;
+        const end = run.writeRecord(i, buf, used + head.length + nsBytes.length, buf.length - 1);
+        if (end < 0) return -1;
+        nsBytes.copy(buf, used + buf.write(head, used, 'latin1'));
+        buf[end] = 0x5d; // ]
+        return end + 1;
+      };
+      for (let i = 0; i < run.count; i++) {
+        let next = place(i);
+        if (next < 0 && used > 0) {
+          await flush();
+          next = place(i);
         }
-        const text = run.text(i);
-        await put(`${head}[${ns},${JSON.stringify(run.key(i))},${text ?? 'null'}]`);
+        if (next >= 0) used = next;
+        else await put(`${i ? ',' : piece.prefix}[${ns},${JSON.stringify(run.key(i))},${run.text(i) ?? 'null'}]`); // more than the whole buffer
       }
     }
     await flush();
