@@ -1,30 +1,17 @@
 // Request bodies: writers for the channel, laid out with the generated offsets.
-import { FLOW_ADD, FLOW_DEL } from './gen/proto';
-import { PackedKeyMask, unpackInto } from './flows/ofctl/packed';
+import { ACTIONS_MAX, FLOW_ADD, FLOW_DEL, FLOW_KEY } from './gen/proto';
+import { packedKeyEnd, unpackInto } from './flows/ofctl/packed';
+import type { FlowRows } from './flows/rows';
+import { split64 } from './flows/rows';
 
 /** Writes a request body at bodyOff and returns its length in bytes. */
 export type BodyWriter = (dv: DataView, bodyOff: number) => number;
 
-/** What FLOW_ADD carries (a compiled flow has all of it). */
-export interface FlowAddBody {
-  id: bigint;
-  cookie: bigint;
-  priority: number;
-  table: number;
-  flagBits: number;
-  idleTimeout: number;
-  hardTimeout: number;
-  /** flow_key bytes, key already masked */
-  readonly key: Uint8Array;
-  readonly mask: Uint8Array;
-  /** key and mask packed, when they are (written from the runs: no full arrays made) */
-  readonly at?: PackedKeyMask;
-  /** action TLVs; empty = drop */
-  tlv: Uint8Array;
-}
-
 const FA = FLOW_ADD.fields;
 const FD = FLOW_DEL.fields;
+const KEY_SIZE = FLOW_KEY.size;
+if (FA.actions.size !== ACTIONS_MAX) throw new Error(`FLOW_ADD's actions (${FA.actions.size}) are not ACTIONS_MAX (${ACTIONS_MAX})`);
+if (FA.key.size !== KEY_SIZE || FA.mask.size !== KEY_SIZE) throw new Error(`FLOW_ADD's key and mask are not flow_key's ${KEY_SIZE} bytes`);
 
 /** The ring's bytes as a Uint8Array, one per DataView (not one per record). */
 const bytesOfViews = new WeakMap<DataView, Uint8Array>();
@@ -36,43 +23,43 @@ export function bytesOf(dv: DataView): Uint8Array {
   return all;
 }
 
-/** Writes f's FLOW_ADD body at off; returns its length. */
-export function writeFlowAdd(dv: DataView, off: number, f: FlowAddBody): number {
-  // the view below spans the whole segment: a part too long would run into the next record
-  if (f.tlv.length > FA.actions.size) throw new Error(`${f.tlv.length} bytes of actions do not fit FLOW_ADD's ${FA.actions.size}`);
-  if (!f.at && (f.key.length !== FA.key.size || f.mask.length !== FA.mask.size)) {
-    throw new Error(`a flow key of ${f.key.length} bytes and mask of ${f.mask.length} is not flow_key's ${FA.key.size}`);
-  }
+/** Writes the FLOW_ADD body of row i of rows at off; returns its length. */
+export function writeFlowAdd(dv: DataView, off: number, rows: FlowRows, i: number): number {
+  // the byte view below spans the whole segment: a part too long would run into the next record
+  const tlv = rows.acts[i]!.tlv;
+  if (tlv.length > FA.actions.size) throw new Error(`${tlv.length} bytes of actions do not fit FLOW_ADD's ${FA.actions.size}`);
+  const at = rows.at(i);
+  if (packedKeyEnd(at) > KEY_SIZE) throw new Error(`a packed key and mask reaching byte ${packedKeyEnd(at)} is not flow_key's ${KEY_SIZE}`);
   const all = bytesOf(dv);
   all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too
-  dv.setBigUint64(off + FA.id.offset, f.id, true);
-  dv.setBigUint64(off + FA.cookie.offset, f.cookie, true);
-  dv.setUint16(off + FA.priority.offset, f.priority, true);
-  dv.setUint8(off + FA.table_id.offset, f.table);
-  dv.setUint8(off + FA.flags.offset, f.flagBits);
-  dv.setUint16(off + FA.idle_timeout.offset, f.idleTimeout, true);
-  dv.setUint16(off + FA.hard_timeout.offset, f.hardTimeout, true);
-  dv.setUint16(off + FA.actions_len.offset, f.tlv.length, true);
-  if (f.at) {
-    unpackInto(f.at, all, off + FA.key.offset, all, off + FA.mask.offset); // the rest was zeroed above
-  } else {
-    all.set(f.key, off + FA.key.offset);
-    all.set(f.mask, off + FA.mask.offset);
-  }
-  all.set(f.tlv, off + FA.actions.offset);
+  dv.setUint32(off + FA.id.offset, rows.idLo[i]!, true);
+  dv.setUint32(off + FA.id.offset + 4, rows.idHi[i]!, true);
+  dv.setUint32(off + FA.cookie.offset, rows.cookieLo[i]!, true);
+  dv.setUint32(off + FA.cookie.offset + 4, rows.cookieHi[i]!, true);
+  dv.setUint16(off + FA.priority.offset, rows.priority[i]!, true);
+  dv.setUint8(off + FA.table_id.offset, rows.table[i]!);
+  dv.setUint8(off + FA.flags.offset, rows.flagBits[i]!);
+  dv.setUint16(off + FA.idle_timeout.offset, rows.idle[i]!, true);
+  dv.setUint16(off + FA.hard_timeout.offset, rows.hard[i]!, true);
+  dv.setUint16(off + FA.actions_len.offset, tlv.length, true);
+  unpackInto(at, all, off + FA.key.offset, all, off + FA.mask.offset); // the rest was zeroed above
+  all.set(tlv, off + FA.actions.offset);
   return FLOW_ADD.size;
 }
 
-export function flowAddBody(f: FlowAddBody): BodyWriter {
-  return (dv, off) => writeFlowAdd(dv, off, f);
+export function flowAddBody(rows: FlowRows, i: number): BodyWriter {
+  return (dv, off) => writeFlowAdd(dv, off, rows, i);
 }
 
-/** Writes a FLOW_DEL body for id at off; returns its length. */
-export function writeFlowDel(dv: DataView, off: number, id: bigint): number {
-  dv.setBigUint64(off + FD.id.offset, id, true);
+/** Writes a FLOW_DEL body for the id (lo, hi) at off; returns its length. */
+export function writeFlowDel(dv: DataView, off: number, lo: number, hi: number): number {
+  dv.setUint32(off + FD.id.offset, lo, true);
+  dv.setUint32(off + FD.id.offset + 4, hi, true);
   return FLOW_DEL.size;
 }
 
 export function flowDelBody(id: bigint): BodyWriter {
-  return (dv, off) => writeFlowDel(dv, off, id);
+  const halves = [0, 0];
+  split64(id, halves);
+  return (dv, off) => writeFlowDel(dv, off, halves[0]!, halves[1]!);
 }

@@ -6,6 +6,16 @@ import { ControlChannel } from '../src/channel';
 import { RingFullError, TimeoutError, FerrydDownError } from '../src/errors';
 import { MsgType, MsgFlag, REQ_RING_SLOTS, Status, FLOW_ADD, FLOW_KEY, readFlowAdd } from '../src/gen/proto';
 import { flowAddBody, writeFlowAdd } from '../src/messages';
+import { PackedFlow, pack } from '../src/flows/ofctl';
+import { FlowRows } from '../src/flows/rows';
+
+/** One flow as rows: key/mask given whole (key at 0, mask at FLOW_KEY.size), or packed runs as they are. */
+function oneFlow(id: bigint, km: Uint8Array | { buf: Buffer; off: number; len: number }, tlv: Uint8Array,
+  more: { cookie?: bigint; priority?: number; table?: number; flagBits?: number; idle?: number; hard?: number } = {}): FlowRows {
+  const at = km instanceof Uint8Array ? pack(km) : km;
+  return FlowRows.of([new PackedFlow(id, 0, more.table ?? 0, more.priority ?? 1, more.cookie ?? 0n, more.idle ?? 0, more.hard ?? 0,
+    more.flagBits ? ['send_flow_rem'] : [], more.flagBits ?? 0, [], tlv, at)]);
+}
 import { until } from './helpers';
 
 async function setup(tag: string, respond: 'auto' | 'manual' | 'paused') {
@@ -39,14 +49,12 @@ test('responses are matched to requests by req_id, in any order', async () => {
 test('the request record carries type, len and the body', async () => {
   const { fake, chan } = await setup('body', 'auto');
   try {
-    const key = new Uint8Array(FLOW_KEY.size);
-    const mask = new Uint8Array(FLOW_KEY.size);
-    key[FLOW_KEY.fields.nw_proto.offset] = 6;
-    mask[FLOW_KEY.fields.nw_proto.offset] = 0xff;
+    const km = new Uint8Array(2 * FLOW_KEY.size); // key, then mask
+    km[FLOW_KEY.fields.nw_proto.offset] = 6;
+    km[FLOW_KEY.size + FLOW_KEY.fields.nw_proto.offset] = 0xff;
     const tlv = Uint8Array.of(10, 0, 8, 0, 0, 0, 0, 0); // NORMAL
-    const r = await chan.request(MsgType.FLOW_ADD, flowAddBody({
-      id: 0xfeedfacecafebeefn, cookie: 0x1234n, priority: 7, table: 3, flagBits: 1, idleTimeout: 10, hardTimeout: 20, key, mask, tlv,
-    }), { flags: MsgFlag.IN_BUNDLE });
+    const one = oneFlow(0xfeedfacecafebeefn, km, tlv, { cookie: 0x1234n, priority: 7, table: 3, flagBits: 1, idle: 10, hard: 20 });
+    const r = await chan.request(MsgType.FLOW_ADD, flowAddBody(one, 0), { flags: MsgFlag.IN_BUNDLE });
     assert.equal(r.status, Status.OK);
     const got = fake.received[0]!;
     assert.equal(got.type, MsgType.FLOW_ADD);
@@ -186,12 +194,15 @@ test('a FLOW_ADD body whose actions or key would not fit its record is refused b
   const buf = new ArrayBuffer(4 * FLOW_ADD.size);
   const dv = new DataView(buf);
   new Uint8Array(buf).fill(0xaa);
-  const flow = { id: 1n, cookie: 0n, priority: 1, table: 0, flagBits: 0, idleTimeout: 0, hardTimeout: 0,
-    key: new Uint8Array(FLOW_KEY.size), mask: new Uint8Array(FLOW_KEY.size), tlv: new Uint8Array(FLOW_ADD.fields.actions.size + 1) };
-  assert.throws(() => writeFlowAdd(dv, FLOW_ADD.size, flow), /do not fit/);
-  assert.throws(() => writeFlowAdd(dv, FLOW_ADD.size, { ...flow, tlv: new Uint8Array(8), key: new Uint8Array(FLOW_KEY.size + 8) }), /not flow_key/);
+  const km = new Uint8Array(2 * FLOW_KEY.size);
+  assert.throws(() => writeFlowAdd(dv, FLOW_ADD.size, oneFlow(1n, km, new Uint8Array(FLOW_ADD.fields.actions.size + 1)), 0), /do not fit/);
+  // a run (as a damaged record could give) from byte 200 for 16 bytes: past flow_key's end
+  const past = Buffer.alloc(2 + 2 * 16, 0xff);
+  past[0] = 200;
+  past[1] = 16;
+  assert.throws(() => writeFlowAdd(dv, FLOW_ADD.size, oneFlow(1n, { buf: past, off: 0, len: past.length }, new Uint8Array(8)), 0), /not flow_key/);
   assert.ok(new Uint8Array(buf).every((b) => b === 0xaa), 'nothing was written');
-  assert.equal(writeFlowAdd(dv, FLOW_ADD.size, { ...flow, tlv: new Uint8Array(FLOW_ADD.fields.actions.size) }), FLOW_ADD.size);
+  assert.equal(writeFlowAdd(dv, FLOW_ADD.size, oneFlow(1n, km, new Uint8Array(FLOW_ADD.fields.actions.size)), 0), FLOW_ADD.size);
   assert.ok(new Uint8Array(buf, 2 * FLOW_ADD.size).every((b) => b === 0xaa), 'the next record is untouched');
 });
 

@@ -4,8 +4,7 @@
 // and the heap grew page by page for them (about 11 us a fresh 4 KB page on a VM). A batch of
 // compiled flows and the desired flow table are both rows; a flow object (PackedFlow) is made only
 // when one is asked for (a listing, a GET), and dies young.
-import { ACTIONS_MAX, FLOW_ADD, FLOW_DEL } from '../gen/proto';
-import { PackedFlow, flagsOf, unpackInto } from './ofctl';
+import { PackedFlow, flagsOf } from './ofctl';
 import type { Action, CompiledFlow, PackedKeyMask } from './ofctl';
 
 /** A flow's actions and their TLVs (shared by every flow compiled from the same action text). */
@@ -256,38 +255,8 @@ export class FlowRows {
     f.installedNs = this.installedNs[i]!;
     return f;
   }
-
-  /** Writes row i's FLOW_ADD body at off (as writeFlowAdd does for a flow object); returns its length. */
-  writeFlowAdd(dv: DataView, all: Uint8Array, off: number, i: number): number {
-    const tlv = this.acts[i]!.tlv;
-    if (tlv.length > FA.actions.size) throw new Error(`${tlv.length} bytes of actions do not fit FLOW_ADD's ${FA.actions.size}`);
-    all.fill(0, off, off + FLOW_ADD.size); // padding and unused action bytes too
-    dv.setUint32(off + FA.id.offset, this.idLo[i]!, true);
-    dv.setUint32(off + FA.id.offset + 4, this.idHi[i]!, true);
-    dv.setUint32(off + FA.cookie.offset, this.cookieLo[i]!, true);
-    dv.setUint32(off + FA.cookie.offset + 4, this.cookieHi[i]!, true);
-    dv.setUint16(off + FA.priority.offset, this.priority[i]!, true);
-    dv.setUint8(off + FA.table_id.offset, this.table[i]!);
-    dv.setUint8(off + FA.flags.offset, this.flagBits[i]!);
-    dv.setUint16(off + FA.idle_timeout.offset, this.idle[i]!, true);
-    dv.setUint16(off + FA.hard_timeout.offset, this.hard[i]!, true);
-    dv.setUint16(off + FA.actions_len.offset, tlv.length, true);
-    unpackInto(this.at(i), all, off + FA.key.offset, all, off + FA.mask.offset);
-    all.set(tlv, off + FA.actions.offset);
-    return FLOW_ADD.size;
-  }
-
-  /** Writes a FLOW_DEL body for row i's id at off; returns its length. */
-  writeFlowDel(dv: DataView, off: number, i: number): number {
-    dv.setUint32(off + FD.id.offset, this.idLo[i]!, true);
-    dv.setUint32(off + FD.id.offset + 4, this.idHi[i]!, true);
-    return FLOW_DEL.size;
-  }
 }
 
-const FA = FLOW_ADD.fields;
-const FD = FLOW_DEL.fields;
-if (FA.actions.size !== ACTIONS_MAX) throw new Error(`FLOW_ADD's actions (${FA.actions.size}) are not ACTIONS_MAX (${ACTIONS_MAX})`);
 const EMPTY_SLAB = Buffer.alloc(0);
 const NO_ACTIONS: ActionSet = { actions: [], tlv: new Uint8Array(0) };
 const sharedAt: { buf: Buffer; off: number; len: number } = { buf: EMPTY_SLAB, off: 0, len: 0 };

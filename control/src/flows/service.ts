@@ -5,7 +5,7 @@ import { FerrydStatusError } from '../errors';
 import type { BatchAnswers, ChannelResponse, ControlChannel } from '../channel';
 import type { FerrydConnection, Log } from '../ferryd';
 import type { FerryEvent } from '../events';
-import { bytesOf, flowDelBody } from '../messages';
+import { flowAddBody, flowDelBody, writeFlowAdd, writeFlowDel } from '../messages';
 import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
@@ -360,7 +360,7 @@ export class FlowService {
   add(one: FlowRows): Promise<{ flow: FlowView; created: boolean }> {
     return this.serial(async () => {
       const chan = this.ferryd.channel();
-      const r = ok(await chan.request(MsgType.FLOW_ADD, (dv, off) => one.writeFlowAdd(dv, bytesOf(dv), off, 0)), { pointer: '', where: '' });
+      const r = ok(await chan.request(MsgType.FLOW_ADD, flowAddBody(one, 0)), { pointer: '', where: '' });
       const created = this.store.putRow(one, 0, r.aux, process.hrtime.bigint());
       return { flow: this.view(this.store.get(one.id(0))!), created };
     });
@@ -527,7 +527,7 @@ export class FlowService {
       return await chan.requestBatch(ops.n, {
         type: (i) => (ops.isDelete[i] ? MsgType.FLOW_DEL : MsgType.FLOW_ADD),
         flags: () => MsgFlag.IN_BUNDLE,
-        write: (i, dv, off) => (ops.isDelete[i] ? ops.writeFlowDel(dv, off, i) : ops.writeFlowAdd(dv, bytesOf(dv), off, i)),
+        write: (i, dv, off) => (ops.isDelete[i] ? writeFlowDel(dv, off, ops.idLo[i]!, ops.idHi[i]!) : writeFlowAdd(dv, off, ops, i)),
       });
     } catch (e) {
       await this.abort(chan);

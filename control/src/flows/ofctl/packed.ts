@@ -75,6 +75,14 @@ export function eachPackedRun(p: PackedKeyMask, fn: (start: number, n: number, a
   }
 }
 
+/** Where the runs end: one past the last key (and mask) byte they set (at most KEY_SIZE, when packed here). */
+export function packedKeyEnd(p: PackedKeyMask): number {
+  let end = 0;
+  const { buf } = p;
+  for (let r = p.off, last = p.off + p.len; r < last; r += 2 + 2 * buf[r + 1]!) end = Math.max(end, buf[r]! + buf[r + 1]!);
+  return end;
+}
+
 /** Writes the runs into key (at kOff) and mask (at mOff), whose other bytes the caller has zeroed. */
 export function unpackInto(p: PackedKeyMask, key: Uint8Array, kOff: number, mask: Uint8Array, mOff: number): void {
   const { buf } = p;
