@@ -8,7 +8,7 @@ import path from 'node:path';
 import { FLOW_ADD, FLOW_KEY, readFlowAdd, readFlowKey, writeFlowAdd as writeFlowAddGenerated } from '../src/gen/proto';
 import { CompiledFlow, PackedFlow, pack } from '../src/flows/ofctl';
 import { flowIdPartsPacked, formatFlowId } from '../src/flows/flow-id';
-import { flowRecordText, flowRowText, writeFlowRowRecord } from '../src/flows/persist';
+import { flowRecord, flowRecordText, flowRowText, writeFlowRowRecord } from '../src/flows/persist';
 import { FlowRows, IdIndex, hex64, join64, split64 } from '../src/flows/rows';
 import { FlowStore } from '../src/flows/store';
 import { writeFlowAdd } from '../src/messages';
@@ -87,8 +87,9 @@ test('a row\'s journal record, as text and written as bytes, is the flow\'s; it 
   for (const f of all) rows.push(f);
   const buf = new Uint8Array(64 * 1024);
   all.forEach((f, i) => {
-    const text = flowRecordText(f);
+    const text = JSON.stringify(flowRecord(f));
     assert.equal(flowRowText(rows, i), text, `text of flow ${i}`);
+    assert.equal(flowRecordText(f), text);
     buf.fill(0);
     const end = writeFlowRowRecord(rows, i, buf, 5, buf.length);
     assert.equal(Buffer.from(buf.subarray(5, end)).toString('utf8'), text, `bytes of flow ${i}`);

@@ -3,8 +3,8 @@
 // ports were resolved and checked when the flow was first added.
 import { ACTIONS_MAX } from '../gen/proto';
 import { KEY_SIZE, PackedFlow, eachPackedRun, flagsOf, pack } from './ofctl';
-import type { Action, CompiledFlow, PackedKeyMask } from './ofctl';
-import type { FlowRows } from './rows';
+import type { Action, CompiledFlow } from './ofctl';
+import { FlowRows } from './rows';
 import { flowIdPartsPacked, formatFlowId, parseFlowId } from './flow-id';
 import type { StoredFlow } from './store';
 
@@ -50,48 +50,36 @@ function partsOf(actions: readonly Action[], tlv: Uint8Array): { json: string; b
   return p;
 }
 
-/** The record's runs ([offset, key hex, mask hex]) are the flow's packed runs, written out. */
-function eachRunHex(at: PackedKeyMask, fn: (start: number, keyHex: string, maskHex: string) => void): void {
-  const { buf } = at;
-  eachPackedRun(at, (start, n, i) => fn(start, hex(buf, i, i + n), hex(buf, i + n, i + 2 * n)));
-}
-
 export function flowRecord(f: CompiledFlow): FlowRecord {
+  // the record's runs ([offset, key hex, mask hex]) are the flow's packed runs, written out
   const r: [number, string, string][] = [];
-  eachRunHex(f.at, (start, k, m) => r.push([start, k, m]));
+  const { buf } = f.at;
+  eachPackedRun(f.at, (start, n, i) => r.push([start, hex(buf, i, i + n), hex(buf, i + n, i + 2 * n)]));
   return {
     t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
     c: f.cookie.toString(16), r, n: KEY_SIZE, a: f.actions, v: partsOf(f.actions, f.tlv).b64,
   };
 }
 
-/** JSON.stringify of a record of these parts (cookieHex: the cookie's hex digits, no 0x). */
-function recordText(table: number, priority: number, idle: number, hard: number, flagBits: number, flags: readonly string[],
-  cookieHex: string, at: PackedKeyMask, actions: readonly Action[], tlv: Uint8Array): string {
-  let runs = '';
-  eachRunHex(at, (start, k, m) => {
-    runs += `${runs ? ',' : ''}[${start},"${k}","${m}"]`;
-  });
-  const parts = partsOf(actions, tlv);
-  const fl = flags.length === 0 ? '[]' : JSON.stringify(flags);
-  return `{"t":${table},"p":${priority},"i":${idle},"h":${hard},"fb":${flagBits},"f":${fl},"c":"${cookieHex}","r":[${runs}],"n":${KEY_SIZE},"a":${parts.json},"v":"${parts.b64}"}`;
-}
+/** The one flow that flowRecordText writes from (a row of its own, reused). */
+const oneRow = new FlowRows(1);
+/** Where flowRowText writes a record before it becomes a string (grown for a record that needs it). */
+let scratch = Buffer.allocUnsafe(16 * 1024);
 
-/**
- * JSON.stringify(flowRecord(f)), made straight from the flow: no record object, and the shared
- * parts (actions) serialized once per actions array.
- */
+/** JSON.stringify(flowRecord(f)), written as writeFlowRowRecord writes it (one writer of the format). */
 export function flowRecordText(f: CompiledFlow): string {
-  return recordText(f.table, f.priority, f.idleTimeout, f.hardTimeout, f.flagBits, f.flags, f.cookie.toString(16), f.at, f.actions, f.tlv);
+  oneRow.n = 0;
+  oneRow.push(f);
+  return flowRowText(oneRow, 0);
 }
 
-/** flowRecordText of row i of rows (the bulk path makes one per flow, as it writes the journal). */
+/** flowRecordText of row i of rows (what a snapshot of the desired state holds). */
 export function flowRowText(rows: FlowRows, i: number): string {
-  const lo = rows.cookieLo[i]!, hi = rows.cookieHi[i]!;
-  const cookieHex = hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(8, '0');
-  const a = rows.acts[i]!;
-  const fb = rows.flagBits[i]!;
-  return recordText(rows.table[i]!, rows.priority[i]!, rows.idle[i]!, rows.hard[i]!, fb, flagsOf(fb), cookieHex, rows.at(i), a.actions, a.tlv);
+  for (;;) {
+    const end = writeFlowRowRecord(rows, i, scratch, 0, scratch.length);
+    if (end >= 0) return scratch.toString('utf8', 0, end);
+    scratch = Buffer.allocUnsafe(2 * scratch.length);
+  }
 }
 
 // ---- the same text as bytes, for the journal (no string a flow) ----------------------------
@@ -154,7 +142,7 @@ export function putHex64(buf: Uint8Array, pos: number, lo: number, hi: number): 
 }
 
 /**
- * Writes flowRowText(rows, i) as UTF-8 at pos, if it fits before end; returns the position after it,
+ * Writes the record of row i of rows (JSON.stringify(flowRecord) of its flow) as UTF-8 at pos, if it fits before end; returns the position after it,
  * or -1 when it does not fit (nothing a caller can use was written). The journal's bulk path: no
  * string is made for a flow.
  */
