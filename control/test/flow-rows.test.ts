@@ -112,7 +112,8 @@ test('the id index agrees with a Map through 30,000 random inserts, finds, moves
       if (model.has(id)) continue;
       assert.equal(index.find(lo, hi), -1);
       const row = rows.pushId(lo, hi);
-      index.insert(lo, hi, row);
+      assert.equal(index.findOrInsert(lo, hi, row), -1, 'new');
+      assert.equal(index.findOrInsert(lo, hi, row + 1), row, 'there already: not recorded again');
       model.set(id, row);
       live.push(row);
     } else if (r < 8) {

@@ -299,12 +299,15 @@ export class IdIndex {
     return this.slots[this.probe(lo, hi)]! - 1;
   }
 
-  /** Records that id (lo, hi) is at row (it must not be in the index yet: find it first). */
-  insert(lo: number, hi: number, row: number): void {
+  /** The row of id (lo, hi) if it is in the index; if not, records it at row and returns -1 (one probe for both). */
+  findOrInsert(lo: number, hi: number, row: number): number {
     if (2 * (this.used + 1) > this.slots.length) this.rehash(2 * this.slots.length);
     const k = this.probe(lo, hi);
+    const v = this.slots[k]!;
+    if (v !== 0) return v - 1;
     this.slots[k] = row + 1;
     this.used++;
+    return -1;
   }
 
   /** The id at row now lives at row to (after a row moved). */

@@ -407,7 +407,7 @@ export class FlowService {
     }
     return this.serial(async () => {
       const keep = new IdIndex(flows, flows.n);
-      for (let i = 0; i < flows.n; i++) if (keep.find(flows.idLo[i]!, flows.idHi[i]!) < 0) keep.insert(flows.idLo[i]!, flows.idHi[i]!, i);
+      for (let i = 0; i < flows.n; i++) keep.findOrInsert(flows.idLo[i]!, flows.idHi[i]!, i);
       const ops = new FlowRows(flows.n);
       const have = this.store.table;
       for (let r = 0; r < have.n; r++) {
@@ -496,9 +496,8 @@ export class FlowService {
     this.store.reserve(ops.n);
     for (let i = 0; i < ops.n; i++) {
       const lo = ops.idLo[i]!, hi = ops.idHi[i]!;
-      let j = firstOp.find(lo, hi);
+      let j = firstOp.findOrInsert(lo, hi, i);
       if (j < 0) {
-        firstOp.insert(lo, hi, i);
         j = i;
         touched[j] = FIRST | (this.store.hasId(lo, hi) ? EXISTED : 0);
       }

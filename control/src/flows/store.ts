@@ -118,8 +118,8 @@ export class FlowStore {
   /** Copies row i of batch into the row of its id (a new row if the id is new); returns that row. */
   private place(batch: FlowRows, i: number): number {
     const lo = batch.idLo[i]!, hi = batch.idHi[i]!;
-    let r = this.index.find(lo, hi);
-    if (r < 0) this.index.insert(lo, hi, r = this.rows.n);
+    let r = this.index.findOrInsert(lo, hi, this.rows.n);
+    if (r < 0) r = this.rows.n;
     this.rows.copyRow(r, batch, i);
     this.sorted = null;
     return r;
