@@ -68,9 +68,10 @@ let scratch = Buffer.allocUnsafe(16 * 1024);
 
 /** JSON.stringify(flowRecord(f)), written as writeFlowRowRecord writes it (one writer of the format). */
 export function flowRecordText(f: CompiledFlow): string {
-  oneRow.n = 0;
   oneRow.push(f);
-  return flowRowText(oneRow, 0);
+  const text = flowRowText(oneRow, 0);
+  oneRow.pop(); // holds no slab nor actions of f's
+  return text;
 }
 
 /** flowRecordText of row i of rows (what a snapshot of the desired state holds). */
