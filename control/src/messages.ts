@@ -43,7 +43,9 @@ export function writeFlowAdd(dv: DataView, off: number, rows: FlowRows, i: numbe
   dv.setUint16(off + FA.hard_timeout.offset, rows.hard[i]!, true);
   dv.setUint16(off + FA.actions_len.offset, tlv.length, true);
   unpackInto(at, all, off + FA.key.offset, all, off + FA.mask.offset); // the rest was zeroed above
-  all.set(tlv, off + FA.actions.offset);
+  // a loop, not all.set: an action list is a few bytes, and set is a call into the runtime
+  const actionsAt = off + FA.actions.offset;
+  for (let k = 0; k < tlv.length; k++) all[actionsAt + k] = tlv[k]!;
   return FLOW_ADD.size;
 }
 

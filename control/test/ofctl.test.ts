@@ -300,6 +300,15 @@ test('every prerequisite error names its token', () => {
     ['priority=70000 actions=drop', '/priority', /0\.\.65535/],
     ['table=255 actions=drop', '/table', /0\.\.254/],
     ['ip', '/actions', /is required/],
+    // names of Object.prototype are names like any other: nothing inherited is found by them
+    ['constructor', '/match/constructor', /^constructor: unknown field$/],
+    ['toString=1', '/match/toString', /^toString: unknown field$/],
+    ['__proto__', '/match/__proto__', /^__proto__: unknown field$/],
+    ['ip,ip_frag=constructor', '/match/ip_frag', /"constructor" is not one of/],
+    ['ip,ip_frag=toString', '/match/ip_frag', /"toString" is not one of/],
+    ['actions=constructor:1', '/actions/0', /unknown action "constructor:1"/],
+    ['actions=hasOwnProperty:1', '/actions/0', /unknown action "hasOwnProperty:1"/],
+    ['actions=controller(reason=constructor)', '/actions/0/reason', /reason must be one of/],
   ];
   for (const [line, pointer, msg] of cases) {
     const l = line.includes('actions') ? line : `${line} actions=drop`;

@@ -71,9 +71,11 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 /** Ends a hash: the pending zeros hashed; sets lastHi (bits 63..12) and returns the hash. */
 function finish(zeros: number): bigint {
   if (zeros) mulPow(zeros);
-  lastHi = v3 * 68719476736 + v2 * 1048576 + v1 * 16 + (v0 >>> 12);
-  hashWords32[LITTLE_ENDIAN ? 0 : 1] = v1 * 65536 + v0;
-  hashWords32[LITTLE_ENDIAN ? 1 : 0] = v3 * 65536 + v2;
+  const lo = v1 * 65536 + v0;
+  const hi = v3 * 65536 + v2;
+  lastHi = idTop52(lo, hi);
+  hashWords32[LITTLE_ENDIAN ? 0 : 1] = lo;
+  hashWords32[LITTLE_ENDIAN ? 1 : 0] = hi;
   return hashU64[0]!;
 }
 
@@ -136,14 +138,35 @@ function hashPackedSide(p: PackedKeyMask, side: number, len: number, zeros0: num
   return zeros + (len - pos);
 }
 
-/** flowIdParts of a packed key and mask (flow_key of len bytes): the same id as of the full arrays. */
-export function flowIdPartsPacked(table: number, priority: number, p: PackedKeyMask, len: number): [bigint, number] {
+/** Hashes [table, priority LE, key, mask] of a packed key and mask (flow_key of len bytes) into the limbs. */
+function hashPacked(table: number, priority: number, p: PackedKeyMask, len: number): void {
   reset();
-  let zeros = feed(head(table, priority), 0);
+  headBytes[0] = table;
+  headBytes[1] = priority & 0xff;
+  headBytes[2] = priority >>> 8;
+  let zeros = feed(headBytes, 0);
   // at most 3 + len zeros pile up before the flush (len = 208): below MAX_RUN
   zeros = hashPackedSide(p, 0, len, zeros);
   if (zeros) { mulPow(zeros); zeros = 0; }
-  const id = finish(hashPackedSide(p, 1, len, zeros));
+  zeros = hashPackedSide(p, 1, len, zeros);
+  if (zeros) mulPow(zeros);
+}
+const headBytes = new Uint8Array(3);
+
+/** flowIdPartsPacked's id as its two 32-bit halves, out[0] the low one: no BigInt (a bulk load's rows). */
+export function flowIdWordsPacked(table: number, priority: number, p: PackedKeyMask, len: number, out: Uint32Array): void {
+  hashPacked(table, priority, p, len);
+  out[0] = v1 * 65536 + v0;
+  out[1] = v3 * 65536 + v2;
+}
+
+/** An id's top 52 bits as a number, from its halves: the listing's cheap order (flowIdParts' second part). */
+export const idTop52 = (lo: number, hi: number): number => hi * 1048576 + (lo >>> 12);
+
+/** flowIdParts of a packed key and mask (flow_key of len bytes): the same id as of the full arrays. */
+export function flowIdPartsPacked(table: number, priority: number, p: PackedKeyMask, len: number): [bigint, number] {
+  hashPacked(table, priority, p, len);
+  const id = finish(0);
   return [id, lastHi];
 }
 

@@ -4,14 +4,13 @@
 // and the heap grew page by page for them (about 11 us a fresh 4 KB page on a VM). A batch of
 // compiled flows and the desired flow table are both rows; a flow object (PackedFlow) is made only
 // when one is asked for (a listing, a GET), and dies young.
-import { PackedFlow, flagsOf } from './ofctl';
-import type { Action, CompiledFlow, PackedKeyMask } from './ofctl';
+import { PackedFlow, actionSetOf, flagsOf } from './ofctl';
+import { FlowParts } from './ofctl';
+import type { ActionSet, CompiledFlow, PackedKeyMask } from './ofctl';
+import { idTop52 } from './flow-id';
 
-/** A flow's actions and their TLVs (shared by every flow compiled from the same action text). */
-export interface ActionSet {
-  readonly actions: Action[];
-  readonly tlv: Uint8Array;
-}
+export type { ActionSet };
+export { idTop52 };
 
 // a 64-bit value to its halves and back, without a BigInt operation each
 const u64 = new BigUint64Array(1);
@@ -32,8 +31,6 @@ export function join64(lo: number, hi: number): bigint {
   return u64[0]!;
 }
 
-/** The id's top 52 bits as a number: the listing's cheap order (as flow-id's idHi). */
-export const idTop52 = (lo: number, hi: number): number => hi * 1048576 + (lo >>> 12);
 
 /** 16 hex digits of a 64-bit value given as halves (a flow id as the API shows it). */
 export function hex64(lo: number, hi: number): string {
@@ -41,6 +38,8 @@ export function hex64(lo: number, hi: number): string {
 }
 
 const halves = [0, 0];
+/** what push() makes of a flow object before its row (reused) */
+const objectParts = new FlowParts();
 
 type TypedArray = Uint8Array | Uint16Array | Uint32Array | Int32Array | BigUint64Array;
 
@@ -51,13 +50,6 @@ export function grown<T extends TypedArray>(a: T, n: number): T {
   return b;
 }
 
-/** One action set per actions array (flows compiled from one action text share theirs). */
-const actionSets = new WeakMap<readonly Action[], ActionSet>();
-function actionSetOf(actions: Action[], tlv: Uint8Array): ActionSet {
-  let a = actionSets.get(actions);
-  if (a === undefined || a.tlv !== tlv) actionSets.set(actions, a = { actions, tlv });
-  return a;
-}
 const NO_SLOT = -1;
 
 export class FlowRows {
@@ -139,27 +131,47 @@ export class FlowRows {
 
   /** Appends a compiled flow (not installed); returns its row. */
   push(f: CompiledFlow & { slot?: number | null; installedNs?: bigint }): number {
+    const p = objectParts;
+    split64(f.id, p.id);
+    split64(f.cookie, halves);
+    p.cookieLo = halves[0]!;
+    p.cookieHi = halves[1]!;
+    p.table = f.table;
+    p.priority = f.priority;
+    p.idleTimeout = f.idleTimeout;
+    p.hardTimeout = f.hardTimeout;
+    p.flagBits = f.flagBits;
+    p.packed = f.at;
+    p.acts = actionSetOf(f.actions, f.tlv);
+    const i = this.pushParts(p);
+    p.packed = EMPTY_PACKED; // keeps no flow's slab or actions alive
+    p.acts = NO_ACTIONS;
+    this.slot[i] = f.slot ?? NO_SLOT;
+    this.installedNs[i] = f.installedNs ?? 0n;
+    return i;
+  }
+
+  /** Appends a flow compiled into parts (a bulk load's line: no flow object); returns its row. */
+  pushParts(p: FlowParts): number {
     if (this.n === this.capacity) this.grow();
     const i = this.n++;
-    split64(f.id, halves);
-    this.idLo[i] = halves[0]!;
-    this.idHi[i] = halves[1]!;
-    split64(f.cookie, halves);
-    this.cookieLo[i] = halves[0]!;
-    this.cookieHi[i] = halves[1]!;
-    this.table[i] = f.table;
-    this.flagBits[i] = f.flagBits;
-    this.priority[i] = f.priority;
-    this.idle[i] = f.idleTimeout;
-    this.hard[i] = f.hardTimeout;
-    const at = f.at;
+    this.idLo[i] = p.id[0]!;
+    this.idHi[i] = p.id[1]!;
+    this.cookieLo[i] = p.cookieLo;
+    this.cookieHi[i] = p.cookieHi;
+    this.table[i] = p.table;
+    this.flagBits[i] = p.flagBits;
+    this.priority[i] = p.priority;
+    this.idle[i] = p.idleTimeout;
+    this.hard[i] = p.hardTimeout;
+    const at = p.packed;
     this.slab[i] = at.buf;
     this.packedOff[i] = at.off;
     this.packedLen[i] = at.len;
-    this.acts[i] = actionSetOf(f.actions, f.tlv);
+    this.acts[i] = p.acts;
     this.isDelete[i] = 0;
-    this.slot[i] = f.slot ?? NO_SLOT;
-    this.installedNs[i] = f.installedNs ?? 0n;
+    this.slot[i] = NO_SLOT;
+    this.installedNs[i] = 0n;
     return i;
   }
 
@@ -258,6 +270,7 @@ export class FlowRows {
 }
 
 const EMPTY_SLAB = Buffer.alloc(0);
+const EMPTY_PACKED: PackedKeyMask = { buf: EMPTY_SLAB, off: 0, len: 0 };
 const NO_ACTIONS: ActionSet = { actions: [], tlv: new Uint8Array(0) };
 const sharedAt: { buf: Buffer; off: number; len: number } = { buf: EMPTY_SLAB, off: 0, len: 0 };
 

@@ -10,7 +10,7 @@ import { HttpProblem, badRequest, notFound, ProblemError } from '../problem';
 import type { PortSnapshot } from '../shm/segment';
 import { formatCookie, formatFlowId, parseFlowId } from './flow-id';
 import {
-  CompiledFlow, FlowInput, FlowJson, FlowSyntaxError, PortResolver, KEY_SIZE, buildMatch, compileFlow, cookieOf, flowJson, packedKey, packedMask, unpackInto,
+  CompiledFlow, FlowInput, FlowJson, FlowParts, FlowSyntaxError, PortResolver, KEY_SIZE, buildMatch, compileFlow, compileFlowParts, cookieOf, flowJson, packedKey, packedMask, unpackInto,
   eachFlowLine, formatFlow, jsonFlowInput, jsonMatchItems, matchCovers, parseFlowText,
 } from './ofctl';
 import { checkFlowBody, FlowSelector } from './schema';
@@ -210,11 +210,13 @@ export class FlowService {
     const flows = new FlowRows(lines);
     const lineNos = new Int32Array(lines);
     const lineAt = (n: number): Where => ({ pointer: `/lines/${n}`, where: `line ${n}: ` });
+    const parts = new FlowParts();
     eachFlowLine(text, (n, line) => {
       try {
         const input = parseFlowText(line);
         if (input.table === undefined && defaultTable !== undefined) input.table = defaultTable;
-        lineNos[flows.push(compileFlow(input, ports))] = n;
+        compileFlowParts(input, ports, parts);
+        lineNos[flows.pushParts(parts)] = n;
       } catch (e) {
         if (e instanceof FlowSyntaxError) {
           const w = lineAt(n);

@@ -420,13 +420,16 @@ export class FileStateStore implements DesiredStateStore {
       }
       // a run's records, written straight into the buffer as they are made (none kept)
       const { run, ns } = piece;
-      const nsBytes = Buffer.from(`[${ns},`);
-      /** record i at used (after its separator and "[ns,", then "]"); where it ends, or -1 if it does not fit */
+      // what goes before record i: its separator (the line's prefix for the first), then "[ns,"
+      const firstHead = Buffer.from(`${piece.prefix}[${ns},`);
+      const head = Buffer.from(`,[${ns},`);
+      /** record i at used (after its head, then "]"); where it ends, or -1 if it does not fit */
       const place = (i: number): number => {
-        const head = i ? ',' : piece.prefix;
-        const end = run.writeRecord(i, buf, used + head.length + nsBytes.length, buf.length - 1);
+        const h = i ? head : firstHead;
+        const end = run.writeRecord(i, buf, used + h.length, buf.length - 1);
         if (end < 0) return -1;
-        nsBytes.copy(buf, used + buf.write(head, used, 'latin1'));
+        // a loop: a call into the runtime (copy, write) costs more than these few bytes, once a record
+        for (let k = 0; k < h.length; k++) buf[used + k] = h[k]!;
         buf[end] = 0x5d; // ]
         return end + 1;
       };

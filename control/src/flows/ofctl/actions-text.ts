@@ -1,5 +1,5 @@
 // ovs-ofctl action syntax -> JSON actions (not yet validated: actions.ts normalises both inputs).
-import { FlowSyntaxError } from './values';
+import { FlowSyntaxError, nameTable } from './values';
 
 export type RawAction = Record<string, unknown> & { type: string };
 
@@ -21,16 +21,16 @@ export function splitTop(s: string, sep = ','): string[] {
   return out;
 }
 
-const LEGACY_SET: Record<string, string> = {
+const LEGACY_SET = nameTable<string>({
   mod_dl_src: 'eth_src', mod_dl_dst: 'eth_dst', mod_nw_src: 'ip_src', mod_nw_dst: 'ip_dst',
   mod_tp_src: 'tp_src', mod_tp_dst: 'tp_dst', mod_vlan_vid: 'vlan_vid', mod_vlan_pcp: 'vlan_pcp',
   mod_nw_tos: 'nw_tos', mod_nw_ecn: 'ip_ecn', mod_nw_ttl: 'nw_ttl', set_tunnel: 'tun_id', set_tunnel64: 'tun_id',
-};
+});
 
-const BARE: Record<string, string> = {
+const BARE = nameTable<string>({
   normal: 'normal', pop_vlan: 'pop_vlan', strip_vlan: 'pop_vlan', dec_ttl: 'dec_ttl', ct_clear: 'ct_clear',
   notrack: 'notrack', in_port: 'output', drop: 'drop', controller: 'controller', ct: 'ct',
-};
+});
 
 const TOKEN = /^([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\)|:(.*))?$/s;
 

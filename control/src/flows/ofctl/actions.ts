@@ -6,7 +6,7 @@ import { MatchContext, prereqProblem } from './match';
 import { formatValue } from './describe';
 import { TlvBuilder } from './encode';
 import { RawAction } from './actions-text';
-import { FlowSyntaxError, Val, allOnes, formatHexBytes, formatIpv4, formatIpv6, parseHexBytes, parseIpv4, parseIpv6 } from './values';
+import { FlowSyntaxError, Val, nameTable, allOnes, formatHexBytes, formatIpv4, formatIpv6, parseHexBytes, parseIpv4, parseIpv6 } from './values';
 
 export interface SetFieldAction { type: 'set_field'; field: string; value: string }
 export interface NatSpec { type?: 'src' | 'dst'; range?: string; persistent?: true; hash?: true; random?: true }
@@ -32,22 +32,22 @@ export interface ActionContext {
 }
 
 /** OpenFlow packet-in reasons (OFPR_*), as ovs-ofctl spells them. */
-export const CONTROLLER_REASONS: Record<string, number> = {
+export const CONTROLLER_REASONS = nameTable<number>({
   no_match: 0, action: 1, invalid_ttl: 2, action_set: 3, group: 4, packet_out: 5,
-};
+});
 export const CONTROLLER_REASON_NAME: Record<number, string> = Object.fromEntries(Object.entries(CONTROLLER_REASONS).map(([k, v]) => [v, k]));
 
 const KNOWN = new Set(['output', 'drop', 'normal', 'pop_vlan', 'dec_ttl', 'ct_clear', 'notrack', 'controller', 'goto_table',
   'resubmit', 'set_field', 'push_vlan', 'ct', 'note']);
-const BARE_TYPES: Record<string, number> = {
+const BARE_TYPES = nameTable<number>({
   normal: ActionType.NORMAL, pop_vlan: ActionType.POP_VLAN, dec_ttl: ActionType.DEC_TTL, ct_clear: ActionType.CT_CLEAR,
   notrack: ActionType.NOTRACK,
-};
-const ALLOWED: Record<string, readonly string[]> = {
+});
+const ALLOWED = nameTable<readonly string[]>({
   output: ['port'], drop: [], normal: [], pop_vlan: [], dec_ttl: [], ct_clear: [], notrack: [],
   controller: ['max_len', 'reason'], goto_table: ['table'], resubmit: ['port', 'table'], set_field: ['field', 'value'],
   push_vlan: ['ethertype'], ct: ['commit', 'force', 'table', 'zone', 'nat', 'exec', 'alg'], note: ['data'],
-};
+});
 
 type Path = (string | number)[];
 

@@ -4,7 +4,7 @@
 // prerequisites keep them apart, and a byte-level conflict check catches the rest.
 import { FLOW_KEY, FieldId, CtStateBit } from '../../gen/proto';
 import {
-  FlagSet, FlowSyntaxError, Val, allOnes, and, cidrLen, isZero, parseFlags, parseIpv4, parseIpv6, parseMac, parseUint,
+  FlagSet, FlowSyntaxError, Val, allOnes, and, cidrLen, isZero, nameTable, parseFlags, parseIpv4, parseIpv6, parseMac, parseUint,
   prefixMask128, prefixMask32,
 } from './values';
 
@@ -119,13 +119,13 @@ export function fieldByName(name: string): FieldDef | undefined {
   return BY_NAME.get(name);
 }
 
-/** ovs-ofctl shorthands: what they set. */
-export const SHORTHANDS: Readonly<Record<string, { ethType: number; proto?: number }>> = {
+/** ovs-ofctl shorthands: what they set. A Map: a name from a request never meets Object.prototype's. */
+export const SHORTHANDS: ReadonlyMap<string, { ethType: number; proto?: number }> = new Map(Object.entries({
   ip: { ethType: 0x0800 }, ipv6: { ethType: 0x86dd }, arp: { ethType: 0x0806 },
   tcp: { ethType: 0x0800, proto: 6 }, udp: { ethType: 0x0800, proto: 17 }, sctp: { ethType: 0x0800, proto: 132 },
   icmp: { ethType: 0x0800, proto: 1 }, icmp6: { ethType: 0x86dd, proto: 58 },
   tcp6: { ethType: 0x86dd, proto: 6 }, udp6: { ethType: 0x86dd, proto: 17 }, sctp6: { ethType: 0x86dd, proto: 132 },
-};
+}));
 
 const BE_SYNTAX = new Set<Syntax>(['mac', 'ipv4', 'ipv6', 'u128']);
 
@@ -211,9 +211,9 @@ export interface ParsedValue {
 /** Port resolution: a number or a port name to ferryd's port number; throws a FlowSyntaxError itself. */
 export type PortResolver = (ref: string | number, path: (string | number)[], token: string) => number;
 
-const FRAG: Record<string, [number, number]> = {
+const FRAG = nameTable<readonly [number, number]>({
   no: [0, 1], first: [1, 3], later: [3, 3], yes: [1, 1], not_later: [0, 2],
-};
+});
 
 /**
  * Parses "value" or "value/mask" of f (text as typed). Throws FlowSyntaxError at path.

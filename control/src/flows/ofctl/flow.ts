@@ -1,21 +1,53 @@
 // Whole flows: an ovs-ofctl line or a JSON flow -> a compiled flow (key/mask, canonical actions,
 // TLVs, id), and back to canonical JSON.
 import { DEFAULT_PRIORITY, FlowFlag } from '../../gen/proto';
-import { flowIdPartsPacked, parseCookie, formatCookie } from '../flow-id';
+import { flowIdWordsPacked, idTop52, parseCookie, formatCookie } from '../flow-id';
 import { Action, normalizeActions } from './actions';
 import { parseActionsText } from './actions-text';
 import { JsonMatch, describeMatch } from './describe';
 import { PortResolver } from './fields';
-import { KEY_SIZE, MATCH_BASE, MatchItem, buildMatch, jsonMatchItems } from './match';
+import { KEY_SIZE, MATCH_BASE, MatchContext, MatchItem, buildMatch, jsonMatchItems } from './match';
 import { PackedKeyMask, packedKey, packedMask } from './packed';
 import type { Action as ActionT } from './actions';
-import { FlowSyntaxError } from './values';
+import { FlowSyntaxError, nameTable } from './values';
 
 const NO_FLAGS: string[] = [];
 const NO_PORTS: PortResolver = () => { throw new Error('unreachable'); };
-/** compiled action lists by port resolver (one per request: never stale) and text + context */
-const actionCache = new WeakMap<PortResolver, Map<string, { actions: ActionT[]; tlv: Uint8Array }>>();
-export const FLOW_FLAGS: Record<string, number> = { send_flow_rem: FlowFlag.SEND_FLOW_REM, reset_counts: FlowFlag.RESET_COUNTS };
+/** A flow's actions and their TLVs (shared by every flow compiled from the same action text). */
+export interface ActionSet {
+  readonly actions: ActionT[];
+  readonly tlv: Uint8Array;
+}
+
+/** One action set per actions array: flows whose actions are one array share one set. */
+const actionSets = new WeakMap<readonly ActionT[], ActionSet>();
+export function actionSetOf(actions: ActionT[], tlv: Uint8Array): ActionSet {
+  let a = actionSets.get(actions);
+  if (a === undefined || a.tlv !== tlv) actionSets.set(actions, a = { actions, tlv });
+  return a;
+}
+/**
+ * Compiled action lists by port resolver (one per request: never stale), then action text, then
+ * context (contextKey). Two levels, not one key string: a bulk load would build and hash a string
+ * a flow.
+ */
+interface ActionCache {
+  entries: number;
+  byText: Map<string, Map<number, ActionSet>>;
+}
+const actionCache = new WeakMap<PortResolver, ActionCache>();
+const ACTION_CACHE_ENTRIES = 4096;
+
+/** What the actions' checks see of a flow, as one number: table, and eth_type, ip_proto, ct_nw_proto or that they are not matched. */
+function contextKey(table: number, ctx: MatchContext): number {
+  const ethType = ctx.ethType ?? 0x10000;
+  const ipProto = ctx.ipProto ?? 0x100;
+  const ctNwProto = ctx.ctNwProto ?? 0x100;
+  return ((table * 0x20000 + ethType) * 0x200 + ipProto) * 0x200 + ctNwProto; // 8 + 17 + 9 + 9 bits: exact in a double
+}
+export const FLOW_FLAGS = nameTable<number>({ send_flow_rem: FlowFlag.SEND_FLOW_REM, reset_counts: FlowFlag.RESET_COUNTS });
+/** FLOW_FLAGS by name, for every bulk line's bare words (a Map: no keyed lookup of a fresh string) */
+const FLAG_BITS: ReadonlyMap<string, number> = new Map(Object.entries(FLOW_FLAGS));
 
 const flagLists = new Map<number, string[]>();
 
@@ -112,21 +144,40 @@ function findActions(line: string): [number, number] | null {
 
 const STATS_WORDS = new Set(['duration', 'n_packets', 'n_bytes', 'idle_age', 'hard_age']);
 
-/** head.split(/[\s,]+/), without the regular expression for ASCII text (every bulk line goes through here). */
+/** ',', ' ', and \t \n \v \f \r: what /[\s,]/ matches in ASCII. */
+const isSeparator = (c: number): boolean => c === 0x2c || c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+/** head.split(/[\s,]+/), without the regular expression for ASCII text. */
 export function splitTokens(head: string): string[] {
   const out: string[] = [];
   let start = 0;
   for (let i = 0; i < head.length; i++) {
     const c = head.charCodeAt(i);
     if (c > 0x7f) return head.split(/[\s,]+/); // Unicode spaces: the regular expression knows them
-    // ',', ' ', and \t \n \v \f \r: what \s and ',' match in ASCII
-    if (c === 0x2c || c === 0x20 || (c >= 0x09 && c <= 0x0d)) {
+    if (isSeparator(c)) {
       if (i > start || out.length === 0) out.push(head.slice(start, i));
       start = i + 1;
     }
   }
   out.push(head.slice(start));
   return out;
+}
+
+/** true if s has a character outside ASCII from start to end. */
+function nonAscii(s: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (s.charCodeAt(i) > 0x7f) return true;
+  return false;
+}
+
+/** The value of a decimal-only word (table=, priority=, ...); the range is compileFlow's to check. */
+function decimalOf(name: string, value: string | null): number {
+  let ok = value !== null && value.length > 0;
+  for (let i = 0; ok && i < value!.length; i++) {
+    const c = value!.charCodeAt(i);
+    ok = c >= 0x30 && c <= 0x39;
+  }
+  if (!ok) throw new FlowSyntaxError([name], name, 'needs a decimal number');
+  return Number(value);
 }
 
 /**
@@ -145,33 +196,52 @@ export function parseFlowText(line: string, opts: { actions: 'required' | 'forbi
   } else if (opts.actions === 'required') {
     throw new FlowSyntaxError(['actions'], 'actions', 'is required (e.g. "actions=drop")');
   }
-  const flags: string[] = [];
-  for (const tok of splitTokens(head)) {
-    if (tok === '') continue;
-    const eq = tok.indexOf('=');
-    const name = eq < 0 ? tok : tok.slice(0, eq);
-    const value = eq < 0 ? null : tok.slice(eq + 1);
-    switch (name) {
-      case 'table': case 'priority': case 'idle_timeout': case 'hard_timeout': {
-        if (value === null || !/^[0-9]+$/.test(value)) throw new FlowSyntaxError([name], name, 'needs a decimal number');
-        input[name] = Number(value);
-        continue;
-      }
-      case 'cookie':
-        if (value === null) throw new FlowSyntaxError([name], name, 'needs a value');
-        input.cookie = value;
-        continue;
-      default:
-        if (STATS_WORDS.has(name)) continue;
-        if (value === null && FLOW_FLAGS[name] !== undefined) {
-          flags.push(name);
-          continue;
-        }
-        input.items.push({ name, value, base: MATCH_BASE });
+  if (nonAscii(head, 0, head.length)) {
+    // Unicode spaces separate too: the regular expression knows them
+    for (const tok of splitTokens(head)) {
+      if (tok === '') continue;
+      const eq = tok.indexOf('=');
+      addToken(input, eq < 0 ? tok : tok.slice(0, eq), eq < 0 ? null : tok.slice(eq + 1));
     }
+    return input;
   }
-  if (flags.length) input.flags = flags;
+  // ASCII (every bulk line): name and value are cut from the line, no token strings in between
+  for (let i = 0; i < head.length;) {
+    if (isSeparator(head.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    let eq = -1;
+    for (; i < head.length; i++) {
+      const c = head.charCodeAt(i);
+      if (isSeparator(c)) break;
+      if (c === 0x3d && eq < 0) eq = i;
+    }
+    addToken(input, head.slice(start, eq < 0 ? i : eq), eq < 0 ? null : head.slice(eq + 1, i));
+  }
   return input;
+}
+
+/** One word of a flow line's head (before actions=): name, and the text after its first "=" (null: none). */
+function addToken(input: FlowInput, name: string, value: string | null): void {
+  switch (name) {
+    case 'table': input.table = decimalOf(name, value); return;
+    case 'priority': input.priority = decimalOf(name, value); return;
+    case 'idle_timeout': input.idle_timeout = decimalOf(name, value); return;
+    case 'hard_timeout': input.hard_timeout = decimalOf(name, value); return;
+    case 'cookie':
+      if (value === null) throw new FlowSyntaxError([name], name, 'needs a value');
+      input.cookie = value;
+      return;
+    default:
+      if (STATS_WORDS.has(name)) return;
+      if (value === null && FLAG_BITS.has(name)) {
+        ((input.flags ??= []) as string[]).push(name);
+        return;
+      }
+      input.items.push({ name, value, base: MATCH_BASE });
+  }
 }
 
 /** A JSON flow (already shape-checked by its schema) as a FlowInput. */
@@ -205,45 +275,98 @@ export function cookieOf(v: unknown, allowMask: boolean): { cookie: bigint; mask
   return { cookie: c, mask: m };
 }
 
-/** Validates a flow input into a compiled flow (ports resolved through ports when given). */
-export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlow {
+/**
+ * A flow compiled but not made an object: what a bulk load writes into its row (FlowRows.pushParts).
+ * One is reused line after line, so compiling a line makes no flow, id or cookie of its own.
+ */
+export class FlowParts {
+  /** the id's low and high 32 bits */
+  readonly id = new Uint32Array(2);
+  table = 0;
+  priority = 0;
+  idleTimeout = 0;
+  hardTimeout = 0;
+  cookieLo = 0;
+  cookieHi = 0;
+  flags: string[] = NO_FLAGS;
+  flagBits = 0;
+  packed: PackedKeyMask = NO_PACKED;
+  acts: ActionSet = NO_ACTION_SET;
+}
+const NO_PACKED: PackedKeyMask = { buf: Buffer.alloc(0), off: 0, len: 0 };
+const NO_ACTION_SET: ActionSet = { actions: [], tlv: new Uint8Array(0) };
+
+/** Validates a flow input into out (ports resolved through ports when given); throws FlowSyntaxError. */
+export function compileFlowParts(input: FlowInput, ports: PortResolver | undefined, out: FlowParts): void {
   const table = int(input.table, 0, 254, 'table');
   const priority = int(input.priority, DEFAULT_PRIORITY, 65535, 'priority');
-  const idleTimeout = int(input.idle_timeout, 0, 65535, 'idle_timeout');
-  const hardTimeout = int(input.hard_timeout, 0, 65535, 'hard_timeout');
-  const { cookie } = cookieOf(input.cookie, false);
+  out.idleTimeout = int(input.idle_timeout, 0, 65535, 'idle_timeout');
+  out.hardTimeout = int(input.hard_timeout, 0, 65535, 'hard_timeout');
+  if (input.cookie === undefined) {
+    out.cookieLo = 0;
+    out.cookieHi = 0;
+  } else {
+    const { cookie } = cookieOf(input.cookie, false);
+    out.cookieLo = Number(cookie & 0xffffffffn);
+    out.cookieHi = Number(cookie >> 32n);
+  }
   let flagBits = 0;
-  let flags: string[] = NO_FLAGS;
+  out.flags = NO_FLAGS;
   if (input.flags !== undefined) {
-    flags = [];
     if (!Array.isArray(input.flags)) throw new FlowSyntaxError(['flags'], 'flags', 'must be a list');
     for (const [i, f] of (input.flags as unknown[]).entries()) {
-      const bit = typeof f === 'string' ? FLOW_FLAGS[f] : undefined;
+      const bit = typeof f === 'string' ? FLAG_BITS.get(f) : undefined;
       if (bit === undefined) throw new FlowSyntaxError(['flags', i], 'flags', `must be ${Object.keys(FLOW_FLAGS).join(' or ')}`);
       flagBits |= bit;
     }
-    flags.push(...flagsOf(flagBits));
+    out.flags = flagsOf(flagBits);
   }
   const { packed, ctx } = buildMatch(input.items, ports);
-  let res: { actions: ActionT[]; tlv: Uint8Array };
   if (input.actionsText !== undefined) {
     // identical action text in the same context compiles identically: bulk loads reuse it
     let cache = actionCache.get(ports ?? NO_PORTS);
-    if (!cache) actionCache.set(ports ?? NO_PORTS, cache = new Map());
-    const ck = `${table}|${ctx.ethType}|${ctx.ipProto}|${ctx.ctNwProto}|${input.actionsText}`;
-    let hit = cache.get(ck);
+    if (!cache) actionCache.set(ports ?? NO_PORTS, cache = { entries: 0, byText: new Map() });
+    const ck = contextKey(table, ctx);
+    let byContext = cache.byText.get(input.actionsText);
+    let hit = byContext?.get(ck);
     if (!hit) {
-      hit = normalizeActions(parseActionsText(input.actionsText), { table, match: ctx, ports });
-      if (cache.size < 4096) cache.set(ck, hit);
+      const { actions, tlv } = normalizeActions(parseActionsText(input.actionsText), { table, match: ctx, ports });
+      hit = actionSetOf(actions, tlv);
+      if (cache.entries < ACTION_CACHE_ENTRIES) {
+        if (!byContext) cache.byText.set(input.actionsText, byContext = new Map());
+        byContext.set(ck, hit);
+        cache.entries++;
+      }
     }
-    res = hit;
+    out.acts = hit;
   } else {
     if (input.actions === undefined) throw new FlowSyntaxError(['actions'], 'actions', 'is required');
-    res = normalizeActions(input.actions, { table, match: ctx, ports });
+    const { actions, tlv } = normalizeActions(input.actions, { table, match: ctx, ports });
+    out.acts = actionSetOf(actions, tlv);
   }
-  const { actions, tlv } = res;
-  const [id, idHi] = flowIdPartsPacked(table, priority, packed, KEY_SIZE);
-  return new PackedFlow(id, idHi, table, priority, cookie, idleTimeout, hardTimeout, flags, flagBits, actions, tlv, packed);
+  flowIdWordsPacked(table, priority, packed, KEY_SIZE, out.id);
+  out.table = table;
+  out.priority = priority;
+  out.flagBits = flagBits;
+  out.packed = packed;
+}
+
+const scratchParts = new FlowParts();
+
+/** Validates a flow input into a compiled flow (ports resolved through ports when given). */
+export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlow {
+  const p = scratchParts;
+  compileFlowParts(input, ports, p);
+  const lo = p.id[0]!, hi = p.id[1]!;
+  const id = (BigInt(hi) << 32n) | BigInt(lo);
+  const cookie = (BigInt(p.cookieHi) << 32n) | BigInt(p.cookieLo);
+  // a flow's flags array is its own (the API hands it out)
+  const flags = p.flagBits === 0 ? NO_FLAGS : [...p.flags];
+  const f = new PackedFlow(id, idTop52(lo, hi), p.table, p.priority, cookie, p.idleTimeout, p.hardTimeout, flags, p.flagBits,
+    p.acts.actions, p.acts.tlv, p.packed);
+  p.packed = NO_PACKED; // the scratch keeps no flow's slab or actions alive
+  p.acts = NO_ACTION_SET;
+  return f;
 }
 
 export function flowJson(f: CompiledFlow): FlowJson {

@@ -88,19 +88,35 @@ const scratchM = new Uint8Array(16);
 // buildMatch merges into this (key at 0, mask at KEY_SIZE), then packs the result for the flow
 const scratchKm = new Uint8Array(2 * KEY_SIZE);
 
-const owners = new Map<number, string>(); // region offset -> token that set it (per buildMatch call)
+// region offset -> token that set it, for the current buildMatch call. An array and the list of
+// offsets set, not a Map: clearing a Map allocates its table again, once a flow in a bulk load
+const owners: (string | undefined)[] = new Array(KEY_SIZE).fill(undefined);
+const ownedOffsets: number[] = [];
+
+function clearOwners(): void {
+  for (const off of ownedOffsets) owners[off] = undefined;
+  ownedOffsets.length = 0;
+}
+
+// the bytes of scratchKm the current buildMatch merged into lie in [mergedFrom, mergedTo) (key and mask)
+let mergedFrom: number = 0;
+let mergedTo: number = KEY_SIZE;
 
 /** ORs value/mask of f into km (key at 0, mask at KEY_SIZE); throws if a bit both already hold differs (two tokens disagree). */
 function merge(km: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigint, m: number | bigint): void {
   const [off, len] = fieldRegion(f);
   const k = off;
   const mk = KEY_SIZE + off;
-  scratchV.fill(0);
-  scratchM.fill(0);
+  for (let i = 0; i < len; i++) {
+    scratchV[i] = 0;
+    scratchM[i] = 0;
+  }
   encodeField(f, value, m, scratchV, scratchM, 0);
+  if (off < mergedFrom) mergedFrom = off;
+  if (off + len > mergedTo) mergedTo = off + len;
   for (let i = 0; i < len; i++) {
     if (((km[k + i]! ^ scratchV[i]!) & km[mk + i]! & scratchM[i]!) !== 0) {
-      const other = owners.get(off) ?? 'another field';
+      const other = owners[off] ?? 'another field';
       throw new FlowSyntaxError(pathOf(it), it.name, `conflicts with ${other}`);
     }
   }
@@ -108,8 +124,15 @@ function merge(km: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigin
     km[k + i] = km[k + i]! | scratchV[i]!;
     km[mk + i] = km[mk + i]! | scratchM[i]!;
   }
-  if (!owners.has(off)) owners.set(off, it.name);
+  if (owners[off] === undefined) {
+    owners[off] = it.name;
+    ownedOffsets.push(off);
+  }
 }
+
+// the fields buildMatch matched and their items, for the prerequisite pass (reused, one call at a time)
+const matchedFields: FieldDef[] = [];
+const matchedItems: MatchItem[] = [];
 
 const ETH_TYPE = fieldByName('eth_type')!;
 const IP_PROTO = fieldByName('ip_proto')!;
@@ -117,12 +140,21 @@ const IP_PROTO = fieldByName('ip_proto')!;
 /** Builds key/mask from items (and what the prerequisites saw); throws FlowSyntaxError naming the offending item. */
 export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): { packed: PackedKeyMask; ctx: MatchContext } {
   const km = scratchKm;
-  km.fill(0);
-  owners.clear();
-  const fields: [FieldDef, MatchItem][] = [];
+  // only what the last call merged is not zero
+  for (let i = mergedFrom; i < mergedTo; i++) {
+    km[i] = 0;
+    km[KEY_SIZE + i] = 0;
+  }
+  mergedFrom = KEY_SIZE;
+  mergedTo = 0;
+  clearOwners();
+  const fields = matchedFields;
+  const items_ = matchedItems;
+  fields.length = 0;
+  items_.length = 0;
 
   for (const it of items) {
-    const sh = SHORTHANDS[it.name];
+    const sh = SHORTHANDS.get(it.name);
     if (sh) {
       if (it.value !== null && it.value !== '') throw new FlowSyntaxError(pathOf(it), it.name, 'is a shorthand and takes no value');
       merge(km, ETH_TYPE, it, sh.ethType, 0xffff);
@@ -134,15 +166,17 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): {
     if (it.value === null || it.value === '') throw new FlowSyntaxError(pathOf(it), it.name, 'needs a value');
     const pv = parseFieldValue(f, it.value, pathOf(it), it.name, ports);
     merge(km, storageDef(f), it, pv.value, pv.mask);
-    fields.push([f, it]);
+    fields.push(f);
+    items_.push(it);
   }
 
   const ctx = matchContextAt(km, 0, km, KEY_SIZE);
-  for (const [f, it] of fields) {
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     const p = prereqProblem(f.prereq, ctx, f.name);
-    if (p) throw new FlowSyntaxError(pathOf(it), it.name, p);
+    if (p) throw new FlowSyntaxError(pathOf(items_[i]!), items_[i]!.name, p);
   }
-  return { packed: pack(km), ctx };
+  return { packed: pack(km, mergedFrom, mergedTo), ctx };
 }
 
 /** Items of a JSON match object: values are strings or numbers; shorthands take true (or ""/null). */
@@ -150,7 +184,7 @@ export function jsonMatchItems(m: Record<string, unknown>, base: (string | numbe
   const out: MatchItem[] = [];
   for (const [name, v] of Object.entries(m)) {
     const path = [...base, name];
-    if (SHORTHANDS[name]) {
+    if (SHORTHANDS.has(name)) {
       if (v !== true && v !== null && v !== '') throw new FlowSyntaxError(path, name, 'is a shorthand: give it true');
       out.push({ name, value: null, base });
     } else if (typeof v === 'string') {

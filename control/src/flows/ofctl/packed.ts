@@ -26,17 +26,11 @@ let slabUsed = 0;
 /** The most a pack can take: runs of one byte with one zero byte between them. */
 const MAX_PACKED = 2 * KEY_SIZE + 2 * (KEY_SIZE >> 1);
 
-let lastKm: Uint8Array | null = null;
-let lastWords: Uint32Array | null = null;
-
-/** Packs the key at km[0..KEY_SIZE) and the mask at km[KEY_SIZE..2*KEY_SIZE), in one pass. */
-export function pack(km: Uint8Array): PackedKeyMask {
-  // 4 zero bytes of key and of mask are skipped a word at a time (km is 4-aligned: buildMatch's scratch)
-  if (km !== lastKm) {
-    lastKm = km;
-    lastWords = km.byteOffset % 4 === 0 && KEY_SIZE % 4 === 0 ? new Uint32Array(km.buffer, km.byteOffset, (2 * KEY_SIZE) >> 2) : null;
-  }
-  const words = lastWords;
+/**
+ * Packs the key at km[0..KEY_SIZE) and the mask at km[KEY_SIZE..2*KEY_SIZE), in one pass. Only
+ * bytes from..to are read: the caller knows the rest is zero (buildMatch: the regions it merged).
+ */
+export function pack(km: Uint8Array, from = 0, to: number = KEY_SIZE): PackedKeyMask {
   if (slabUsed + MAX_PACKED > SLAB_BYTES) {
     slab = Buffer.allocUnsafe(SLAB_BYTES);
     slabUsed = 0;
@@ -44,11 +38,10 @@ export function pack(km: Uint8Array): PackedKeyMask {
   const buf = slab;
   const off = slabUsed;
   let w = off;
-  for (let i = 0; i < KEY_SIZE;) {
-    if (words !== null && (i & 3) === 0 && words[i >> 2] === 0 && words[(KEY_SIZE + i) >> 2] === 0) { i += 4; continue; }
-    if (km[i] === 0 && km[KEY_SIZE + i] === 0) { i++; continue; }
+  for (let i = from; i < to;) {
+    if ((km[i]! | km[KEY_SIZE + i]!) === 0) { i++; continue; }
     const start = i;
-    while (i < KEY_SIZE && (km[i]! | km[KEY_SIZE + i]!) !== 0) i++;
+    while (i < to && (km[i]! | km[KEY_SIZE + i]!) !== 0) i++;
     const n = i - start;
     buf[w] = start;
     buf[w + 1] = n;

@@ -11,6 +11,14 @@ export class FlowSyntaxError extends Error {
 
 export type Val = number | bigint;
 
+/**
+ * A lookup table by name for names from a request: no prototype, so "constructor" or "toString"
+ * find nothing (a plain object literal would hand back Object.prototype's functions).
+ */
+export function nameTable<T>(entries: Record<string, T>): Readonly<Record<string, T>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, T>, entries));
+}
+
 const DEC = /^[0-9]+$/;
 const HEX = /^0[xX][0-9a-fA-F]+$/;
 
