@@ -15,4 +15,4 @@ COPY --from=build /src/build build/
 COPY --from=build /src/control/bin control/bin/
 COPY package.json ./
 USER root
-ENTRYPOINT ["node", "control/bin/ferry-control.js"]
+ENTRYPOINT ["control/bin/ferry-control.js"]

@@ -56,7 +56,7 @@ for k in 1 2; do
   pids+=($!)
   # the demo starts from an empty desired state each time (a real host keeps /var/lib/ferry/NAME)
   rm -rf "$RUN/state-hv$k"
-  node control/bin/ferry-control.js --shm-name "$shm" --listen "$listen" --state-dir "$RUN/state-hv$k" >"$RUN/control-hv$k.log" 2>&1 &
+  control/bin/ferry-control.js --shm-name "$shm" --listen "$listen" --state-dir "$RUN/state-hv$k" >"$RUN/control-hv$k.log" 2>&1 &
   pids+=($!)
 done
 

@@ -65,7 +65,7 @@ export class MeshNode {
   }
 
   startControl(): void {
-    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', this.api.replace('http://', ''),
+    this.control = spawn(CONTROL, ['--shm-name', this.shm, '--listen', this.api.replace('http://', ''),
       '--state-dir', this.stateDir, '--etcd', this.opts.etcd.join(','), '--etcd-prefix', this.opts.etcdPrefix,
       '--node-id', this.id, '--tunnel-ip', `${meshTunnelIp(this.k)}/24`, '--underlay-port', '1',
       '--lease-ttl', String(this.opts.leaseTtl), '--mesh-key', this.opts.meshKey], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -86,7 +86,7 @@ export class Ferry {
 
   /** (Re)starts ferry-control on the same address and state directory. */
   startControl(): void {
-    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', `127.0.0.1:${this.controlPort}`, '--state-dir', this.stateDir], {
+    this.control = spawn(CONTROL, ['--shm-name', this.shm, '--listen', `127.0.0.1:${this.controlPort}`, '--state-dir', this.stateDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.controlLog = collect(this.control);
@@ -229,7 +229,7 @@ export async function startNullFerry(opts: { tag: string; memMb?: number; extra?
   const target = `127.0.0.1:${port}`;
   const api = `http://${target}`;
   const stateDir = mkdtempSync(path.join(os.tmpdir(), `ferry-state-${opts.tag}-`));
-  const ctl = spawn('node', [CONTROL, '--shm-name', shm, '--listen', target, '--request-timeout-ms', '30000', '--state-dir', stateDir],
+  const ctl = spawn(CONTROL, ['--shm-name', shm, '--listen', target, '--request-timeout-ms', '30000', '--state-dir', stateDir],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   const stop = async (): Promise<void> => {
     await stopProc(ctl, 'SIGTERM');

@@ -97,7 +97,7 @@ export class HvNode {
   /** (Re)starts ferry-control on the same address and state directory. */
   startControl(): void {
     const target = this.api.replace(/^http:\/\//, '');
-    this.control = spawn('node', [CONTROL, '--shm-name', this.shm, '--listen', target, '--state-dir', this.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.control = spawn(CONTROL, ['--shm-name', this.shm, '--listen', target, '--state-dir', this.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.controlLog = collect(this.control);
   }
 
