@@ -76,6 +76,16 @@ export interface ChannelStats {
   events: number;
 }
 
+/** One write of a batch: requests lo.. (answered.length of them), all settled through p. */
+interface PendingRun {
+  lo: number;
+  /** how many are not answered yet */
+  left: number;
+  /** 1 for each request answered (a second answer to one is an orphan) */
+  answered: Uint8Array;
+  p: Pending;
+}
+
 interface Pending {
   type: number;
   deadline: number;
@@ -129,6 +139,12 @@ function nextReqId(): number {
   return lastReqId;
 }
 
+/** The request id of the record at off (two words, no BigInt: ours are below 2^53, and a larger
+ * one, which is no request of ours, stays larger than any of them). */
+function readReqId(dv: DataView, off: number): number {
+  return dv.getUint32(off + HDR.req_id.offset + 4, true) * 0x100000000 + dv.getUint32(off + HDR.req_id.offset, true);
+}
+
 export class ControlChannel {
   readonly timeoutMs: number;
   private readonly spinMs: number;
@@ -138,6 +154,8 @@ export class ControlChannel {
   private readonly events: RingConsumer;
   private readonly maxBody: number;
   private readonly pending = new Map<number, Pending>();
+  /** the writes of batches still answering: a run of ids each, not an entry an id (10^5 of them a bulk load) */
+  private runs: PendingRun[] = [];
   private scheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
@@ -159,7 +177,23 @@ export class ControlChannel {
 
   /** Requests waiting for their response. */
   get pendingCount(): number {
-    return this.pending.size;
+    let n = this.pending.size;
+    for (const r of this.runs) n += r.left;
+    return n;
+  }
+
+  /** The batch request reqId, taken as answered; undefined if it is none (or was answered already). */
+  private takeFromRun(reqId: number): Pending | undefined {
+    for (let k = 0; k < this.runs.length; k++) {
+      const r = this.runs[k]!;
+      const j = reqId - r.lo;
+      if (j < 0 || j >= r.answered.length) continue;
+      if (r.answered[j]) return undefined;
+      r.answered[j] = 1;
+      if (--r.left === 0) this.runs.splice(k, 1);
+      return r.p;
+    }
+    return undefined;
   }
 
   get closed(): boolean {
@@ -177,7 +211,9 @@ export class ControlChannel {
     dv.setUint16(off + HDR.type.offset, type, true);
     dv.setUint16(off + HDR.flags.offset, flags, true);
     dv.setUint32(off + HDR.len.offset, len, true);
-    dv.setBigUint64(off + HDR.req_id.offset, BigInt(reqId), true);
+    // a request id is below 2^53: two words, no BigInt a request
+    dv.setUint32(off + HDR.req_id.offset, reqId >>> 0, true);
+    dv.setUint32(off + HDR.req_id.offset + 4, Math.floor(reqId / 0x100000000), true);
   }
 
   private track(reqId: number, spec: RequestSpec, now: number, onPart?: PartHandler): Promise<ChannelResponse> {
@@ -319,7 +355,7 @@ export class ControlChannel {
       const fail = (e: Error): void => {
         if (settled) return;
         settled = true;
-        for (const [lo, , n] of runs) for (let id = lo; id < lo + n; id++) this.pending.delete(id);
+        this.runs = this.runs.filter((r) => r.p.reject !== fail);
         reject(e);
       };
       const answer = (reqId: number, status: number, aux: number, dv: DataView, b: number): void => {
@@ -358,7 +394,7 @@ export class ControlChannel {
           runs.push([lo, sent, k]);
           const p = entry();
           if (p.deadline < this.nextDeadline) this.nextDeadline = p.deadline;
-          for (let id = lo; id < lo + k; id++) this.pending.set(id, p);
+          this.runs.push({ lo, left: k, answered: new Uint8Array(k), p });
           sent += k;
           this.stats.requests += k;
           this.afterSend(performance.now());
@@ -381,16 +417,15 @@ export class ControlChannel {
     let now = 0;
     const n = this.resp.drain((dv, off) => {
       const type = dv.getUint16(off + HDR.type.offset, true);
-      const reqId = Number(dv.getBigUint64(off + HDR.req_id.offset, true));
-      const p = this.pending.get(reqId);
-      if (!p || type !== MsgType.RESPONSE) {
+      const reqId = readReqId(dv, off);
+      const p = type !== MsgType.RESPONSE ? undefined : this.pending.get(reqId) ?? (this.runs.length ? this.takeFromRun(reqId) : undefined);
+      if (!p) {
         this.stats.orphanResponses++;
         return;
       }
       const b = off + MSG_HDR.size;
       const status = dv.getUint32(b + RESP.status.offset, true);
-      if (p.answer) {
-        this.pending.delete(reqId);
+      if (p.answer) { // a batch's request: takeFromRun settled its entry
         p.answer(reqId, status, dv.getUint32(b + RESP.aux.offset, true), dv, b);
         return;
       }
@@ -447,6 +482,16 @@ export class ControlChannel {
         next = p.deadline;
       }
     }
+    for (const r of [...this.runs]) {
+      if (r.p.deadline <= now) {
+        this.runs.splice(this.runs.indexOf(r), 1);
+        this.stats.timeouts += r.left;
+        const first = r.lo + r.answered.indexOf(0);
+        r.p.reject(new TimeoutError(first, r.p.timeoutMs, `${MsgTypeName[r.p.type] ?? `type ${r.p.type}`} request`));
+      } else if (r.p.deadline < next) {
+        next = r.p.deadline;
+      }
+    }
     this.nextDeadline = next;
   }
 
@@ -477,7 +522,7 @@ export class ControlChannel {
    * for spinMs after activity, then every millisecond.
    */
   private schedule(): void {
-    if (this.scheduled || this.pending.size === 0) return;
+    if (this.scheduled || (this.pending.size === 0 && this.runs.length === 0)) return;
     this.scheduled = true;
     if (this.bell?.live) this.timer = setTimeout(this.tick, this.fallbackMs);
     else if (performance.now() - this.lastActivity < this.spinMs) this.immediate = setImmediate(this.tick);
@@ -501,8 +546,9 @@ export class ControlChannel {
 
   /** Rejects every pending request with err (the channel stays usable). */
   failAll(err: Error): void {
-    const all = [...this.pending.values()];
+    const all = [...this.pending.values(), ...this.runs.map((r) => r.p)];
     this.pending.clear();
+    this.runs = [];
     this.nextDeadline = Infinity;
     for (const p of all) p.reject(err);
   }
