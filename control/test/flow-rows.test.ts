@@ -31,6 +31,25 @@ function randomFlow(): CompiledFlow {
   return new PackedFlow(id, idHi, table, priority, cookie, rnd(65536), rnd(65536), flags, flagBits, like.actions, like.tlv, at);
 }
 
+/** Pairs of flows one field apart (table, priority, timeouts, flags, in turn): what a record's head
+ * is shared by, a bulk load's consecutive flows mostly agreeing on all of them but the one. */
+function oneFieldApart(): CompiledFlow[] {
+  const out: CompiledFlow[] = [];
+  for (let n = 0; n < 50; n++) {
+    const f = randomFlow();
+    const like = (o: Partial<CompiledFlow>): CompiledFlow => {
+      const g = { ...f, ...o };
+      [g.id, g.idHi] = flowIdPartsPacked(g.table, g.priority, f.at, K);
+      return new PackedFlow(g.id, g.idHi, g.table, g.priority, g.cookie, g.idleTimeout, g.hardTimeout, g.flags, g.flagBits, g.actions, g.tlv, f.at);
+    };
+    const flip = f.flagBits ^ 1;
+    out.push(f, like({ table: (f.table + 1) % 255 }), f, like({ priority: (f.priority + 1) % 65536 }), f,
+      like({ idleTimeout: (f.idleTimeout + 1) % 65536 }), f, like({ hardTimeout: (f.hardTimeout + 1) % 65536 }), f,
+      like({ flagBits: flip, flags: [...(flip & 1 ? ['send_flow_rem'] : []), ...(flip & 2 ? ['reset_counts'] : [])] }), f);
+  }
+  return out;
+}
+
 const flows = (): CompiledFlow[] => [...CORPUS.map(compile), ...Array.from({ length: 3000 }, randomFlow)];
 
 test('a row gives back the flow pushed into it, and the same FLOW_ADD bytes, id and key text', () => {
@@ -83,7 +102,7 @@ test('a row gives back the flow pushed into it, and the same FLOW_ADD bytes, id 
 
 test('a row\'s journal record, as text and written as bytes, is the flow\'s; it is not written where it does not fit', () => {
   const rows = new FlowRows();
-  const all = flows();
+  const all = [...flows(), ...oneFieldApart()];
   for (const f of all) rows.push(f);
   const buf = new Uint8Array(64 * 1024);
   all.forEach((f, i) => {

@@ -142,6 +142,40 @@ export function putHex64(buf: Uint8Array, pos: number, lo: number, hi: number): 
   return putHex32(buf, putHex32(buf, pos, hi, true), lo, true);
 }
 
+// the record's head, {"t":..,"p":..,"i":..,"h":..,"fb":..,"f":[..],"c":" of the last flow written:
+// the flows of a bulk load mostly share it, and one copy costs less than its ten pieces
+const lastHead = { table: -1, priority: -1, idle: -1, hard: -1, flagBits: -1, bytes: new Uint8Array(0) };
+const headScratch = new Uint8Array(FIXED_MOST);
+
+/** The bytes of a record's head up to its cookie's opening quote (shared: valid until the next call). */
+function headOf(table: number, priority: number, idle: number, hard: number, fb: number): Uint8Array {
+  const h = lastHead;
+  if (h.table === table && h.priority === priority && h.idle === idle && h.hard === hard && h.flagBits === fb) return h.bytes;
+  let fj = flagsJson.get(fb);
+  if (fj === undefined) flagsJson.set(fb, fj = ascii(JSON.stringify(flagsOf(fb))));
+  const b = headScratch;
+  let pos = putBytes(b, 0, T_HEAD);
+  pos = putUint(b, pos, table);
+  pos = putBytes(b, pos, P);
+  pos = putUint(b, pos, priority);
+  pos = putBytes(b, pos, I);
+  pos = putUint(b, pos, idle);
+  pos = putBytes(b, pos, H);
+  pos = putUint(b, pos, hard);
+  pos = putBytes(b, pos, FB);
+  pos = putUint(b, pos, fb);
+  pos = putBytes(b, pos, F);
+  pos = putBytes(b, pos, fj);
+  pos = putBytes(b, pos, C);
+  h.table = table;
+  h.priority = priority;
+  h.idle = idle;
+  h.hard = hard;
+  h.flagBits = fb;
+  h.bytes = b.slice(0, pos);
+  return h.bytes;
+}
+
 /**
  * Writes the record of row i of rows (JSON.stringify(flowRecord) of its flow) as UTF-8 at pos, if it fits before end; returns the position after it,
  * or -1 when it does not fit (nothing a caller can use was written). The journal's bulk path: no
@@ -154,22 +188,7 @@ export function writeFlowRowRecord(rows: FlowRows, i: number, buf: Uint8Array, p
   const plen = rows.packedLen[i]!;
   // runs: each [start,"key hex","mask hex"] is at most 12 bytes besides its hex (2 a byte of packed data)
   if (pos + FIXED_MOST + 2 * plen + 6 * plen + tail.length > end) return -1;
-  const fb = rows.flagBits[i]!;
-  let fj = flagsJson.get(fb);
-  if (fj === undefined) flagsJson.set(fb, fj = ascii(JSON.stringify(flagsOf(fb))));
-  pos = putBytes(buf, pos, T_HEAD);
-  pos = putUint(buf, pos, rows.table[i]!);
-  pos = putBytes(buf, pos, P);
-  pos = putUint(buf, pos, rows.priority[i]!);
-  pos = putBytes(buf, pos, I);
-  pos = putUint(buf, pos, rows.idle[i]!);
-  pos = putBytes(buf, pos, H);
-  pos = putUint(buf, pos, rows.hard[i]!);
-  pos = putBytes(buf, pos, FB);
-  pos = putUint(buf, pos, fb);
-  pos = putBytes(buf, pos, F);
-  pos = putBytes(buf, pos, fj);
-  pos = putBytes(buf, pos, C);
+  pos = putBytes(buf, pos, headOf(rows.table[i]!, rows.priority[i]!, rows.idle[i]!, rows.hard[i]!, rows.flagBits[i]!));
   const chi = rows.cookieHi[i]!;
   pos = chi === 0 ? putHex32(buf, pos, rows.cookieLo[i]!, false) : putHex32(buf, putHex32(buf, pos, chi, false), rows.cookieLo[i]!, true);
   pos = putBytes(buf, pos, R);
