@@ -499,22 +499,21 @@ export class FlowService {
     for (let i = 0; i < ops.n; i++) {
       const lo = ops.idLo[i]!, hi = ops.idHi[i]!;
       let j = firstOp.findOrInsert(lo, hi, i);
-      if (j < 0) {
-        j = i;
-        touched[j] = FIRST | (this.store.hasId(lo, hi) ? EXISTED : 0);
-      }
+      const first = j < 0;
+      if (first) j = i;
+      // whether the id was there before the bundle is what its first op found
       if (ops.isDelete[i]) {
-        this.store.deleteId(lo, hi);
-        touched[j] = touched[j]! & ~ADDED;
+        const was = this.store.deleteId(lo, hi);
+        touched[j] = (first ? FIRST | (was ? EXISTED : 0) : touched[j]!) & ~ADDED;
       } else {
-        this.store.putRow(ops, i, answers.aux[i]!, now);
-        touched[j] = touched[j]! | ADDED;
+        const isNew = this.store.putRow(ops, i, answers.aux[i]!, now);
+        touched[j] = (first ? FIRST | (isNew ? 0 : EXISTED) : touched[j]!) | ADDED;
       }
     }
     for (let j = 0; j < ops.n; j++) {
       const t = touched[j]!;
       if (!(t & FIRST)) continue;
-      const exists = this.store.hasId(ops.idLo[j]!, ops.idHi[j]!);
+      const exists = (t & ADDED) !== 0; // the id's last op: an add leaves it there, a delete not
       if (!(t & EXISTED) && exists) res.added++;
       else if (t & EXISTED && !exists) res.deleted++;
       else if (t & EXISTED && exists && t & ADDED) res.replaced++;

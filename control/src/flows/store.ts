@@ -37,14 +37,17 @@ class FlowChangeRun implements StateChangeRun {
   private row = new Int32Array(64);
   private batch: FlowRows[] = [];
 
+  /** Makes room for n changes in all (a bundle's: one growth, not doublings). */
+  reserve(n: number): void {
+    if (n <= this.kind.length) return;
+    this.kind = grown(this.kind, n);
+    this.lo = grown(this.lo, n);
+    this.hi = grown(this.hi, n);
+    this.row = grown(this.row, n);
+  }
+
   add(kind: number, lo: number, hi: number, batch: FlowRows | null, row: number): void {
-    if (this.count === this.kind.length) {
-      const n = 2 * this.count;
-      this.kind = grown(this.kind, n);
-      this.lo = grown(this.lo, n);
-      this.hi = grown(this.hi, n);
-      this.row = grown(this.row, n);
-    }
+    if (this.count === this.kind.length) this.reserve(2 * this.count);
     const i = this.count++;
     this.kind[i] = kind;
     this.lo[i] = lo;
@@ -113,6 +116,7 @@ export class FlowStore {
   reserve(n: number): void {
     this.rows.reserve(this.rows.n + n);
     this.index.reserve(this.rows.n + n);
+    this.run.reserve(this.run.count + n);
   }
 
   /** Copies row i of batch into the row of its id (a new row if the id is new); returns that row. */
