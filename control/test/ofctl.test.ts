@@ -233,6 +233,18 @@ test('aliases, shorthands and field order give the same id; another priority/tab
   assert.equal(flowId(3, 258, f.key, f.mask), f.id);
   const rnd = Uint8Array.from({ length: 999 }, (_, i) => (i * 7919) & 255);
   assert.equal(fnv1a64Fast([rnd]), fnv1a64(rnd));
+  // runs of zeros of every length up to past MAX_RUN (1024), between bytes of every value, in parts
+  const r = randomSource(11);
+  for (let n = 0; n < 300; n++) {
+    const bytes: number[] = [];
+    while (bytes.length < 3000 && r(8) !== 0) {
+      if (r(2)) for (let z = r(r(4) === 0 ? 2100 : 40); z > 0; z--) bytes.push(0);
+      else bytes.push(r(256));
+    }
+    const all = Uint8Array.from(bytes);
+    const cut = r(all.length + 1);
+    assert.equal(fnv1a64Fast([all.subarray(0, cut), all.subarray(cut)]), fnv1a64(all), `case ${n} (${all.length} bytes)`);
+  }
 });
 
 test('every prerequisite error names its token', () => {

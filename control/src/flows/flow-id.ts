@@ -12,40 +12,42 @@ export function fnv1a64(s: string | Uint8Array): bigint {
   return h;
 }
 
-// FNV prime powers P^k mod 2^64 as 16-bit limbs: a run of k zero bytes is one multiply by P^k
-// (flow keys are mostly zeros).
+// FNV prime powers P^k mod 2^64 as 32-bit words, low then high: a run of k zero bytes is one
+// multiply by P^k (flow keys are mostly zeros).
 const MAX_RUN = 1024;
-const POW = new Float64Array(4 * (MAX_RUN + 1));
+const POW = new Uint32Array(2 * (MAX_RUN + 1));
 {
   let x = 1n;
   for (let k = 0; k <= MAX_RUN; k++) {
-    for (let j = 0; j < 4; j++) POW[4 * k + j] = Number((x >> BigInt(16 * j)) & 0xffffn);
+    POW[2 * k] = Number(x & 0xffffffffn);
+    POW[2 * k + 1] = Number(x >> 32n);
     x = (x * 0x100000001b3n) & 0xffffffffffffffffn;
   }
 }
 
-let v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+// the hash, as its low and high 32-bit words (uint32 numbers: no BigInt a byte)
+let hLo = 0, hHi = 0;
 let lastHi = 0;
+
+/** The high 32 bits of the 64-bit product of two uint32 a and b (in 16-bit halves: exact in doubles). */
+function mulHigh32(a: number, b: number): number {
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
+  const mid = a1 * b0 + a0 * b1 + ((a0 * b0) >>> 16);
+  return (a1 * b1 + Math.floor(mid / 65536)) >>> 0;
+}
 
 /** h *= P^k (mod 2^64), k <= MAX_RUN */
 function mulPow(k: number): void {
-  const c0 = POW[4 * k]!, c1 = POW[4 * k + 1]!, c2 = POW[4 * k + 2]!, c3 = POW[4 * k + 3]!;
-  const r0 = v0 * c0;
-  let r1 = v0 * c1 + v1 * c0;
-  let r2 = v0 * c2 + v1 * c1 + v2 * c0;
-  let r3 = v0 * c3 + v1 * c2 + v2 * c1 + v3 * c0;
-  r1 += Math.floor(r0 / 65536);
-  r2 += Math.floor(r1 / 65536);
-  r3 += Math.floor(r2 / 65536);
-  v0 = r0 % 65536;
-  v1 = r1 % 65536;
-  v2 = r2 % 65536;
-  v3 = r3 % 65536;
+  const cLo = POW[2 * k]!, cHi = POW[2 * k + 1]!;
+  const lo = hLo;
+  hHi = (mulHigh32(lo, cLo) + Math.imul(lo, cHi) + Math.imul(hHi, cLo)) >>> 0;
+  hLo = Math.imul(lo, cLo) >>> 0;
 }
 
-/** The state back to the offset basis 0xcbf29ce484222325 (low limb first). */
+/** The state back to the offset basis 0xcbf29ce484222325. */
 function reset(): void {
-  v0 = 0x2325; v1 = 0x8422; v2 = 0x9ce4; v3 = 0xcbf2;
+  hLo = 0x84222325;
+  hHi = 0xcbf29ce4;
 }
 
 /** FNV-1a over bytes, zero bytes counted into zeros (hashed in runs); returns the zeros pending. */
@@ -71,8 +73,8 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 /** Ends a hash: the pending zeros hashed; sets lastHi (bits 63..12) and returns the hash. */
 function finish(zeros: number): bigint {
   if (zeros) mulPow(zeros);
-  const lo = v1 * 65536 + v0;
-  const hi = v3 * 65536 + v2;
+  const lo = hLo;
+  const hi = hHi;
   lastHi = idTop52(lo, hi);
   hashWords32[LITTLE_ENDIAN ? 0 : 1] = lo;
   hashWords32[LITTLE_ENDIAN ? 1 : 0] = hi;
@@ -92,19 +94,14 @@ export function flowId(table: number, priority: number, key: Uint8Array, mask: U
   return flowIdParts(table, priority, key, mask)[0];
 }
 
+/** One byte: h ^= x, h *= P, where P = 2^40 + 0x1b3. */
 function step(x: number): void {
-  v0 ^= x;
-  const t0 = v0 * 0x1b3;
-  let t1 = v1 * 0x1b3;
-  let t2 = v2 * 0x1b3;
-  const t3 = v3 * 0x1b3 + (v1 << 8);
-  t2 += v0 << 8;
-  t1 += t0 >>> 16;
-  v0 = t0 & 0xffff;
-  t2 += t1 >>> 16;
-  v1 = t1 & 0xffff;
-  v3 = (t3 + (t2 >>> 16)) & 0xffff;
-  v2 = t2 & 0xffff;
+  const lo = (hLo ^ x) >>> 0;
+  const m = lo * 0x1b3; // below 2^41: exact
+  const mLo = m >>> 0;
+  // h * 2^40 adds lo's low 24 bits to the high word, 8 bits up
+  hHi = (Math.imul(hHi, 0x1b3) + (m - mLo) / 4294967296 + (lo << 8)) >>> 0;
+  hLo = mLo;
 }
 
 /** The id's first bytes: table, then priority little-endian. */
@@ -156,8 +153,8 @@ const headBytes = new Uint8Array(3);
 /** flowIdPartsPacked's id as its two 32-bit halves, out[0] the low one: no BigInt (a bulk load's rows). */
 export function flowIdWordsPacked(table: number, priority: number, p: PackedKeyMask, len: number, out: Uint32Array): void {
   hashPacked(table, priority, p, len);
-  out[0] = v1 * 65536 + v0;
-  out[1] = v3 * 65536 + v2;
+  out[0] = hLo;
+  out[1] = hHi;
 }
 
 /** An id's top 52 bits as a number, from its halves: the listing's cheap order (flowIdParts' second part). */
