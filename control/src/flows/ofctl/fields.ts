@@ -215,22 +215,26 @@ const FRAG = nameTable<readonly [number, number]>({
   no: [0, 1], first: [1, 3], later: [3, 3], yes: [1, 1], not_later: [0, 2],
 });
 
+/** Throws the FlowSyntaxError of a value (a function of its own: no closure made a value parsed). */
+function fail(path: (string | number)[], token: string, why: string): never {
+  throw new FlowSyntaxError(path, token, why);
+}
+
 /**
  * Parses "value" or "value/mask" of f (text as typed). Throws FlowSyntaxError at path.
  * The value comes back masked; an unmaskable field gets the all-ones mask.
  */
 export function parseFieldValue(f: FieldDef, text: string, path: (string | number)[], token: string, ports?: PortResolver): ParsedValue {
-  const bad = (why: string): never => { throw new FlowSyntaxError(path, token, why); };
   const slash = text.indexOf('/');
   const vs = slash < 0 ? text : text.slice(0, slash);
   const ms = slash < 0 ? undefined : text.slice(slash + 1);
-  if (ms !== undefined && !f.maskable && f.syntax !== 'ct_state' && f.syntax !== 'tcp_flags') bad('cannot be masked');
+  if (ms !== undefined && !f.maskable && f.syntax !== 'ct_state' && f.syntax !== 'tcp_flags') fail(path, token, 'cannot be masked');
   switch (f.syntax) {
     case 'port': {
-      if (vs === '') bad('needs a port number or name');
+      if (vs === '') fail(path, token, 'needs a port number or name');
       if (!ports) {
         const n = parseUint(vs, 32);
-        if (n === null) bad(`"${vs}" is not a port number`);
+        if (n === null) fail(path, token, `"${vs}" is not a port number`);
         return { value: n!, mask: 0xffffffff };
       }
       return { value: ports(/^[0-9]+$/.test(vs) ? Number(vs) : vs, path, token), mask: 0xffffffff };
@@ -239,37 +243,37 @@ export function parseFieldValue(f: FieldDef, text: string, path: (string | numbe
     case 'tcp_flags': {
       const fs = f.syntax === 'ct_state' ? CT_STATE_FLAGS : TCP_FLAGS;
       const r = parseFlags(text, fs);
-      if ('error' in r) return bad(r.error);
+      if ('error' in r) return fail(path, token, r.error);
       return { value: r.value, mask: r.mask };
     }
     case 'frag': {
       const fr = FRAG[text];
-      if (!fr) bad(`"${text}" is not one of no, first, later, yes, not_later`);
+      if (!fr) fail(path, token, `"${text}" is not one of no, first, later, yes, not_later`);
       return { value: fr![0], mask: fr![1] };
     }
     case 'mac': {
       const v = parseMac(vs);
-      if (v === null) bad(`"${vs}" is not a MAC address`);
+      if (v === null) fail(path, token, `"${vs}" is not a MAC address`);
       let m = allOnes(48);
       if (ms !== undefined) {
         const mm = parseMac(ms);
-        if (mm === null) bad(`"${ms}" is not a MAC mask`);
+        if (mm === null) fail(path, token, `"${ms}" is not a MAC mask`);
         m = mm!;
       }
       return { value: and(v!, m), mask: m };
     }
     case 'ipv4': {
       const v = parseIpv4(vs);
-      if (v === null) bad(`"${vs}" is not an IPv4 address`);
+      if (v === null) fail(path, token, `"${vs}" is not an IPv4 address`);
       let m = 0xffffffff;
       if (ms !== undefined) {
         if (/^[0-9]{1,2}$/.test(ms)) {
           const n = Number(ms);
-          if (n > 32) bad(`prefix length /${ms} is over 32`);
+          if (n > 32) fail(path, token, `prefix length /${ms} is over 32`);
           m = prefixMask32(n);
         } else {
           const mm = parseIpv4(ms);
-          if (mm === null) bad(`"${ms}" is not an IPv4 mask`);
+          if (mm === null) fail(path, token, `"${ms}" is not an IPv4 mask`);
           m = mm!;
         }
       }
@@ -277,16 +281,16 @@ export function parseFieldValue(f: FieldDef, text: string, path: (string | numbe
     }
     case 'ipv6': {
       const v = parseIpv6(vs);
-      if (v === null) bad(`"${vs}" is not an IPv6 address`);
+      if (v === null) fail(path, token, `"${vs}" is not an IPv6 address`);
       let m = allOnes(128) as bigint;
       if (ms !== undefined) {
         if (/^[0-9]{1,3}$/.test(ms)) {
           const n = Number(ms);
-          if (n > 128) bad(`prefix length /${ms} is over 128`);
+          if (n > 128) fail(path, token, `prefix length /${ms} is over 128`);
           m = prefixMask128(n);
         } else {
           const mm = parseIpv6(ms);
-          if (mm === null) bad(`"${ms}" is not an IPv6 mask`);
+          if (mm === null) fail(path, token, `"${ms}" is not an IPv6 mask`);
           m = mm!;
         }
       }
@@ -295,15 +299,15 @@ export function parseFieldValue(f: FieldDef, text: string, path: (string | numbe
     default: { // int, u64, u128
       const bits = f.syntax === 'int' ? f.bits : f.syntax === 'u64' ? 64 : 128;
       const v = parseUint(vs, bits);
-      if (v === null) bad(`"${vs}" is not ${/^(0x)?[0-9a-f]+$/i.test(vs) ? `a ${bits}-bit value` : 'a number'}`);
+      if (v === null) fail(path, token, `"${vs}" is not ${/^(0x)?[0-9a-f]+$/i.test(vs) ? `a ${bits}-bit value` : 'a number'}`);
       let m = allOnes(bits);
       if (ms !== undefined) {
         const mm = parseUint(ms, bits);
-        if (mm === null) bad(`mask "${ms}" is not a ${bits}-bit value`);
+        if (mm === null) fail(path, token, `mask "${ms}" is not a ${bits}-bit value`);
         m = mm!;
       }
       if (f.name === 'nw_tos') { // DSCP in TOS position: ECN bits must be clear
-        if ((Number(v) & 3) !== 0) bad(`${vs} has ECN bits set (nw_tos takes DSCP << 2; use ip_dscp or nw_ecn)`);
+        if ((Number(v) & 3) !== 0) fail(path, token, `${vs} has ECN bits set (nw_tos takes DSCP << 2; use ip_dscp or nw_ecn)`);
         return { value: Number(v) >>> 2, mask: 0x3f };
       }
       return { value: and(v!, m), mask: m };

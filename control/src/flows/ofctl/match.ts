@@ -1,7 +1,7 @@
 // Match parsing: ovs-ofctl tokens or JSON members -> flow_key key/mask, with OVS's prerequisites.
 import { FLOW_KEY } from '../../gen/proto';
 import {
-  FieldDef, PortResolver, Prereq, SHORTHANDS, encodeField, fieldByName, fieldRegion, parseFieldValue, storageDef,
+  FieldDef, ParsedValue, PortResolver, Prereq, SHORTHANDS, encodeField, fieldByName, fieldRegion, parseFieldValue, storageDef,
 } from './fields';
 import { FlowSyntaxError } from './values';
 import { PackedKeyMask, pack } from './packed';
@@ -93,9 +93,11 @@ const scratchKm = new Uint8Array(2 * KEY_SIZE);
 const owners: (string | undefined)[] = new Array(KEY_SIZE).fill(undefined);
 const ownedOffsets: number[] = [];
 
+let nOwned = 0;
+
 function clearOwners(): void {
-  for (const off of ownedOffsets) owners[off] = undefined;
-  ownedOffsets.length = 0;
+  for (let i = 0; i < nOwned; i++) owners[ownedOffsets[i]!] = undefined;
+  nOwned = 0;
 }
 
 // the bytes of scratchKm the current buildMatch merged into lie in [mergedFrom, mergedTo) (key and mask)
@@ -126,9 +128,20 @@ function merge(km: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigin
   }
   if (owners[off] === undefined) {
     owners[off] = it.name;
-    ownedOffsets.push(off);
+    ownedOffsets[nOwned++] = off;
   }
 }
+
+/** parseFieldValue of a match item; its path is made only for an error (not an array a field a line). */
+function fieldValue(f: FieldDef, it: MatchItem, ports?: PortResolver): ParsedValue {
+  try {
+    return parseFieldValue(f, it.value!, NO_PATH, it.name, ports);
+  } catch (e) {
+    if (e instanceof FlowSyntaxError && e.path === NO_PATH) throw new FlowSyntaxError(pathOf(it), e.token, e.reason);
+    throw e;
+  }
+}
+const NO_PATH: (string | number)[] = [];
 
 // the fields buildMatch matched and their items, for the prerequisite pass (reused, one call at a time)
 const matchedFields: FieldDef[] = [];
@@ -148,10 +161,10 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): {
   mergedFrom = KEY_SIZE;
   mergedTo = 0;
   clearOwners();
+  // the first nFields of these are this call's (reused arrays: no length reset, a runtime call)
   const fields = matchedFields;
   const items_ = matchedItems;
-  fields.length = 0;
-  items_.length = 0;
+  let nFields = 0;
 
   for (const it of items) {
     const sh = SHORTHANDS.get(it.name);
@@ -164,14 +177,14 @@ export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): {
     const f = fieldByName(it.name);
     if (!f) throw new FlowSyntaxError(pathOf(it), it.name, 'unknown field');
     if (it.value === null || it.value === '') throw new FlowSyntaxError(pathOf(it), it.name, 'needs a value');
-    const pv = parseFieldValue(f, it.value, pathOf(it), it.name, ports);
+    const pv = fieldValue(f, it, ports);
     merge(km, storageDef(f), it, pv.value, pv.mask);
-    fields.push(f);
-    items_.push(it);
+    fields[nFields] = f;
+    items_[nFields++] = it;
   }
 
   const ctx = matchContextAt(km, 0, km, KEY_SIZE);
-  for (let i = 0; i < fields.length; i++) {
+  for (let i = 0; i < nFields; i++) {
     const f = fields[i]!;
     const p = prereqProblem(f.prereq, ctx, f.name);
     if (p) throw new FlowSyntaxError(pathOf(items_[i]!), items_[i]!.name, p);
