@@ -50,6 +50,13 @@ export function grown<T extends TypedArray>(a: T, n: number): T {
   return b;
 }
 
+/** A copy of the first n elements of a, with room for c. */
+function grownArray<T>(a: T[], n: number, c: number): T[] {
+  const b = new Array<T>(c);
+  for (let i = 0; i < n; i++) b[i] = a[i]!;
+  return b;
+}
+
 const NO_SLOT = -1;
 
 export class FlowRows {
@@ -73,9 +80,10 @@ export class FlowRows {
   slot: Int32Array;
   /** process.hrtime.bigint() of the last install (0: never) */
   installedNs: BigUint64Array;
-  /** one reference a row to a shared slab and a shared action set: no object of the row's own */
-  slab: Buffer[] = [];
-  acts: ActionSet[] = [];
+  /** one reference a row to a shared slab and a shared action set: no object of the row's own
+   * (sized with the columns: appending to a JS array copies it as it grows) */
+  slab: Buffer[];
+  acts: ActionSet[];
 
   constructor(capacity = 16) {
     const c = Math.max(1, capacity);
@@ -93,6 +101,8 @@ export class FlowRows {
     this.isDelete = new Uint8Array(c);
     this.slot = new Int32Array(c);
     this.installedNs = new BigUint64Array(c);
+    this.slab = new Array<Buffer>(c);
+    this.acts = new Array<ActionSet>(c);
   }
 
   get capacity(): number {
@@ -120,6 +130,8 @@ export class FlowRows {
     this.isDelete = grown(this.isDelete, c);
     this.slot = grown(this.slot, c);
     this.installedNs = grown(this.installedNs, c);
+    this.slab = grownArray(this.slab, this.n, c);
+    this.acts = grownArray(this.acts, this.n, c);
   }
 
   /** Rows of these flows (none installed). */
@@ -230,8 +242,8 @@ export class FlowRows {
 
   clear(): void {
     this.n = 0;
-    this.slab = [];
-    this.acts = [];
+    this.slab = new Array<Buffer>(this.capacity);
+    this.acts = new Array<ActionSet>(this.capacity);
   }
 
   id(i: number): bigint {
