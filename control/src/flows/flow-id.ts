@@ -25,8 +25,10 @@ const POW = new Uint32Array(2 * (MAX_RUN + 1));
   }
 }
 
-// the hash, as its low and high 32-bit words (uint32 numbers: no BigInt a byte)
-let hLo = 0, hHi = 0;
+// the hash, as its low and high 32-bit words: in a typed array, not two module variables, which
+// would hold a value of 2^31 or more as a heap number made anew at every store
+const h32 = new Uint32Array(2);
+const LOW = 0, HIGH = 1;
 let lastHi = 0;
 
 /** The high 32 bits of the 64-bit product of two uint32 a and b (in 16-bit halves: exact in doubles). */
@@ -39,15 +41,15 @@ function mulHigh32(a: number, b: number): number {
 /** h *= P^k (mod 2^64), k <= MAX_RUN */
 function mulPow(k: number): void {
   const cLo = POW[2 * k]!, cHi = POW[2 * k + 1]!;
-  const lo = hLo;
-  hHi = (mulHigh32(lo, cLo) + Math.imul(lo, cHi) + Math.imul(hHi, cLo)) >>> 0;
-  hLo = Math.imul(lo, cLo) >>> 0;
+  const lo = h32[LOW]!;
+  h32[HIGH] = mulHigh32(lo, cLo) + Math.imul(lo, cHi) + Math.imul(h32[HIGH]!, cLo);
+  h32[LOW] = Math.imul(lo, cLo);
 }
 
 /** The state back to the offset basis 0xcbf29ce484222325. */
 function reset(): void {
-  hLo = 0x84222325;
-  hHi = 0xcbf29ce4;
+  h32[LOW] = 0x84222325;
+  h32[HIGH] = 0xcbf29ce4;
 }
 
 /** FNV-1a over bytes, zero bytes counted into zeros (hashed in runs); returns the zeros pending. */
@@ -73,8 +75,8 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 /** Ends a hash: the pending zeros hashed; sets lastHi (bits 63..12) and returns the hash. */
 function finish(zeros: number): bigint {
   if (zeros) mulPow(zeros);
-  const lo = hLo;
-  const hi = hHi;
+  const lo = h32[LOW]!;
+  const hi = h32[HIGH]!;
   lastHi = idTop52(lo, hi);
   hashWords32[LITTLE_ENDIAN ? 0 : 1] = lo;
   hashWords32[LITTLE_ENDIAN ? 1 : 0] = hi;
@@ -96,12 +98,12 @@ export function flowId(table: number, priority: number, key: Uint8Array, mask: U
 
 /** One byte: h ^= x, h *= P, where P = 2^40 + 0x1b3. */
 function step(x: number): void {
-  const lo = (hLo ^ x) >>> 0;
+  const lo = (h32[LOW]! ^ x) >>> 0;
   const m = lo * 0x1b3; // below 2^41: exact
   const mLo = m >>> 0;
   // h * 2^40 adds lo's low 24 bits to the high word, 8 bits up
-  hHi = (Math.imul(hHi, 0x1b3) + (m - mLo) / 4294967296 + (lo << 8)) >>> 0;
-  hLo = mLo;
+  h32[HIGH] = Math.imul(h32[HIGH]!, 0x1b3) + (m - mLo) / 4294967296 + (lo << 8); // the store keeps it mod 2^32
+  h32[LOW] = mLo;
 }
 
 /** The id's first bytes: table, then priority little-endian. */
@@ -153,8 +155,8 @@ const headBytes = new Uint8Array(3);
 /** flowIdPartsPacked's id as its two 32-bit halves, out[0] the low one: no BigInt (a bulk load's rows). */
 export function flowIdWordsPacked(table: number, priority: number, p: PackedKeyMask, len: number, out: Uint32Array): void {
   hashPacked(table, priority, p, len);
-  out[0] = hLo;
-  out[1] = hHi;
+  out[0] = h32[LOW]!;
+  out[1] = h32[HIGH]!;
 }
 
 /** An id's top 52 bits as a number, from its halves: the listing's cheap order (flowIdParts' second part). */
