@@ -448,6 +448,28 @@ test('tokens split as /[\\s,]+/ splits them, on 20,000 random lines of separator
   }
 });
 
+test('a flow line\'s words are what /[\\s,]+/ splits: the ASCII scan agrees with the split on 5,000 random heads', () => {
+  // the same head with one more separator spelled as a Unicode space goes through the split
+  const words = ['table=1', 'priority=7', 'ip', 'tcp', 'nw_src=10.0.0.1', 'tp_dst=80', 'cookie=0x5', 'send_flow_rem', 'n_packets=3',
+    'idle_timeout=9', 'a=b=c', '=x', 'in_port=', 'reset_counts', 'dl_vlan=5'];
+  const seps = [',', ' ', '\t', ', ', ',,', ' \r', '\v', '\f'];
+  const r = randomSource(5);
+  const outcome = (line: string): string => {
+    try {
+      return JSON.stringify(parseFlowText(line));
+    } catch (e) {
+      if (e instanceof FlowSyntaxError) return `error ${e.message}`;
+      throw e;
+    }
+  };
+  for (let k = 0; k < 5000; k++) {
+    let head = r(3) === 0 ? seps[r(seps.length)]! : '';
+    for (let i = r(6) + 1; i > 0; i--) head += words[r(words.length)]! + (i > 1 || r(2) ? seps[r(seps.length)]! : '');
+    const ascii = outcome(`${head},actions=drop`);
+    assert.equal(outcome(`${head}\u00a0,actions=drop`), ascii, JSON.stringify(head));
+  }
+});
+
 test('packed key and mask: 5,000 random matches unpack to what was packed and hash to the id of the full arrays', () => {
   const rnd = randomSource(99);
   const K = FLOW_KEY.size;
