@@ -83,7 +83,7 @@ function finish(zeros: number): bigint {
   return hashU64[0]!;
 }
 
-/** FNV-1a 64 over parts, in four 16-bit limbs (no BigInt per byte; runs of zeros in one step). */
+/** FNV-1a 64 over parts, on two 32-bit words (no BigInt per byte; runs of zeros in one step). */
 export function fnv1a64Fast(parts: readonly Uint8Array[]): bigint {
   reset();
   let zeros = 0;
@@ -137,7 +137,7 @@ function hashPackedSide(p: PackedKeyMask, side: number, len: number, zeros0: num
   return zeros + (len - pos);
 }
 
-/** Hashes [table, priority LE, key, mask] of a packed key and mask (flow_key of len bytes) into the limbs. */
+/** Hashes [table, priority LE, key, mask] of a packed key and mask (flow_key of len bytes) into the hash state (h32). */
 function hashPacked(table: number, priority: number, p: PackedKeyMask, len: number): void {
   reset();
   headBytes[0] = table;
