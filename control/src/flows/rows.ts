@@ -5,7 +5,7 @@
 // compiled flows and the desired flow table are both rows; a flow object (PackedFlow) is made only
 // when one is asked for (a listing, a GET), and dies young.
 import { PackedFlow, actionSetOf, flagsOf } from './ofctl';
-import { FlowParts } from './ofctl';
+import { FlowParts, NO_ACTION_SET } from './ofctl';
 import type { ActionSet, CompiledFlow, PackedKeyMask } from './ofctl';
 import { idTop52 } from './flow-id';
 
@@ -157,7 +157,7 @@ export class FlowRows {
     p.acts = actionSetOf(f.actions, f.tlv);
     const i = this.pushParts(p);
     p.packed = EMPTY_PACKED; // keeps no flow's slab or actions alive
-    p.acts = NO_ACTIONS;
+    p.acts = NO_ACTION_SET;
     this.slot[i] = f.slot ?? NO_SLOT;
     this.installedNs[i] = f.installedNs ?? 0n;
     return i;
@@ -194,7 +194,7 @@ export class FlowRows {
     this.idLo[i] = lo;
     this.idHi[i] = hi;
     this.slab[i] = EMPTY_SLAB;
-    this.acts[i] = NO_ACTIONS;
+    this.acts[i] = NO_ACTION_SET;
     this.packedOff[i] = 0;
     this.packedLen[i] = 0;
     this.isDelete[i] = 1;
@@ -237,7 +237,7 @@ export class FlowRows {
   pop(): void {
     const i = --this.n;
     this.slab[i] = EMPTY_SLAB; // no slab kept alive by a row not in use
-    this.acts[i] = NO_ACTIONS;
+    this.acts[i] = NO_ACTION_SET;
   }
 
   clear(): void {
@@ -283,7 +283,6 @@ export class FlowRows {
 
 const EMPTY_SLAB = Buffer.alloc(0);
 const EMPTY_PACKED: PackedKeyMask = { buf: EMPTY_SLAB, off: 0, len: 0 };
-const NO_ACTIONS: ActionSet = { actions: [], tlv: new Uint8Array(0) };
 const sharedAt: { buf: Buffer; off: number; len: number } = { buf: EMPTY_SLAB, off: 0, len: 0 };
 
 /**

@@ -294,7 +294,8 @@ export class FlowParts {
   acts: ActionSet = NO_ACTION_SET;
 }
 const NO_PACKED: PackedKeyMask = { buf: Buffer.alloc(0), off: 0, len: 0 };
-const NO_ACTION_SET: ActionSet = { actions: [], tlv: new Uint8Array(0) };
+/** No actions: what a row or record that holds no flow points at (keeps no flow's actions alive). */
+export const NO_ACTION_SET: ActionSet = { actions: [], tlv: new Uint8Array(0) };
 
 /** Validates a flow input into out (ports resolved through ports when given); throws FlowSyntaxError. */
 export function compileFlowParts(input: FlowInput, ports: PortResolver | undefined, out: FlowParts): void {
