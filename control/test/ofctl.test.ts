@@ -335,6 +335,12 @@ test('every prerequisite error names its token', () => {
   }
 });
 
+test('a conflict names the token of this line that set the bits, whatever lines came before', () => {
+  compile('udp,tp_dst=1 actions=drop'); // udp set eth_type and ip_proto in the line before
+  assert.throws(() => compile('tcp,udp actions=drop'), (e: unknown) => e instanceof FlowSyntaxError && /^udp: conflicts with tcp$/.test(e.message));
+  assert.throws(() => compile('ipv6,ip actions=drop'), (e: unknown) => e instanceof FlowSyntaxError && /^ip: conflicts with ipv6$/.test(e.message));
+});
+
 // ---- action TLVs -------------------------------------------------------------------------------
 const dvOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 

@@ -88,17 +88,10 @@ const scratchM = new Uint8Array(16);
 // buildMatch merges into this (key at 0, mask at KEY_SIZE), then packs the result for the flow
 const scratchKm = new Uint8Array(2 * KEY_SIZE);
 
-// region offset -> token that set it, for the current buildMatch call. An array and the list of
-// offsets set, not a Map: clearing a Map allocates its table again, once a flow in a bulk load
+// region offset -> token that set it, for the current buildMatch call. An array, not a Map:
+// clearing a Map allocates its table again, once a flow in a bulk load. Its offsets lie in the
+// merged range below, which buildMatch clears.
 const owners: (string | undefined)[] = new Array(KEY_SIZE).fill(undefined);
-const ownedOffsets: number[] = [];
-
-let nOwned = 0;
-
-function clearOwners(): void {
-  for (let i = 0; i < nOwned; i++) owners[ownedOffsets[i]!] = undefined;
-  nOwned = 0;
-}
 
 // the bytes of scratchKm the current buildMatch merged into lie in [mergedFrom, mergedTo) (key and mask)
 let mergedFrom: number = 0;
@@ -126,10 +119,7 @@ function merge(km: Uint8Array, f: FieldDef, it: MatchItem, value: number | bigin
     km[k + i] = km[k + i]! | scratchV[i]!;
     km[mk + i] = km[mk + i]! | scratchM[i]!;
   }
-  if (owners[off] === undefined) {
-    owners[off] = it.name;
-    ownedOffsets[nOwned++] = off;
-  }
+  if (owners[off] === undefined) owners[off] = it.name;
 }
 
 /** parseFieldValue of a match item; its path is made only for an error (not an array a field a line). */
@@ -153,14 +143,14 @@ const IP_PROTO = fieldByName('ip_proto')!;
 /** Builds key/mask from items (and what the prerequisites saw); throws FlowSyntaxError naming the offending item. */
 export function buildMatch(items: readonly MatchItem[], ports?: PortResolver): { packed: PackedKeyMask; ctx: MatchContext } {
   const km = scratchKm;
-  // only what the last call merged is not zero
+  // only what the last call merged is not zero (nor owned)
   for (let i = mergedFrom; i < mergedTo; i++) {
     km[i] = 0;
     km[KEY_SIZE + i] = 0;
+    owners[i] = undefined;
   }
   mergedFrom = KEY_SIZE;
   mergedTo = 0;
-  clearOwners();
   // the first nFields of these are this call's (reused arrays: no length reset, a runtime call)
   const fields = matchedFields;
   const items_ = matchedItems;
