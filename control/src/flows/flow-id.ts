@@ -29,7 +29,26 @@ const POW = new Uint32Array(2 * (MAX_RUN + 1));
 // would hold a value of 2^31 or more as a heap number made anew at every store
 const h32 = new Uint32Array(2);
 const LOW = 0, HIGH = 1;
-let lastHi = 0;
+
+// a 64-bit value to its halves and back, without a BigInt operation each
+const u64 = new BigUint64Array(1);
+const u32 = new Uint32Array(u64.buffer);
+const LO = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+
+/** Sets halves[0] = low 32 bits of v, halves[1] = high 32 bits. */
+export function split64(v: bigint, halves: Uint32Array | number[]): void {
+  u64[0] = v;
+  halves[0] = u32[LO]!;
+  halves[1] = u32[HI]!;
+}
+
+/** The 64-bit value of halves lo and hi. */
+export function join64(lo: number, hi: number): bigint {
+  u32[LO] = lo;
+  u32[HI] = hi;
+  return u64[0]!;
+}
 
 /** The high 32 bits of the 64-bit product of two uint32 a and b (in 16-bit halves: exact in doubles). */
 function mulHigh32(a: number, b: number): number {
@@ -67,28 +86,21 @@ function feed(bytes: ArrayLike<number>, zeros0: number): number {
   return zeros;
 }
 
-// the hash's two 32-bit halves become one BigInt through this (one allocation, not four)
-const hashWords32 = new Uint32Array(2);
-const hashU64 = new BigUint64Array(hashWords32.buffer);
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
-
-/** Ends a hash: the pending zeros hashed; sets lastHi (bits 63..12) and returns the hash. */
-function finish(zeros: number): bigint {
+/** Ends a hash (the pending zeros hashed); the state then holds it. */
+function finish(zeros: number): void {
   if (zeros) mulPow(zeros);
-  const lo = h32[LOW]!;
-  const hi = h32[HIGH]!;
-  lastHi = idTop52(lo, hi);
-  hashWords32[LITTLE_ENDIAN ? 0 : 1] = lo;
-  hashWords32[LITTLE_ENDIAN ? 1 : 0] = hi;
-  return hashU64[0]!;
 }
+
+/** The hash in the state, and its top 52 bits (flowIdParts' pair). */
+const hashParts = (): [bigint, number] => [join64(h32[LOW]!, h32[HIGH]!), idTop52(h32[LOW]!, h32[HIGH]!)];
 
 /** FNV-1a 64 over parts, on two 32-bit words (no BigInt per byte; runs of zeros in one step). */
 export function fnv1a64Fast(parts: readonly Uint8Array[]): bigint {
   reset();
   let zeros = 0;
   for (const p of parts) zeros = feed(p, zeros);
-  return finish(zeros);
+  finish(zeros);
+  return join64(h32[LOW]!, h32[HIGH]!);
 }
 
 /** The id of a flow: FNV-1a 64 of [table u8, priority u16 LE, key, mask]. key must already be masked. */
@@ -106,13 +118,19 @@ function step(x: number): void {
   h32[LOW] = mLo;
 }
 
-/** The id's first bytes: table, then priority little-endian. */
-const head = (table: number, priority: number): number[] => [table, priority & 0xff, priority >>> 8];
+/** The id's first bytes: table, then priority little-endian (in one array, reused). */
+function headBytesOf(table: number, priority: number): Uint8Array {
+  headBytes[0] = table;
+  headBytes[1] = priority & 0xff;
+  headBytes[2] = priority >>> 8;
+  return headBytes;
+}
+const headBytes = new Uint8Array(3);
 
 /** flowId and its top 52 bits as a number (for cheap ordering), from the full key and mask. */
 export function flowIdParts(table: number, priority: number, key: Uint8Array, mask: Uint8Array): [bigint, number] {
-  const id = fnv1a64Fast([Uint8Array.from(head(table, priority)), key, mask]);
-  return [id, lastHi];
+  fnv1a64Fast([headBytesOf(table, priority), key, mask]);
+  return hashParts();
 }
 
 /** FNV-1a of the runs' bytes, side 0 (key) or 1 (mask), with the zeros between them: as of len full bytes. */
@@ -140,17 +158,12 @@ function hashPackedSide(p: PackedKeyMask, side: number, len: number, zeros0: num
 /** Hashes [table, priority LE, key, mask] of a packed key and mask (flow_key of len bytes) into the hash state (h32). */
 function hashPacked(table: number, priority: number, p: PackedKeyMask, len: number): void {
   reset();
-  headBytes[0] = table;
-  headBytes[1] = priority & 0xff;
-  headBytes[2] = priority >>> 8;
-  let zeros = feed(headBytes, 0);
+  let zeros = feed(headBytesOf(table, priority), 0);
   // at most 3 + len zeros pile up before the flush (len = 208): below MAX_RUN
   zeros = hashPackedSide(p, 0, len, zeros);
   if (zeros) { mulPow(zeros); zeros = 0; }
-  zeros = hashPackedSide(p, 1, len, zeros);
-  if (zeros) mulPow(zeros);
+  finish(hashPackedSide(p, 1, len, zeros));
 }
-const headBytes = new Uint8Array(3);
 
 /** flowIdPartsPacked's id as its two 32-bit halves, out[0] the low one: no BigInt (a bulk load's rows). */
 export function flowIdWordsPacked(table: number, priority: number, p: PackedKeyMask, len: number, out: Uint32Array): void {
@@ -165,8 +178,7 @@ export const idTop52 = (lo: number, hi: number): number => hi * 1048576 + (lo >>
 /** flowIdParts of a packed key and mask (flow_key of len bytes): the same id as of the full arrays. */
 export function flowIdPartsPacked(table: number, priority: number, p: PackedKeyMask, len: number): [bigint, number] {
   hashPacked(table, priority, p, len);
-  const id = finish(0);
-  return [id, lastHi];
+  return hashParts();
 }
 
 export function formatFlowId(id: bigint): string {

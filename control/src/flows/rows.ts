@@ -4,33 +4,12 @@
 // and the heap grew page by page for them (about 11 us a fresh 4 KB page on a VM). A batch of
 // compiled flows and the desired flow table are both rows; a flow object (PackedFlow) is made only
 // when one is asked for (a listing, a GET), and dies young.
-import { PackedFlow, actionSetOf, flagsOf } from './ofctl';
-import { FlowParts, NO_ACTION_SET } from './ofctl';
+import { FlowParts, NO_ACTION_SET, NO_PACKED, PackedFlow, actionSetOf, flagsOf } from './ofctl';
 import type { ActionSet, CompiledFlow, PackedKeyMask } from './ofctl';
-import { idTop52 } from './flow-id';
+import { idTop52, join64, split64 } from './flow-id';
 
 export type { ActionSet };
-export { idTop52 };
-
-// a 64-bit value to its halves and back, without a BigInt operation each
-const u64 = new BigUint64Array(1);
-const u32 = new Uint32Array(u64.buffer);
-const LO = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 0 : 1;
-const HI = 1 - LO;
-
-/** Sets halves[0] = low 32 bits of v, halves[1] = high 32 bits. */
-export function split64(v: bigint, halves: Uint32Array | number[]): void {
-  u64[0] = v;
-  halves[0] = u32[LO]!;
-  halves[1] = u32[HI]!;
-}
-
-export function join64(lo: number, hi: number): bigint {
-  u32[LO] = lo;
-  u32[HI] = hi;
-  return u64[0]!;
-}
-
+export { idTop52, join64, split64 };
 
 /** 16 hex digits of a 64-bit value given as halves (a flow id as the API shows it). */
 export function hex64(lo: number, hi: number): string {
@@ -156,7 +135,7 @@ export class FlowRows {
     p.packed = f.at;
     p.acts = actionSetOf(f.actions, f.tlv);
     const i = this.pushParts(p);
-    p.packed = EMPTY_PACKED; // keeps no flow's slab or actions alive
+    p.packed = NO_PACKED; // keeps no flow's slab or actions alive
     p.acts = NO_ACTION_SET;
     this.slot[i] = f.slot ?? NO_SLOT;
     this.installedNs[i] = f.installedNs ?? 0n;
@@ -281,8 +260,7 @@ export class FlowRows {
   }
 }
 
-const EMPTY_SLAB = Buffer.alloc(0);
-const EMPTY_PACKED: PackedKeyMask = { buf: EMPTY_SLAB, off: 0, len: 0 };
+const EMPTY_SLAB = NO_PACKED.buf;
 const sharedAt: { buf: Buffer; off: number; len: number } = { buf: EMPTY_SLAB, off: 0, len: 0 };
 
 /**

@@ -1,13 +1,13 @@
 // Whole flows: an ovs-ofctl line or a JSON flow -> a compiled flow (key/mask, canonical actions,
 // TLVs, id), and back to canonical JSON.
 import { DEFAULT_PRIORITY, FlowFlag } from '../../gen/proto';
-import { flowIdWordsPacked, idTop52, parseCookie, formatCookie } from '../flow-id';
+import { flowIdWordsPacked, idTop52, join64, parseCookie, formatCookie, split64 } from '../flow-id';
 import { Action, normalizeActions } from './actions';
 import { parseActionsText } from './actions-text';
 import { JsonMatch, describeMatch } from './describe';
 import { PortResolver } from './fields';
 import { KEY_SIZE, MATCH_BASE, MatchContext, MatchItem, buildMatch, jsonMatchItems } from './match';
-import { PackedKeyMask, packedKey, packedMask } from './packed';
+import { NO_PACKED, PackedKeyMask, packedKey, packedMask } from './packed';
 import type { Action as ActionT } from './actions';
 import { FlowSyntaxError, nameTable } from './values';
 
@@ -288,12 +288,10 @@ export class FlowParts {
   hardTimeout = 0;
   cookieLo = 0;
   cookieHi = 0;
-  flags: string[] = NO_FLAGS;
   flagBits = 0;
   packed: PackedKeyMask = NO_PACKED;
   acts: ActionSet = NO_ACTION_SET;
 }
-const NO_PACKED: PackedKeyMask = { buf: Buffer.alloc(0), off: 0, len: 0 };
 /** No actions: what a row or record that holds no flow points at (keeps no flow's actions alive). */
 export const NO_ACTION_SET: ActionSet = { actions: [], tlv: new Uint8Array(0) };
 
@@ -307,12 +305,11 @@ export function compileFlowParts(input: FlowInput, ports: PortResolver | undefin
     out.cookieLo = 0;
     out.cookieHi = 0;
   } else {
-    const { cookie } = cookieOf(input.cookie, false);
-    out.cookieLo = Number(cookie & 0xffffffffn);
-    out.cookieHi = Number(cookie >> 32n);
+    split64(cookieOf(input.cookie, false).cookie, cookieHalves);
+    out.cookieLo = cookieHalves[0]!;
+    out.cookieHi = cookieHalves[1]!;
   }
   let flagBits = 0;
-  out.flags = NO_FLAGS;
   if (input.flags !== undefined) {
     if (!Array.isArray(input.flags)) throw new FlowSyntaxError(['flags'], 'flags', 'must be a list');
     for (const [i, f] of (input.flags as unknown[]).entries()) {
@@ -320,7 +317,6 @@ export function compileFlowParts(input: FlowInput, ports: PortResolver | undefin
       if (bit === undefined) throw new FlowSyntaxError(['flags', i], 'flags', `must be ${Object.keys(FLOW_FLAGS).join(' or ')}`);
       flagBits |= bit;
     }
-    out.flags = flagsOf(flagBits);
   }
   const { packed, ctx } = buildMatch(input.items, ports);
   if (input.actionsText !== undefined) {
@@ -353,17 +349,17 @@ export function compileFlowParts(input: FlowInput, ports: PortResolver | undefin
 }
 
 const scratchParts = new FlowParts();
+const cookieHalves = new Uint32Array(2);
 
 /** Validates a flow input into a compiled flow (ports resolved through ports when given). */
 export function compileFlow(input: FlowInput, ports?: PortResolver): CompiledFlow {
   const p = scratchParts;
   compileFlowParts(input, ports, p);
   const lo = p.id[0]!, hi = p.id[1]!;
-  const id = (BigInt(hi) << 32n) | BigInt(lo);
-  const cookie = (BigInt(p.cookieHi) << 32n) | BigInt(p.cookieLo);
   // a flow's flags array is its own (the API hands it out)
-  const flags = p.flagBits === 0 ? NO_FLAGS : [...p.flags];
-  const f = new PackedFlow(id, idTop52(lo, hi), p.table, p.priority, cookie, p.idleTimeout, p.hardTimeout, flags, p.flagBits,
+  const flags = p.flagBits === 0 ? NO_FLAGS : [...flagsOf(p.flagBits)];
+  const f = new PackedFlow(join64(lo, hi), idTop52(lo, hi), p.table, p.priority, join64(p.cookieLo, p.cookieHi), p.idleTimeout,
+    p.hardTimeout, flags, p.flagBits,
     p.acts.actions, p.acts.tlv, p.packed);
   p.packed = NO_PACKED; // the scratch keeps no flow's slab or actions alive
   p.acts = NO_ACTION_SET;

@@ -18,6 +18,9 @@ export interface PackedKeyMask {
   readonly len: number;
 }
 
+/** No key and mask: what a row or record that holds no flow points at. */
+export const NO_PACKED: PackedKeyMask = { buf: Buffer.alloc(0), off: 0, len: 0 };
+
 // records go into shared slabs (a Buffer each, not one allocation a flow)
 const SLAB_BYTES = 64 * 1024;
 let slab = Buffer.allocUnsafe(SLAB_BYTES);
