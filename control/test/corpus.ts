@@ -1,7 +1,8 @@
 // Flow lines that between them use every match field, alias, shorthand and action form, and a
 // port resolver over three ports: what the ofctl and flow-row tests compile.
 import { FLOW_KEY } from '../src/gen/proto';
-import { CompiledFlow, FlowSyntaxError, PortResolver, compileFlow, parseFlowText } from '../src/flows/ofctl';
+import { CompiledFlow, FlowSyntaxError, PortResolver, compileFlow, eachPackedRun, parseFlowText } from '../src/flows/ofctl';
+import type { FlowRecord } from '../src/flows/persist';
 
 export const PORTS = ['eth0', 'eth1', 'tap0'];
 export const ports: PortResolver = (ref, path, token) => {
@@ -63,4 +64,15 @@ export function randomKeyMask(rnd: (n: number) => number): Uint8Array {
     }
   }
   return km;
+}
+
+/** A flow's journal record as an object, built field by field: the form the byte writer is held to. */
+export function flowRecord(f: CompiledFlow): FlowRecord {
+  const hex = (from: number, to: number): string => Buffer.from(f.at.buf.subarray(from, to)).toString('hex');
+  const r: [number, string, string][] = [];
+  eachPackedRun(f.at, (start, n, i) => r.push([start, hex(i, i + n), hex(i + n, i + 2 * n)]));
+  return {
+    t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
+    c: f.cookie.toString(16), r, n: FLOW_KEY.size, a: f.actions, v: Buffer.from(f.tlv).toString('base64'),
+  };
 }

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { FLOW_ADD, FLOW_KEY, readFlowAdd, readFlowKey, writeFlowAdd as writeFlowAddGenerated } from '../src/gen/proto';
 import { CompiledFlow, PackedFlow, pack } from '../src/flows/ofctl';
 import { flowIdPartsPacked, formatFlowId } from '../src/flows/flow-id';
-import { flowRecord, flowRecordText, flowRowText, writeFlowRowRecord } from '../src/flows/persist';
+import { flowRecordText, flowRowText, writeFlowRowRecord } from '../src/flows/persist';
 import { FlowRows, IdIndex, hex64, join64, split64 } from '../src/flows/rows';
 import { FlowStore } from '../src/flows/store';
 import { writeFlowAdd } from '../src/messages';
 import { FileStateStore, StateChangeRun, isChangeRun } from '../src/state/store';
-import { CORPUS, compile, randomKeyMask, randomSource } from './corpus';
+import { CORPUS, compile, flowRecord, randomKeyMask, randomSource } from './corpus';
 
 const rnd = randomSource(7);
 const rnd32 = (): number => ((rnd(65536) << 16) | rnd(65536)) >>> 0;

@@ -5,14 +5,14 @@ import {
   ACT_CT, ACT_HDR, ACT_OUTPUT, ACT_SET_FIELD, ACTIONS_MAX, ActionType, CtFlag, FieldId, FLOW_KEY, PORT_IN_PORT, TABLE_NONE,
 } from '../src/gen/proto';
 import {
-  CompiledFlow, FIELDS, FlowSyntaxError, PortResolver, compileFlow, eachFlowLine, flowJson, splitTokens, formatFlow, jsonFlowInput, parseFlowText,
+  CompiledFlow, FIELDS, FlowSyntaxError, compileFlow, eachFlowLine, flowJson, splitTokens, formatFlow, jsonFlowInput, parseFlowText,
 } from '../src/flows/ofctl';
 import { fnv1a64, fnv1a64Fast, flowId, flowIdParts, flowIdPartsPacked } from '../src/flows/flow-id';
 import { pack, packedKey, packedMask, unpackInto } from '../src/flows/ofctl/packed';
 import { syntaxProblem } from '../src/flows/service';
-import { FlowRecord, flowFromRecord, flowKey, flowRecord, flowRecordText } from '../src/flows/persist';
+import { FlowRecord, flowFromRecord, flowKey, flowRecordText } from '../src/flows/persist';
 
-import { CORPUS, compile, ports, randomKeyMask, randomSource } from './corpus';
+import { CORPUS, compile, flowRecord, ports, randomKeyMask, randomSource } from './corpus';
 
 function same(a: CompiledFlow, b: CompiledFlow, what: string): void {
   assert.equal(b.id, a.id, `${what}: id`);

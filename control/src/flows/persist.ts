@@ -2,7 +2,7 @@
 // mostly zero bytes, so only the runs that are not). Loading needs no ferryd and no recompiling:
 // ports were resolved and checked when the flow was first added.
 import { ACTIONS_MAX } from '../gen/proto';
-import { KEY_SIZE, PackedFlow, eachPackedRun, flagsOf, pack } from './ofctl';
+import { KEY_SIZE, PackedFlow, flagsOf, pack } from './ofctl';
 import type { Action, CompiledFlow } from './ofctl';
 import { FlowRows } from './rows';
 import { flowIdPartsPacked, formatFlowId, parseFlowId } from './flow-id';
@@ -29,14 +29,6 @@ export interface FlowRecord {
   v: string;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-function hex(b: Uint8Array, from: number, to: number): string {
-  let s = '';
-  for (let i = from; i < to; i++) s += HEX[b[i]!];
-  return s;
-}
-
 /** The actions' JSON and TLV base64 (and, for writeFlowRowRecord, the record's tail from "a" on as
  * UTF-8), once per actions array: bulk loads share one per action text. */
 const actionParts = new WeakMap<readonly Action[], { json: string; b64: string; tail?: Buffer }>();
@@ -50,23 +42,12 @@ function partsOf(actions: readonly Action[], tlv: Uint8Array): { json: string; b
   return p;
 }
 
-export function flowRecord(f: CompiledFlow): FlowRecord {
-  // the record's runs ([offset, key hex, mask hex]) are the flow's packed runs, written out
-  const r: [number, string, string][] = [];
-  const { buf } = f.at;
-  eachPackedRun(f.at, (start, n, i) => r.push([start, hex(buf, i, i + n), hex(buf, i + n, i + 2 * n)]));
-  return {
-    t: f.table, p: f.priority, i: f.idleTimeout, h: f.hardTimeout, fb: f.flagBits, f: f.flags,
-    c: f.cookie.toString(16), r, n: KEY_SIZE, a: f.actions, v: partsOf(f.actions, f.tlv).b64,
-  };
-}
-
 /** The one flow that flowRecordText writes from (a row of its own, reused). */
 const oneRow = new FlowRows(1);
 /** Where flowRowText writes a record before it becomes a string (grown for a record that needs it). */
 let scratch = Buffer.allocUnsafe(16 * 1024);
 
-/** JSON.stringify(flowRecord(f)), written as writeFlowRowRecord writes it (one writer of the format). */
+/** The journal record of f (a FlowRecord's JSON), written as writeFlowRowRecord writes it (one writer of the format). */
 export function flowRecordText(f: CompiledFlow): string {
   oneRow.push(f);
   const text = flowRowText(oneRow, 0);
