@@ -100,6 +100,19 @@ test('a row gives back the flow pushed into it, and the same FLOW_ADD bytes, id 
   }
 });
 
+test('a copy of rows leaves out the rows skipped and says where each row came from', () => {
+  const all = flows().slice(0, 300);
+  const rows = FlowRows.of(all);
+  const skip = new Set([0, 7, 8, 299]);
+  const from: number[] = [];
+  const copy = rows.copy(skip, from);
+  const kept = all.map((_, i) => i).filter((i) => !skip.has(i));
+  assert.deepEqual(from, kept);
+  assert.equal(copy.n, kept.length);
+  kept.forEach((i, j) => assert.equal(copy.idHex(j), rows.idHex(i)));
+  assert.deepEqual(rows.copy().flow(299).key, all[299]!.key, 'a whole copy keeps every row');
+});
+
 test('a row\'s journal record, as text and written as bytes, is the flow\'s; it is not written where it does not fit', () => {
   const rows = new FlowRows();
   const all = [...flows(), ...oneFieldApart()];

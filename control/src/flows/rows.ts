@@ -212,6 +212,17 @@ export class FlowRows {
     this.installedNs[i] = src.installedNs[j]!;
   }
 
+  /** A copy of these rows but those in skip; from, when given, gets the row each copied row came from. */
+  copy(skip?: { has(row: number): boolean }, from?: number[]): FlowRows {
+    const out = new FlowRows(this.n);
+    for (let i = 0; i < this.n; i++) {
+      if (skip?.has(i)) continue;
+      out.copyRow(out.n, this, i);
+      from?.push(i);
+    }
+    return out;
+  }
+
   /** Drops the last row. */
   pop(): void {
     const i = --this.n;

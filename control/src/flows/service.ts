@@ -471,14 +471,8 @@ export class FlowService {
       const onlyGone = failed.every((i) => ops.isDelete[i] === 1 && answers.status[i] === Status.ENOENT);
       if (onlyGone && retry) {
         for (const i of failed) this.store.deleteId(ops.idLo[i]!, ops.idHi[i]!);
-        const gone = new Set(failed);
-        const kept = new FlowRows(ops.n);
         const from: number[] = [];
-        for (let i = 0; i < ops.n; i++) {
-          if (gone.has(i)) continue;
-          kept.copyRow(kept.n, ops, i);
-          from.push(i);
-        }
+        const kept = ops.copy(new Set(failed), from);
         return this.commit(chan, kept, (j) => at(from[j]!), false);
       }
       const i = failed[0]!;
@@ -561,8 +555,7 @@ export class FlowService {
     await this.abort(chan); // a bundle a killed ferry-control left open in a running ferryd
     this.store.clearSlots();
     const have = this.store.table;
-    let flows = new FlowRows(have.n);
-    for (let i = 0; i < have.n; i++) flows.copyRow(i, have, i);
+    let flows = have.copy();
     let committed = false;
     for (let round = 0; round < 3 && !committed; round++) {
       ok(await chan.request(MsgType.FLOW_CLEAR, undefined, { flags: MsgFlag.IN_BUNDLE }));
@@ -571,9 +564,7 @@ export class FlowService {
       if (bad.size) {
         await this.abort(chan);
         for (const [i, r] of bad) this.log?.warn(`replay: ferryd refused flow ${flows.idHex(i)}: ${r.statusName} ${r.message}`);
-        const left = new FlowRows(flows.n);
-        for (let i = 0; i < flows.n; i++) if (!bad.has(i)) left.copyRow(left.n, flows, i);
-        flows = left;
+        flows = flows.copy(bad);
         continue;
       }
       ok(await chan.request(MsgType.BUNDLE_COMMIT, undefined, { timeoutMs: Math.max(chan.timeoutMs, COMMIT_TIMEOUT_MS) }));
