@@ -184,8 +184,9 @@ test('the flow table agrees with a Map through random puts, replaces and deletes
   const replayed = new Map<string, string>();
   const pool = flows().slice(0, 400);
   for (let round = 0; round < 20; round++) {
-    const batch = new FlowRows();
+    let batch = new FlowRows();
     for (let k = 0; k < 200; k++) {
+      if (k % 50 === 49) batch = new FlowRows(); // a run of changes from several op lists
       const f = pool[rnd(pool.length)]!;
       if (rnd(3) === 0) {
         assert.equal(store.delete(f.id), model.delete(f.id));

@@ -35,7 +35,9 @@ class FlowChangeRun implements StateChangeRun {
   private lo = new Uint32Array(64);
   private hi = new Uint32Array(64);
   private row = new Int32Array(64);
-  private batch: FlowRows[] = [];
+  /** a set's op list, as its index in batches (a bundle's sets share one: no reference a change) */
+  private batchOf = new Int32Array(64);
+  private batches: FlowRows[] = [];
 
   /** Makes room for n changes in all (a bundle's: one growth, not doublings). */
   reserve(n: number): void {
@@ -44,6 +46,7 @@ class FlowChangeRun implements StateChangeRun {
     this.lo = grown(this.lo, n);
     this.hi = grown(this.hi, n);
     this.row = grown(this.row, n);
+    this.batchOf = grown(this.batchOf, n);
   }
 
   add(kind: number, lo: number, hi: number, batch: FlowRows | null, row: number): void {
@@ -53,7 +56,10 @@ class FlowChangeRun implements StateChangeRun {
     this.lo[i] = lo;
     this.hi[i] = hi;
     this.row[i] = row;
-    if (batch) this.batch[i] = batch;
+    if (batch) {
+      if (this.batches[this.batches.length - 1] !== batch) this.batches.push(batch);
+      this.batchOf[i] = this.batches.length - 1;
+    }
   }
 
   key(i: number): string {
@@ -61,7 +67,7 @@ class FlowChangeRun implements StateChangeRun {
   }
 
   text(i: number): string | null {
-    return this.kind[i] === SET ? flowRowText(this.batch[i]!, this.row[i]!) : null;
+    return this.kind[i] === SET ? flowRowText(this.batches[this.batchOf[i]!]!, this.row[i]!) : null;
   }
 
   writeRecord(i: number, buf: Uint8Array, pos: number, end: number): number {
@@ -70,7 +76,7 @@ class FlowChangeRun implements StateChangeRun {
     pos = putHex64(buf, pos, this.lo[i]!, this.hi[i]!);
     buf[pos++] = 0x22;
     buf[pos++] = 0x2c; // ,
-    if (this.kind[i] === SET) return writeFlowRowRecord(this.batch[i]!, this.row[i]!, buf, pos, end);
+    if (this.kind[i] === SET) return writeFlowRowRecord(this.batches[this.batchOf[i]!]!, this.row[i]!, buf, pos, end);
     if (pos + 4 > end) return -1;
     buf[pos] = 0x6e; // null
     buf[pos + 1] = 0x75;
