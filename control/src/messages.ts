@@ -2,7 +2,7 @@
 import { ACTIONS_MAX, FLOW_ADD, FLOW_DEL, FLOW_KEY } from './gen/proto';
 import { packedKeyEnd, unpackInto } from './flows/ofctl/packed';
 import type { FlowRows } from './flows/rows';
-import { split64 } from './flows/rows';
+import { split64 } from './flows/flow-id';
 
 /** Writes a request body at bodyOff and returns its length in bytes. */
 export type BodyWriter = (dv: DataView, bodyOff: number) => number;

@@ -9,7 +9,6 @@ import type { ActionSet, CompiledFlow, PackedKeyMask } from './ofctl';
 import { idTop52, join64, split64 } from './flow-id';
 
 export type { ActionSet };
-export { idTop52, join64, split64 };
 
 /** 16 hex digits of a 64-bit value given as halves (a flow id as the API shows it). */
 export function hex64(lo: number, hi: number): string {

@@ -7,7 +7,8 @@
 import type { CompiledFlow } from './ofctl';
 import type { StateChange, StateChangeRun } from '../state/store';
 import { FLOWS_NS, flowRowText, putHex64, writeFlowRowRecord } from './persist';
-import { FlowRows, IdIndex, grown, hex64, split64 } from './rows';
+import { FlowRows, IdIndex, grown, hex64 } from './rows';
+import { split64 } from './flow-id';
 
 export interface StoredFlow extends CompiledFlow {
   /** ferryd's stats slot for the flow (from the FLOW_ADD response); null until installed. */
